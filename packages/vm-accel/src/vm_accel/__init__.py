@@ -1,0 +1,1 @@
+"""vm-accel: see README.md of this package."""

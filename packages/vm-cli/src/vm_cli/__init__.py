@@ -1,0 +1,1 @@
+"""vm-cli: see README.md of this package."""

@@ -1,0 +1,7 @@
+"""The ``vm`` subcommands, one module each, in the order ``vm --help`` lists them."""
+
+from types import ModuleType
+
+from vm_cli.commands import plugins, version
+
+COMMAND_MODULES: list[ModuleType] = [version, plugins]

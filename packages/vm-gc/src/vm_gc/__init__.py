@@ -1,0 +1,1 @@
+"""vm-gc: see README.md of this package."""

@@ -1,0 +1,1 @@
+"""vm-jit: see README.md of this package."""

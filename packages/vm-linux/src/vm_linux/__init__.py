@@ -1,0 +1,1 @@
+"""vm-linux: see README.md of this package."""

@@ -1,0 +1,1 @@
+"""vm-mem: see README.md of this package."""

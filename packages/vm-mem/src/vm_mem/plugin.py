@@ -1,0 +1,4 @@
+"""vm-mem's plugin: what this package registers with vm through vm_core's hooks.
+
+Loaded through the entry point `mem` of the group `vm_core.plugins`.
+"""

@@ -1,0 +1,1 @@
+"""vm-translate: see README.md of this package."""
