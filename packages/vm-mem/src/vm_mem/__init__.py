@@ -1,1 +1,43 @@
-"""vm-mem: see README.md of this package."""
+"""vm-mem: the guest user address space (pages, protections, faults, brk, code watching).
+
+See :mod:`vm_mem.space` for the layout contract engines rely on and
+:mod:`vm_mem.fastpath` for the fast-path helpers compiled code uses.
+"""
+
+from vm_mem.errors import InvalidArgument, NotMapped, OutOfAddressSpace
+from vm_mem.space import (
+    ACCESS_SIZES,
+    ADDRESS_LIMIT,
+    DEFAULT_MMAP_BASE,
+    DEFAULT_MMAP_MIN_ADDR,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    AddressSpace,
+    page_round_down,
+    page_round_up,
+)
+
+__all__ = [
+    "ACCESS_SIZES",
+    "ADDRESS_LIMIT",
+    "DEFAULT_MMAP_BASE",
+    "DEFAULT_MMAP_MIN_ADDR",
+    "PAGE_MASK",
+    "PAGE_SHIFT",
+    "PAGE_SIZE",
+    "PROT_EXEC",
+    "PROT_NONE",
+    "PROT_READ",
+    "PROT_WRITE",
+    "AddressSpace",
+    "InvalidArgument",
+    "NotMapped",
+    "OutOfAddressSpace",
+    "page_round_down",
+    "page_round_up",
+]
