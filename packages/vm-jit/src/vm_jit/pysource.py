@@ -1,0 +1,314 @@
+"""Tier 1: turning one IR block into Python source, then into a function.
+
+The generated function takes the register list, keeps every guest register
+the block touches in a Python local, reaches guest memory through the
+address space's page dictionaries (the fast path keeps permission checks:
+only readable pages are in ``readable``, only writable, non-code pages in
+``writable``; everything else takes the address space's checked slow path)
+and returns the next guest pc. If a load, store or helper faults, the
+``except`` clause writes the registers back, sets ``cpu.pc`` to the
+faulting instruction and counts the instructions before it, so the guest
+state is exactly what the reference executor leaves.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from vm_core.errors import GuestFault
+from vm_translate import ir
+from vm_translate.helpers import get_helper
+
+_U = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_S = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
+def _runtime() -> dict[str, Any]:
+    env: dict[str, Any] = {"GuestFault": GuestFault}
+    for size, code in _U.items():
+        env[f"LU{size}"] = struct.Struct("<" + code).unpack_from
+        env[f"LS{size}"] = struct.Struct("<" + _S[size]).unpack_from
+        env[f"ST{size}"] = struct.Struct("<" + code).pack_into
+    env["divu"] = lambda a, b, m: m if b == 0 else a // b
+    env["remu"] = lambda a, b, m: a if b == 0 else a % b
+    env["divs"] = _divs
+    env["rems"] = _rems
+    return env
+
+
+def _divs(a: int, b: int, width: int) -> int:
+    m = (1 << width) - 1
+    if b == 0:
+        return m
+    s = 1 << (width - 1)
+    sa, sb = (a ^ s) - s, (b ^ s) - s
+    q = abs(sa) // abs(sb)
+    return (-q if (sa < 0) != (sb < 0) else q) & m
+
+
+def _rems(a: int, b: int, width: int) -> int:
+    if b == 0:
+        return a
+    s = 1 << (width - 1)
+    sa, sb = (a ^ s) - s, (b ^ s) - s
+    r = abs(sa) % abs(sb)
+    return (-r if sa < 0 else r) & ((1 << width) - 1)
+
+
+RUNTIME = _runtime()
+
+
+class _Emitter:
+    """Builds the source of one block function."""
+
+    def __init__(self, block: ir.Block) -> None:
+        self.block = block
+        self.lines: list[str] = []
+        self.exprs: dict[int, str] = {}  # temp id -> inlined expression
+        self.helpers: dict[str, Any] = {}
+        self.uses: dict[int, int] = {}
+        self.regs_read: set[int] = set()
+        self.regs_written: set[int] = set()
+        self.index_of_pc: dict[int, int] = {}
+
+    # -- operands -----------------------------------------------------------
+    def v(self, op: ir.Operand) -> str:
+        if isinstance(op, ir.Const):
+            return hex(op.value)
+        return self.exprs.get(op.id, f"t{op.id}")
+
+    def bind(self, dst: ir.Temp, expr: str, inline: bool) -> None:
+        if inline:
+            self.exprs[dst.id] = f"({expr})"
+        else:
+            self.lines.append(f"t{dst.id} = {expr}")
+
+    # -- analysis -----------------------------------------------------------
+    def analyse(self) -> None:
+        from vm_translate.passes import _uses
+
+        for stmt in self.block.stmts:
+            for tid in _uses(stmt):
+                self.uses[tid] = self.uses.get(tid, 0) + 1
+            if isinstance(stmt, ir.GetReg):
+                self.regs_read.add(stmt.reg)
+            elif isinstance(stmt, ir.PutReg):
+                self.regs_written.add(stmt.reg)
+        for tid in _uses(self.block.exit):
+            self.uses[tid] = self.uses.get(tid, 0) + 1
+
+    def alias_valid(self, index: int, get: ir.GetReg) -> bool:
+        """Can every use of ``get.dst`` read the register local directly (no rewrite before)?"""
+        from vm_translate.passes import _uses
+
+        remaining = self.uses.get(get.dst.id, 0)
+        for stmt in self.block.stmts[index + 1 :]:
+            if remaining == 0:
+                return True
+            if isinstance(stmt, ir.PutReg) and stmt.reg == get.reg:
+                return False
+            remaining -= _uses(stmt).count(get.dst.id)
+        return True
+
+    def inlinable(self, index: int, dst: ir.Temp) -> bool:
+        """Single-use pure value whose use comes before any later PutReg or store."""
+        if self.uses.get(dst.id, 0) != 1:
+            return False
+        for stmt in self.block.stmts[index + 1 :]:
+            from vm_translate.passes import _uses
+
+            if dst.id in _uses(stmt):
+                return True
+            if isinstance(stmt, (ir.PutReg, ir.Call, ir.Store, ir.InsnStart)):
+                return False
+        return True  # used by the exit
+
+    # -- statements -----------------------------------------------------------
+    def emit(self) -> None:
+        stmts = self.block.stmts
+        insn = -1
+        need_ip = True
+        for i, stmt in enumerate(stmts):
+            if isinstance(stmt, ir.InsnStart):
+                insn += 1
+                self.index_of_pc[stmt.pc] = insn
+                need_ip = True
+                current_pc = stmt.pc
+                continue
+            if isinstance(stmt, (ir.Load, ir.Store, ir.Call)) and need_ip:
+                self.lines.append(f"ip = {current_pc:#x}")
+                need_ip = False
+            self.statement(i, stmt)
+
+    def statement(self, i: int, s: ir.Stmt) -> None:
+        if isinstance(s, ir.GetReg):
+            if self.alias_valid(i, s):
+                self.exprs[s.dst.id] = f"r{s.reg}"
+            else:
+                self.lines.append(f"t{s.dst.id} = r{s.reg}")
+        elif isinstance(s, ir.PutReg):
+            self.lines.append(f"r{s.reg} = {self.v(s.src)}")
+        elif isinstance(s, ir.BinOp):
+            self.bind(s.dst, self.binop(s), self.inlinable(i, s.dst))
+        elif isinstance(s, ir.UnOp):
+            m = ir.mask(s.dst.width)
+            a = self.v(s.a)
+            self.bind(s.dst, f"{a} ^ {m:#x}" if s.op == "not" else f"-{a} & {m:#x}", self.inlinable(i, s.dst))
+        elif isinstance(s, ir.Ext):
+            self.bind(s.dst, self.ext(s.a, s.dst.width, s.signed), self.inlinable(i, s.dst))
+        elif isinstance(s, ir.Select):
+            expr = f"{self.v(s.a)} if {self.v(s.cond)} else {self.v(s.b)}"
+            self.bind(s.dst, expr, self.inlinable(i, s.dst))
+        elif isinstance(s, ir.Load):
+            self.load(s)
+        elif isinstance(s, ir.Store):
+            self.store(s)
+        elif isinstance(s, ir.Call):
+            helper = get_helper(s.helper)
+            name = "H_" + s.helper.replace(".", "_")
+            self.helpers[name] = helper.fn
+            args = [self.v(a) for a in s.args]
+            if helper.takes_cpu:
+                args.insert(0, "cpu")
+            call = f"{name}({', '.join(args)})"
+            if not s.dsts:
+                self.lines.append(call)
+            elif len(s.dsts) == 1:
+                self.lines.append(f"t{s.dsts[0].id} = {call}")
+            else:
+                self.lines.append(f"{', '.join(f't{d.id}' for d in s.dsts)} = {call}")
+        elif isinstance(s, ir.Fence):
+            pass
+        else:
+            raise TypeError(f"unknown IR statement {s!r}")
+
+    def ext(self, a_op: ir.Operand, to: int, signed: bool) -> str:
+        return self.ext_expr(self.v(a_op), a_op.width, to, signed)
+
+    @staticmethod
+    def ext_expr(a: str, frm: int, to: int, signed: bool) -> str:
+        if to <= frm:
+            return f"{a} & {ir.mask(to):#x}"
+        if signed:
+            sign = 1 << (frm - 1)
+            return f"(({a} ^ {sign:#x}) - {sign:#x}) & {ir.mask(to):#x}"
+        return a
+
+    def binop(self, s: ir.BinOp) -> str:
+        a, b, op = self.v(s.a), self.v(s.b), s.op
+        w = s.a.width if op in ir.COMPARE_OPS else s.dst.width
+        m = f"{ir.mask(w):#x}"
+        sign = f"{1 << (w - 1):#x}"
+        if op in ("add", "sub", "mul"):
+            sym = {"add": "+", "sub": "-", "mul": "*"}[op]
+            return f"{a} {sym} {b} & {m}"
+        if op in ("and", "or", "xor"):
+            return f"{a} { {'and': '&', 'or': '|', 'xor': '^'}[op]} {b}"
+        amount = str(s.b.value % w) if isinstance(s.b, ir.Const) else f"({b} & {w - 1})"
+        if op == "shl":
+            return f"{a} << {amount} & {m}"
+        if op == "shr":
+            return f"{a} >> {amount}"
+        if op == "sar":
+            return f"(({a} ^ {sign}) - {sign}) >> {amount} & {m}"
+        if op == "mulhu":
+            return f"{a} * {b} >> {w}"
+        if op == "mulhs":
+            return f"(({a} ^ {sign}) - {sign}) * (({b} ^ {sign}) - {sign}) >> {w} & {m}"
+        if op == "mulhsu":
+            return f"(({a} ^ {sign}) - {sign}) * {b} >> {w} & {m}"
+        if op in ("divu", "remu"):
+            return f"{op}({a}, {b}, {m})"
+        if op in ("divs", "rems"):
+            return f"{op}({a}, {b}, {w})"
+        cmp = {"eq": "==", "ne": "!=", "ltu": "<", "leu": "<=", "lts": "<", "les": "<="}[op]
+        if op in ("lts", "les"):
+            return f"+(({a} ^ {sign}) {cmp} ({b} ^ {sign}))"
+        return f"+({a} {cmp} {b})"
+
+    def load(self, s: ir.Load) -> None:
+        size, a = s.size, self.v(s.addr)
+        t = f"t{s.dst.id}"
+        if size not in _U:
+            self.lines.append(f"{t} = mem.load({a}, {size})")
+        else:
+            self.lines += [
+                f"a = {a}",
+                "p = RD.get(a >> 12)",
+                f"if p is not None and a & 4095 <= {4096 - size}: {t} = LU{size}(p, a & 4095)[0]",
+                f"else: {t} = mem.load(a, {size})",
+            ]
+        if s.dst.width != size * 8:
+            self.lines.append(f"{t} = {self.ext_expr(t, size * 8, s.dst.width, s.signed)}")
+
+    def store(self, s: ir.Store) -> None:
+        size = s.size
+        value = self.v(s.src)
+        if s.src.width > size * 8:
+            value = f"{value} & {ir.mask(size * 8):#x}"
+        if size not in _U:
+            self.lines.append(f"mem.store({self.v(s.addr)}, {size}, {value})")
+            return
+        self.lines += [
+            f"a = {self.v(s.addr)}",
+            f"v = {value}",
+            "p = WR.get(a >> 12)",
+            f"if p is not None and a & 4095 <= {4096 - size}: ST{size}(p, a & 4095, v)",
+            f"else: mem.store(a, {size}, v)",
+        ]
+
+    def exit_expr(self) -> str:
+        e = self.block.exit
+        if isinstance(e, ir.Jump):
+            return self.v(e.target)
+        if isinstance(e, ir.Branch):
+            return f"{e.taken:#x} if {self.v(e.cond)} else {e.fallthrough:#x}"
+        if isinstance(e, ir.SyscallExit):
+            return hex(e.next_pc)
+        if isinstance(e, ir.TrapExit):
+            return hex(e.pc)
+        raise TypeError(f"unknown exit {e!r}")
+
+
+def block_source(block: ir.Block) -> tuple[str, dict[str, Any], dict[int, int]]:
+    """Python source of a factory ``make(cpu, mem, RD, WR, IDX)`` returning the block function."""
+    em = _Emitter(block)
+    em.analyse()
+    em.emit()
+    exit_expr = em.exit_expr()
+    regs = sorted(em.regs_read | em.regs_written)
+    body = ["def make(cpu, mem, RD, WR, IDX):", "    def block(regs):"]
+    ind = "        "
+    if regs:
+        body.append(ind + "; ".join(f"r{r} = regs[{r}]" for r in regs))
+    written = sorted(em.regs_written)
+    writeback = "; ".join(f"regs[{r}] = r{r}" for r in written)
+    faulting = any(isinstance(s, (ir.Load, ir.Store, ir.Call)) for s in block.stmts)
+    if faulting:
+        body.append(ind + "try:")
+        body += [ind + "    " + line for line in em.lines]
+        body.append(ind + "except GuestFault as fault:")
+        if writeback:
+            body.append(ind + "    " + writeback)
+        body.append(ind + "    cpu.pc = ip; cpu.icount += IDX[ip]")
+        body.append(ind + "    if fault.pc is None: fault.pc = ip")
+        body.append(ind + "    raise")
+    else:
+        body += [ind + line for line in em.lines]
+    if writeback:
+        body.append(ind + writeback)
+    body.append(ind + f"return {exit_expr}")
+    body.append("    return block")
+    return "\n".join(body) + "\n", em.helpers, em.index_of_pc
+
+
+def compile_block(block: ir.Block, cpu: Any) -> Any:
+    """Compile ``block`` for ``cpu`` (whose address space it binds) into a function ``f(regs) -> next_pc``."""
+    source, helpers, index = block_source(block)
+    namespace: dict[str, Any] = dict(RUNTIME)
+    namespace.update(helpers)
+    code = compile(source, f"<guest block {block.isa} {block.pc:#x}>", "exec")
+    exec(code, namespace)
+    mem = cpu.mem
+    return namespace["make"](cpu, mem, mem.readable, mem.writable, index)
