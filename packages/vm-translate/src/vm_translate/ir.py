@@ -270,13 +270,23 @@ class Block:
 
 @attrs.frozen
 class RegisterLayout:
-    """An ISA's flat register file: ``names[i]`` is register ``i``'s name."""
+    """An ISA's flat register file: ``names[i]`` is register ``i``'s name.
+
+    ``alt_names`` (same length, when given) holds a second name per register,
+    such as RISC-V's ABI names (``a0`` for ``x10``).
+    """
 
     names: tuple[str, ...]
     pc_name: str = "pc"
+    alt_names: tuple[str, ...] = ()
 
     def index(self, name: str) -> int:
-        return self.names.index(name)
+        """The index of register ``name`` (either name); ValueError if unknown."""
+        if name in self.names:
+            return self.names.index(name)
+        if name in self.alt_names:
+            return self.alt_names.index(name)
+        raise ValueError(f"no register named {name!r}")
 
     @property
     def size(self) -> int:
