@@ -1,0 +1,123 @@
+"""Comparisons, minimum/maximum and classification with RISC-V semantics.
+
+``eq`` is a quiet comparison (NV only for signalling NaN operands); ``lt`` and
+``le`` are signalling (NV for any NaN operand); all three return 0 for
+unordered operands. ``minimum``/``maximum`` implement IEEE 754-2019
+minimumNumber/maximumNumber as RISC-V F/D 2.2 requires: -0 orders below +0, a
+single NaN operand yields the other operand, two NaNs yield the canonical NaN,
+and a signalling NaN operand raises NV. ``classify`` returns the fclass mask.
+"""
+
+from __future__ import annotations
+
+from vm_translate.softfloat.formats import NV, Format, check_operand
+
+
+def _check(fmt: Format, a: int, b: int) -> None:
+    if not isinstance(a, int) or a >> fmt.width:
+        check_operand(fmt, a)
+    if not isinstance(b, int) or b >> fmt.width:
+        check_operand(fmt, b)
+
+
+def _order_key(fmt: Format, a: int) -> int:
+    """An integer that orders non-NaN patterns like their values (both zeros map to 0)."""
+    magnitude = a & fmt.abs_mask
+    return -magnitude if a & fmt.sign_bit else magnitude
+
+
+def _signalling(fmt: Format, a: int) -> bool:
+    return (a & fmt.abs_mask) > fmt.infinity and not a & fmt.quiet_bit
+
+
+def eq(fmt: Format, a: int, b: int) -> tuple[int, int]:
+    """Quiet equality: 1 if ``a == b`` (so +0 == -0), 0 if not or unordered."""
+    _check(fmt, a, b)
+    inf = fmt.infinity
+    abs_mask = fmt.abs_mask
+    if (a & abs_mask) > inf or (b & abs_mask) > inf:
+        return 0, (NV if _signalling(fmt, a) or _signalling(fmt, b) else 0)
+    return (1 if a == b or not (a | b) & abs_mask else 0), 0
+
+
+def lt(fmt: Format, a: int, b: int) -> tuple[int, int]:
+    """Signalling less-than: 1 if ``a < b``; any NaN operand gives 0 and raises NV."""
+    _check(fmt, a, b)
+    if (a & fmt.abs_mask) > fmt.infinity or (b & fmt.abs_mask) > fmt.infinity:
+        return 0, NV
+    return (1 if _order_key(fmt, a) < _order_key(fmt, b) else 0), 0
+
+
+def le(fmt: Format, a: int, b: int) -> tuple[int, int]:
+    """Signalling less-or-equal: 1 if ``a <= b``; any NaN operand gives 0 and raises NV."""
+    _check(fmt, a, b)
+    if (a & fmt.abs_mask) > fmt.infinity or (b & fmt.abs_mask) > fmt.infinity:
+        return 0, NV
+    return (1 if _order_key(fmt, a) <= _order_key(fmt, b) else 0), 0
+
+
+def _nan_pick(fmt: Format, a: int, b: int) -> tuple[int, int] | None:
+    """The result when a NaN is involved (the other operand, or the canonical NaN), else ``None``."""
+    a_nan = (a & fmt.abs_mask) > fmt.infinity
+    b_nan = (b & fmt.abs_mask) > fmt.infinity
+    if not (a_nan or b_nan):
+        return None
+    flags = NV if _signalling(fmt, a) or _signalling(fmt, b) else 0
+    if a_nan and b_nan:
+        return fmt.canonical_nan, flags
+    return (b if a_nan else a), flags
+
+
+def minimum(fmt: Format, a: int, b: int) -> tuple[int, int]:
+    """fmin: the smaller operand, -0 below +0, NaNs ignored unless both are NaN."""
+    _check(fmt, a, b)
+    picked = _nan_pick(fmt, a, b)
+    if picked is not None:
+        return picked
+    key_a = _order_key(fmt, a)
+    key_b = _order_key(fmt, b)
+    if key_a != key_b:
+        return (a if key_a < key_b else b), 0
+    return (a if a & fmt.sign_bit else b), 0
+
+
+def maximum(fmt: Format, a: int, b: int) -> tuple[int, int]:
+    """fmax: the larger operand, +0 above -0, NaNs ignored unless both are NaN."""
+    _check(fmt, a, b)
+    picked = _nan_pick(fmt, a, b)
+    if picked is not None:
+        return picked
+    key_a = _order_key(fmt, a)
+    key_b = _order_key(fmt, b)
+    if key_a != key_b:
+        return (a if key_a > key_b else b), 0
+    return (b if a & fmt.sign_bit else a), 0
+
+
+#: fclass result bits, in RISC-V order.
+CLASS_NEG_INF = 1 << 0
+CLASS_NEG_NORMAL = 1 << 1
+CLASS_NEG_SUBNORMAL = 1 << 2
+CLASS_NEG_ZERO = 1 << 3
+CLASS_POS_ZERO = 1 << 4
+CLASS_POS_SUBNORMAL = 1 << 5
+CLASS_POS_NORMAL = 1 << 6
+CLASS_POS_INF = 1 << 7
+CLASS_SIGNALLING_NAN = 1 << 8
+CLASS_QUIET_NAN = 1 << 9
+
+
+def classify(fmt: Format, a: int) -> int:
+    """The 10-bit RISC-V fclass mask of ``a`` (exactly one bit set)."""
+    check_operand(fmt, a)
+    magnitude = a & fmt.abs_mask
+    negative = bool(a & fmt.sign_bit)
+    if magnitude > fmt.infinity:
+        return CLASS_QUIET_NAN if a & fmt.quiet_bit else CLASS_SIGNALLING_NAN
+    if magnitude == fmt.infinity:
+        return CLASS_NEG_INF if negative else CLASS_POS_INF
+    if not magnitude:
+        return CLASS_NEG_ZERO if negative else CLASS_POS_ZERO
+    if magnitude < fmt.hidden_bit:
+        return CLASS_NEG_SUBNORMAL if negative else CLASS_POS_SUBNORMAL
+    return CLASS_NEG_NORMAL if negative else CLASS_POS_NORMAL
