@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from vm_cli.commands import plugins, version
+from vm_cli.commands import plugins, run, version
 
-COMMAND_MODULES: list[ModuleType] = [version, plugins]
+COMMAND_MODULES: list[ModuleType] = [run, version, plugins]

@@ -1,0 +1,113 @@
+"""``vm run PROGRAM [ARGS...]``: run a static Linux program built for another CPU, like qemu-user.
+
+The guest's stdout, stderr, files and exit status are the program's own. A
+guest killed by a signal ends the ``vm`` process with the same signal, after
+one line on stderr, as qemu-user does. ``--stats`` prints instructions
+retired, wall time and guest MIPS on stderr after the guest ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from vm_core.errors import BadProgramError, NotFoundError
+from vm_core.plugins import collect_registry, make_plugin_manager
+from vm_mem import AddressSpace
+from vm_translate.cpu import CpuState
+
+from vm_cli.machine import choose_engine
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "run",
+        help="run a static Linux program for another CPU (like qemu-user)",
+        description="Run PROGRAM (a static riscv64 Linux ELF) with ARGS; its exit status becomes vm's.",
+    )
+    p.add_argument("--engine", default="auto", help="execution engine: interp, python, or auto (default)")
+    p.add_argument("--root", metavar="DIR", help="confine every guest path to DIR (like a chroot)")
+    p.add_argument("--stats", action="store_true", help="print instructions, wall time and MIPS on stderr")
+    p.add_argument("program", help="the guest program")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
+    p.set_defaults(func=run)
+
+
+def elf_machine(path: str) -> int:
+    """The ELF ``e_machine`` of ``path`` (clear errors for missing or non-ELF files)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(64)
+    except FileNotFoundError:
+        raise NotFoundError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BadProgramError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise BadProgramError(f"{path}: permission denied") from None
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise BadProgramError(f"{path}: not an ELF file", hint="vm runs static Linux ELF executables")
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+
+
+def die_like_the_guest(signo: int) -> None:
+    """End this process with ``signo``, as qemu-user does for a guest killed by a signal."""
+    try:
+        name = signal.Signals(signo).name
+        desc = signal.strsignal(signo) or name
+    except ValueError:
+        desc = f"signal {signo}"
+    sys.stdout.flush()
+    print(f"vm: uncaught target signal {signo} ({desc})", file=sys.stderr)
+    sys.stderr.flush()
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+    signal.signal(signo, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signo])
+    os.kill(os.getpid(), signo)
+    os._exit(128 + signo)  # only if the signal did not end us
+
+
+def run(args: argparse.Namespace) -> int:
+    from vm_linux.process import LinuxProcess
+
+    program = args.program
+    machine = elf_machine(program)
+    pm = make_plugin_manager()
+    registry = collect_registry(pm)
+    isa = registry.isa_for_elf_machine(machine)
+    frontend = isa.factory()
+    engine_spec = choose_engine(pm, registry, isa.name, args.engine)
+    engine: Any = engine_spec.factory(frontend, None)
+    mem = AddressSpace()
+    cpu = CpuState(isa.name, frontend.layout.size, mem)
+    process = LinuxProcess(isa.name, mem, program, [program, *args.args], root=args.root)
+    process.load()
+    process.init_cpu(cpu)
+    start = time.perf_counter()
+    result = process.run(engine, cpu)
+    wall = time.perf_counter() - start
+    if args.stats:
+        sys.stdout.flush()
+        mips = cpu.icount / wall / 1e6 if wall > 0 else 0.0
+        lines = [
+            f"vm: engine {engine_spec.name}",
+            f"vm: instructions retired {cpu.icount}",
+            f"vm: wall time {wall:.3f} s",
+            f"vm: guest MIPS {mips:.2f}",
+        ]
+        stats = getattr(engine, "stats", None)
+        if stats:
+            lines += [f"vm: {key.replace('_', ' ')} {value:.3f}" if isinstance(value, float) else
+                      f"vm: {key.replace('_', ' ')} {value}" for key, value in stats.items()]
+        print("\n".join(lines), file=sys.stderr)
+    if result.signal is not None:
+        die_like_the_guest(result.signal)
+    return int(result.exit_status or 0) & 0xFF

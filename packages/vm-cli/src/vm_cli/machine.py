@@ -1,0 +1,172 @@
+"""The Python embedding API: a guest CPU and its memory, Unicorn-style.
+
+>>> from vm_cli import Machine
+>>> m = Machine("riscv64")
+>>> m.mem_map(0x10000, 0x1000)
+>>> m.mem_write(0x10000, bytes.fromhex("9305a002"))   # addi a1, zero, 42
+>>> stop = m.run(begin=0x10000, count=1)
+>>> m.reg_read("a1")
+42
+
+A :class:`Machine` is assembled from the installed plugins like ``vm run``
+is: the ISA's front end, an engine (``auto`` picks the fastest installed),
+a vm-mem address space. It runs raw code with no operating system: an
+``ecall`` stops the run with ``StopKind.SYSCALL`` and the caller decides
+what it means (``vm_linux`` is the Linux answer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+from vm_core.errors import ConfigurationError, MemoryFault, VmError
+from vm_core.plugins import Registry, collect_registry, make_plugin_manager
+from vm_core.types import EngineSpec, StopKind, StopReason
+from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
+from vm_translate.cpu import CpuState
+
+PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
+
+
+def choose_engine(pm: pluggy.PluginManager, registry: Registry, isa: str, requested: str) -> EngineSpec:
+    """Resolve ``--engine``: a registered name, or ``auto`` (plugins' choice, else the highest rank)."""
+    if requested != "auto":
+        return registry.engine(requested)
+    if not registry.engines:
+        raise ConfigurationError("no execution engine is installed", hint="install vm-translate")
+    chosen = pm.hook.vm_select_engine(isa=isa, requested=requested, available=sorted(registry.engines))
+    if chosen is not None:
+        return registry.engine(chosen)
+    return max(registry.engines.values(), key=lambda spec: spec.rank)
+
+
+class Machine:
+    """One guest CPU with its address space (see the module docstring)."""
+
+    def __init__(
+        self,
+        isa: str = "riscv64",
+        *,
+        engine: str = "auto",
+        plugin_manager: pluggy.PluginManager | None = None,
+        settings: Any = None,
+        mem: AddressSpace | None = None,
+    ) -> None:
+        self.plugin_manager = plugin_manager or make_plugin_manager()
+        self.registry = collect_registry(self.plugin_manager)
+        self.isa = self.registry.isa(isa)
+        self.frontend = self.isa.factory()
+        self.mem = mem if mem is not None else AddressSpace()
+        self.layout = self.frontend.layout
+        self.cpu = CpuState(self.isa.name, self.layout.size, self.mem)
+        self.engine_spec = choose_engine(self.plugin_manager, self.registry, self.isa.name, engine)
+        self.engine = self.engine_spec.factory(self.frontend, settings)
+
+    # -- memory ----------------------------------------------------------------
+    def mem_map(self, address: int, size: int, perms: int = PROT_ALL) -> None:
+        """Map ``size`` bytes (whole pages) at page-aligned ``address`` with ``perms`` (PROT_* bits)."""
+        self.mem.map(address, size, perms)
+
+    def mem_unmap(self, address: int, size: int) -> None:
+        self.mem.unmap(address, size)
+
+    def mem_protect(self, address: int, size: int, perms: int) -> None:
+        self.mem.protect(address, size, perms)
+
+    def mem_read(self, address: int, size: int) -> bytes:
+        """Read guest memory (needs read permission; raises MemoryFault otherwise)."""
+        return bytes(self.mem.read(address, size))
+
+    def mem_write(self, address: int, data: bytes) -> None:
+        """Write guest memory as the host does: any mapped page, whatever its permissions.
+
+        Translations of the pages written are dropped, as for a guest store.
+        """
+        view = memoryview(bytes(data))
+        end = address + len(view)
+        addr = address
+        while addr < end:  # check first: nothing is written unless every page is mapped
+            if addr >> 12 not in self.mem.pages:
+                raise MemoryFault(addr, "write")
+            addr = (addr | 0xFFF) + 1
+        addr = address
+        while addr < end:
+            pn, off = addr >> 12, addr & 0xFFF
+            n = min(4096 - off, end - addr)
+            if self.mem.is_code_watched(pn):
+                self.mem.unwatch_code(pn)
+                for callback in list(self.mem.on_code_write):
+                    callback(pn)
+            self.mem.pages[pn][off : off + n] = view[addr - address : addr - address + n]
+            addr += n
+
+    # -- registers -------------------------------------------------------------
+    def _index(self, name: str | int) -> int:
+        if isinstance(name, int):
+            return name
+        try:
+            return self.layout.index(name)
+        except ValueError:
+            raise ConfigurationError(f"no {self.isa.name} register named {name!r}") from None
+
+    def reg_read(self, name: str | int) -> int:
+        """A register by name (``"a0"``, ``"x10"``, ``"f3"``, ``"pc"``) or layout index."""
+        if name == self.layout.pc_name:
+            return self.cpu.pc
+        return self.cpu.regs[self._index(name)]
+
+    def reg_write(self, name: str | int, value: int) -> None:
+        if name == self.layout.pc_name:
+            self.cpu.pc = value & (2**64 - 1)
+            return
+        index = self._index(name)
+        if index == 0 and self.isa.name == "riscv64":
+            return  # x0 is hard-wired to zero
+        self.cpu.regs[index] = value & (2**64 - 1)
+
+    @property
+    def pc(self) -> int:
+        return self.cpu.pc
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self.reg_write(self.layout.pc_name, value)
+
+    @property
+    def icount(self) -> int:
+        """Guest instructions retired so far."""
+        return self.cpu.icount
+
+    # -- running ---------------------------------------------------------------
+    def run(self, begin: int | None = None, until: int | None = None, count: int | None = None) -> StopReason:
+        """Run from ``begin`` (default: the current pc).
+
+        Stops after ``count`` instructions, when the pc reaches ``until``
+        (checked at every instruction: the run single-steps when ``until``
+        is given), or earlier at a system call, breakpoint or fault; the
+        returned :class:`~vm_core.types.StopReason` says which. The CPU state
+        is exact at every stop.
+        """
+        if begin is not None:
+            self.pc = begin
+        if count is not None and count < 0:
+            raise ConfigurationError("count must be >= 0")
+        budget = count if count is not None else 2**62
+        if until is None:
+            return self.engine.run(self.cpu, budget)
+        start = self.cpu.icount
+        while True:
+            if self.cpu.pc == until:
+                return StopReason(StopKind.UNTIL, self.cpu.pc)
+            if self.cpu.icount - start >= budget:
+                return StopReason(StopKind.BUDGET, self.cpu.pc)
+            stop = self.engine.run(self.cpu, 1)
+            if stop.kind is not StopKind.BUDGET:
+                return stop
+
+    def emu_start(self, begin: int, until: int, timeout: int = 0, count: int = 0) -> StopReason:
+        """Unicorn's spelling of :meth:`run` (``count=0`` means no limit; ``timeout`` is not supported)."""
+        if timeout:
+            raise VmError("emu_start(timeout=...) is not supported; use count=")
+        return self.run(begin=begin, until=until, count=count or None)
