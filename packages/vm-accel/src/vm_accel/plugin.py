@@ -1,4 +1,61 @@
 """vm-accel's plugin: what this package registers with vm through vm_core's hooks.
 
-Loaded through the entry point `accel` of the group `vm_core.plugins`.
+Loaded through the entry point `accel` of the group `vm_core.plugins`. It
+registers the ``kvm`` accelerator (x86-64 guests on an x86-64 Linux host
+with /dev/kvm) and answers ``vm_select_accelerator``: ``kvm`` when the
+user asked for it, or asked for ``auto`` on a matching host whose probe
+passes.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vm_core.errors import AcceleratorUnavailable
+from vm_core.hookspecs import hookimpl
+from vm_core.logging import get_logger
+from vm_core.types import AcceleratorSpec
+
+from vm_accel.kvm.system import ACCELERATOR_NAME, DEFAULT_DEVICE_PATH, Kvm, probe_kvm
+
+log = get_logger("vm_accel.plugin")
+
+KVM_ISAS = ("x86_64",)
+
+
+def probe(device_path: str = DEFAULT_DEVICE_PATH) -> None:
+    """``None`` when KVM is usable here; else AcceleratorUnavailable naming the failed check."""
+    probe_kvm(device_path)
+
+
+def open_kvm(device_path: str = DEFAULT_DEVICE_PATH) -> Kvm:
+    """The accelerator factory: an open, checked KVM device."""
+    return Kvm(device_path)
+
+
+KVM_SPEC = AcceleratorSpec(
+    name=ACCELERATOR_NAME,
+    factory=open_kvm,
+    probe=probe,
+    isas=KVM_ISAS,
+    description="Linux KVM through /dev/kvm (x86-64 guests on x86-64 hosts)",
+)
+
+
+@hookimpl
+def vm_register_accelerators(register: Callable[[AcceleratorSpec], None]) -> None:
+    register(KVM_SPEC)
+
+
+@hookimpl
+def vm_select_accelerator(isa: str, requested: str, host_isa: str) -> str | None:
+    if requested == ACCELERATOR_NAME:
+        return ACCELERATOR_NAME
+    if requested != "auto" or isa not in KVM_ISAS or host_isa != isa:
+        return None
+    try:
+        probe()
+    except AcceleratorUnavailable as exc:
+        log.info("kvm_not_selected", reason=str(exc))
+        return None
+    return ACCELERATOR_NAME
