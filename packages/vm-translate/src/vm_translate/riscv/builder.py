@@ -32,6 +32,7 @@ class InsnMark:
 
     stmt_count: int
     temp_count: int
+    insn_index: int
     cache: dict[int, Operand] = attrs.field(eq=False)
 
 
@@ -49,6 +50,8 @@ class Builder:
         self._next_temp = 0
         self._regs: dict[int, Operand] = {}
         self._insn_mark: InsnMark | None = None
+        #: Index within the block of the instruction being lifted (0 for the first).
+        self.insn_index = -1
 
     # -- instruction bookkeeping -------------------------------------------------------------
 
@@ -59,7 +62,8 @@ class Builder:
 
     def start_insn(self, pc: int, length: int) -> InsnMark:
         """Begin the instruction at ``pc``; returns a mark for :meth:`rollback`."""
-        mark = InsnMark(len(self.stmts), self._next_temp, dict(self._regs))
+        mark = InsnMark(len(self.stmts), self._next_temp, self.insn_index, dict(self._regs))
+        self.insn_index += 1
         self.pc = pc
         self.length = length
         self.stmts.append(ir.InsnStart(pc, length))
@@ -70,6 +74,7 @@ class Builder:
         """Forget everything emitted since ``mark`` (including the exit)."""
         del self.stmts[mark.stmt_count :]
         self._next_temp = mark.temp_count
+        self.insn_index = mark.insn_index
         self._regs = dict(mark.cache)
         self.exit = None
 
@@ -164,6 +169,8 @@ class Builder:
         """``a + imm`` at ``a``'s width (``a`` itself when ``imm`` is 0)."""
         if imm == 0:
             return a
+        if isinstance(a, Const):
+            return self.const(a.value + imm, a.width)
         return self.binop("add", a, self.const(imm, a.width))
 
     # -- memory and helpers ------------------------------------------------------------------
@@ -218,6 +225,16 @@ class Builder:
             self.rollback(self._insn_mark)
             self._insn_mark = None
         self._close(ir.TrapExit(kind, self.pc, word, self.length))
+
+    def illegal(self, pc: int, length: int, word: int) -> None:
+        """End the block with an illegal-instruction trap for the undecodable word at ``pc``.
+
+        Used by the lifter, outside any instruction: nothing already emitted is dropped.
+        """
+        self._insn_mark = None
+        self.pc = pc
+        self.length = length
+        self._close(ir.TrapExit("illegal", pc, word, length))
 
     def end_block(self) -> None:
         """End the block after the current instruction (fall through to the next one)."""
