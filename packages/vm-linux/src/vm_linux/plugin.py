@@ -1,4 +1,62 @@
 """vm-linux's plugin: what this package registers with vm through vm_core's hooks.
 
-Loaded through the entry point `linux` of the group `vm_core.plugins`.
+Loaded through the entry point `linux` of the group `vm_core.plugins`. It
+registers the ELF loader (``LoaderSpec("elf")``; its factory loads a program
+into an address space, see :func:`vm_linux.elf.load_elf`) and one Linux
+system-call table per supported ISA (``SyscallTableSpec("linux", isa)``; its
+factory returns the ISA's :class:`vm_linux.abi.LinuxAbi`). The composition
+root builds a :class:`vm_linux.process.LinuxProcess` to run a program.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vm_core.hookspecs import hookimpl
+from vm_core.types import LoaderSpec, SyscallTableSpec
+
+from vm_linux.abi import LinuxAbi
+from vm_linux.elf import LoadedProgram, load_elf
+from vm_linux.syscalls import ABIS
+
+ELF_MAGIC = b"\x7fELF"
+
+
+def is_elf(header: bytes) -> bool:
+    """Whether a file starting with ``header`` is an ELF file."""
+    return header[:4] == ELF_MAGIC
+
+
+def load_elf_program(mem: Any, path: str, machine: int, *, limit: int) -> LoadedProgram:
+    """The ``elf`` loader's factory: map the static ELF at ``path`` into ``mem``."""
+    return load_elf(mem, path, machine, limit=limit)
+
+
+def _abi_factory(abi: LinuxAbi) -> Callable[[], LinuxAbi]:
+    return lambda: abi
+
+
+@hookimpl
+def vm_register_loaders(register: Callable[[LoaderSpec], None]) -> None:
+    register(
+        LoaderSpec(
+            name="elf",
+            probe=is_elf,
+            factory=load_elf_program,
+            description="static ELF64 executables (ET_EXEC and static-pie ET_DYN)",
+        )
+    )
+
+
+@hookimpl
+def vm_register_syscall_tables(register: Callable[[SyscallTableSpec], None]) -> None:
+    for isa, abi in sorted(ABIS.items()):
+        register(
+            SyscallTableSpec(
+                os="linux",
+                isa=isa,
+                factory=_abi_factory(abi),
+                description=f"Linux user-mode ABI for {isa} ({len(abi.syscall_names)} system-call numbers)",
+            )
+        )

@@ -1,0 +1,254 @@
+"""A Linux user-mode process: load the program, then run it, serving its system calls and signals.
+
+:class:`LinuxProcess` ties the pieces together. :meth:`LinuxProcess.load`
+maps the static ELF program, the initial stack and the signal-return
+trampoline page; :meth:`LinuxProcess.init_cpu` sets the registers as Linux
+does at ``execve``; :meth:`LinuxProcess.run` drives an engine slice by slice:
+
+* ``SYSCALL``: dispatch it, then deliver any pending unblocked signal;
+* ``FAULT`` / ``BREAKPOINT``: the fault's signal (SIGSEGV, SIGILL, SIGTRAP)
+  is forced: delivered to the guest's handler if it has one and the signal is
+  not blocked, otherwise it terminates the process (Linux's
+  ``force_sig_fault``);
+* ``BUDGET``: continue, or stop when the total instruction limit is reached.
+
+A signal's default action terminates the process with that signal unless the
+signal is one Linux ignores by default (see :mod:`vm_linux.signals`). The
+result is a :class:`ProcessResult`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from vm_core.errors import (
+    Breakpoint,
+    ConfigurationError,
+    GuestFault,
+    IllegalInstruction,
+    MemoryFault,
+    NotFoundError,
+    VmError,
+)
+from vm_core.logging import get_logger
+from vm_core.types import StopKind
+from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ
+
+from vm_linux.abi import LinuxAbi
+from vm_linux.elf import LoadedProgram, load_elf, read_program_file
+from vm_linux.fdtable import FdTable
+from vm_linux.fs import GuestFilesystem
+from vm_linux.guest_errno import GuestErrno
+from vm_linux.signals import (
+    DEFAULT_IGNORED,
+    ILL_ILLOPC,
+    SA_NODEFER,
+    SA_ONSTACK,
+    SA_RESETHAND,
+    SEGV_ACCERR,
+    SEGV_MAPERR,
+    SIG_DFL,
+    SIG_IGN,
+    SIGSEGV,
+    SIGTRAP,
+    TRAP_BRKPT,
+    SigAction,
+    make_siginfo,
+    sigbit,
+    signal_name,
+)
+from vm_linux.stack import STACK_BOTTOM, InitialStack, build_initial_stack
+from vm_linux.state import GuestExit, ProcessState
+from vm_linux.syscalls import ABIS, SyscallDispatcher
+
+TRAMPOLINE_ADDR = STACK_BOTTOM - 2 * PAGE_SIZE  # one guard page between it and the stack
+DEFAULT_SLICE = 100_000
+
+
+@attrs.frozen
+class ProcessResult:
+    """How the guest process ended: an exit status, a terminating signal, or neither (limit reached)."""
+
+    exit_status: int | None
+    signal: int | None
+    instructions: int
+
+
+def abi_for(isa_name: str) -> LinuxAbi:
+    """The Linux ABI of ``isa_name`` (``NotFoundError`` when vm-linux has none)."""
+    try:
+        return ABIS[isa_name]
+    except KeyError:
+        raise NotFoundError(
+            f"no Linux user-mode ABI for ISA {isa_name!r}", hint=f"supported: {', '.join(sorted(ABIS))}"
+        ) from None
+
+
+class LinuxProcess:
+    """One guest program run as a Linux user-mode process (see the module docstring)."""
+
+    def __init__(
+        self,
+        isa_name: str,
+        mem: Any,
+        program: str,
+        argv: Sequence[str | bytes],
+        envp: Sequence[str | bytes] | None = None,
+        *,
+        root: str | None = None,
+        stdin: int = 0,
+        stdout: int = 1,
+        stderr: int = 2,
+    ) -> None:
+        self.abi = abi_for(isa_name)
+        self.mem = mem
+        self.program_path = program
+        self.argv = list(argv)
+        if envp is None:
+            envp = [f"{key}={value}" for key, value in os.environ.items()]
+        self.envp = list(envp)
+        if root is not None and not os.path.isdir(root):
+            raise ConfigurationError(f"guest root {root!r} is not a directory")
+        try:
+            fs = GuestFilesystem(root, program)
+        except GuestErrno:
+            raise ConfigurationError(f"guest root {root!r} is not a directory") from None
+        self.state = ProcessState(self.abi, mem, fs, FdTable.with_std_streams(stdin, stdout, stderr))
+        self.dispatcher = SyscallDispatcher(self.abi)
+        self.loaded: LoadedProgram | None = None
+        self.stack: InitialStack | None = None
+        self.log = get_logger("vm_linux.process", program=program)
+
+    # ------------------------------------------------------------------ start
+
+    def load(self) -> tuple[int, int]:
+        """Map the program, the stack and the sigreturn trampoline; return the initial (pc, sp)."""
+        data = read_program_file(self.program_path)
+        self.loaded = load_elf(self.mem, self.program_path, self.abi.elf_machine, limit=TRAMPOLINE_ADDR, data=data)
+        self.stack = build_initial_stack(
+            self.mem,
+            self.loaded,
+            self.argv,
+            self.envp,
+            execfn=self.program_path,
+            hwcap=self.abi.hwcap,
+            minsigstksz=self.abi.at_minsigstksz,
+        )
+        code = self.abi.signal_frames.trampoline_code
+        self.mem.map(TRAMPOLINE_ADDR, PAGE_SIZE, PROT_READ | PROT_EXEC, code)
+        self.state.sigreturn_trampoline = TRAMPOLINE_ADDR
+        return self.loaded.entry, self.stack.sp
+
+    def init_cpu(self, cpu: Any) -> None:
+        """Set ``cpu`` up as Linux leaves a new process: registers zero but ``sp``, ``pc`` = entry."""
+        if self.loaded is None or self.stack is None:
+            self.load()
+        assert self.loaded is not None and self.stack is not None
+        self.abi.init_registers(cpu, self.loaded.entry, self.stack.sp)
+
+    # ------------------------------------------------------------------ running
+
+    def run(
+        self, engine: Any, cpu: Any, *, budget_per_slice: int = DEFAULT_SLICE, instruction_limit: int | None = None
+    ) -> ProcessResult:
+        """Run until the guest exits, a signal kills it, or ``instruction_limit`` instructions retired."""
+        if budget_per_slice <= 0:
+            raise ConfigurationError(f"budget_per_slice must be positive, not {budget_per_slice}")
+        try:
+            while True:
+                budget = budget_per_slice
+                if instruction_limit is not None:
+                    left = instruction_limit - cpu.icount
+                    if left <= 0:
+                        return ProcessResult(exit_status=None, signal=None, instructions=cpu.icount)
+                    budget = min(budget, left)
+                try:
+                    reason = engine.run(cpu, budget)
+                except GuestFault as raised:
+                    self.deliver_fault(cpu, raised)
+                    continue
+                kind = reason.kind
+                if kind is StopKind.SYSCALL:
+                    self.dispatcher.dispatch(self.state, cpu)
+                    self.deliver_pending(cpu)
+                elif kind is StopKind.FAULT:
+                    fault = reason.fault
+                    if not isinstance(fault, GuestFault):
+                        if isinstance(fault, VmError):
+                            raise fault
+                        raise VmError(f"the engine stopped on a fault it did not describe: {fault!r}")
+                    self.deliver_fault(cpu, fault)
+                elif kind is StopKind.BREAKPOINT:
+                    self.deliver_fault(cpu, Breakpoint("breakpoint", pc=cpu.pc))
+                elif kind is StopKind.EXITED:
+                    return ProcessResult(reason.exit_status, reason.signal, cpu.icount)
+        except GuestExit as end:
+            if end.signal is not None:
+                self.log.info("killed_by_signal", signal=signal_name(end.signal), pc=hex(cpu.pc))
+            return ProcessResult(exit_status=end.status, signal=end.signal, instructions=cpu.icount)
+        finally:
+            self.state.fds.close_all()
+
+    # ------------------------------------------------------------------ signals
+
+    def deliver_pending(self, cpu: Any) -> None:
+        """Deliver every pending, unblocked signal (each may run a handler or end the process)."""
+        while (item := self.state.signals.take_deliverable()) is not None:
+            signo, siginfo = item
+            self.deliver(cpu, signo, siginfo)
+
+    def fault_siginfo(self, fault: GuestFault, pc: int) -> bytes:
+        """The ``siginfo_t`` Linux builds for a synchronous fault."""
+        if isinstance(fault, MemoryFault):
+            code = SEGV_ACCERR if self.mem.is_mapped(fault.address, 1) else SEGV_MAPERR
+            return make_siginfo(fault.signo, code, addr=fault.address)
+        if isinstance(fault, IllegalInstruction):
+            return make_siginfo(fault.signo, ILL_ILLOPC, addr=pc)
+        if isinstance(fault, Breakpoint):
+            return make_siginfo(SIGTRAP, TRAP_BRKPT, addr=pc)
+        return make_siginfo(fault.signo, 0, addr=pc)
+
+    def deliver_fault(self, cpu: Any, fault: GuestFault) -> None:
+        """Force the fault's signal: a handler runs if installed and unblocked, else the process dies."""
+        signo = fault.signo
+        pc = fault.pc if fault.pc is not None else cpu.pc
+        cpu.pc = pc
+        act = self.state.signals.action(signo)
+        self.log.debug("guest_fault", fault=str(fault), signal=signal_name(signo))
+        if act.handler in (SIG_DFL, SIG_IGN) or self.state.signals.blocked & sigbit(signo):
+            raise GuestExit(signal=signo)
+        self.deliver(cpu, signo, self.fault_siginfo(fault, pc))
+
+    def deliver(self, cpu: Any, signo: int, siginfo: bytes) -> None:
+        """Deliver ``signo`` now: ignore it, end the process, or build a frame and enter its handler."""
+        signals = self.state.signals
+        act = signals.action(signo)
+        if act.handler == SIG_IGN:
+            return
+        if act.handler == SIG_DFL:
+            if signo in DEFAULT_IGNORED:
+                return
+            raise GuestExit(signal=signo)
+        sp = cpu.regs[self.abi.sp_register]
+        altstack = (signals.altstack[0], signals.altstack_flags(sp), signals.altstack[2])
+        frame_sp = sp
+        if act.flags & SA_ONSTACK and altstack[1] == 0:
+            frame_sp = signals.altstack[0] + signals.altstack[2]
+        restorer = act.restorer or self.state.sigreturn_trampoline
+        try:
+            self.abi.signal_frames.push_frame(
+                cpu, sp=frame_sp, signo=signo, siginfo=siginfo, old_mask=signals.blocked,
+                altstack=altstack, handler=act.handler, restorer=restorer,
+            )
+        except MemoryFault:  # no room for the frame: Linux forces SIGSEGV with the default action
+            raise GuestExit(signal=SIGSEGV) from None
+        blocked = signals.blocked | act.mask
+        if not act.flags & SA_NODEFER:
+            blocked |= sigbit(signo)
+        signals.set_blocked(blocked)
+        if act.flags & SA_RESETHAND:
+            signals.actions[signo] = SigAction()
+        self.log.debug("signal_delivered", signal=signal_name(signo), handler=hex(act.handler))

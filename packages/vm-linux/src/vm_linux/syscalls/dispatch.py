@@ -1,0 +1,64 @@
+"""Dispatching a guest system call: number and arguments from the registers, result back.
+
+Errors become negative errno values, as the kernel returns them: a handler's
+:class:`~vm_linux.guest_errno.GuestErrno`, a host :class:`OSError` (same
+errno), a bad guest pointer (:class:`~vm_core.errors.MemoryFault` ->
+``EFAULT``) and out-of-range integers (``EINVAL``). A number without a
+handler returns ``-ENOSYS`` and is logged once per number, like qemu's
+"Unsupported syscall".
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from vm_core.errors import MemoryFault
+
+from vm_linux.abi import LinuxAbi
+from vm_linux.guest_errno import GuestErrno
+from vm_linux.state import ProcessState
+from vm_linux.syscalls.registry import HANDLERS, MASK64, Handler
+
+
+class SyscallDispatcher:
+    """Runs the handler for the system call a stopped guest CPU asked for."""
+
+    def __init__(self, abi: LinuxAbi) -> None:
+        self.abi = abi
+        self.handlers: dict[int, tuple[str, Handler]] = {
+            number: (name, HANDLERS[name]) for number, name in abi.syscall_names.items() if name in HANDLERS
+        }
+
+    def call(self, state: ProcessState, cpu: Any, number: int, args: list[int]) -> int | None:
+        """Run system call ``number`` and return its raw result (None: registers already set)."""
+        entry = self.handlers.get(number)
+        if entry is None:
+            if number not in state.warned_syscalls:
+                state.warned_syscalls.add(number)
+                state.log.warning(
+                    "unsupported_syscall", number=number, name=self.abi.syscall_names.get(number, "unknown")
+                )
+            return -errno.ENOSYS
+        name, handler = entry
+        try:
+            result = handler(state, cpu, args)
+        except GuestErrno as exc:
+            result = -exc.code
+        except MemoryFault:
+            result = -errno.EFAULT
+        except OSError as exc:
+            result = -(exc.errno or errno.EIO)
+        except (OverflowError, ValueError):
+            result = -errno.EINVAL
+        state.log.debug("syscall", name=name, args=[hex(a) for a in args], result=result)
+        return result
+
+    def dispatch(self, state: ProcessState, cpu: Any) -> None:
+        """Handle the system call ``cpu`` stopped at and write the result register."""
+        regs = cpu.regs
+        number = regs[self.abi.nr_register]
+        args = [regs[r] for r in self.abi.arg_registers]
+        result = self.call(state, cpu, number, args)
+        if result is not None:
+            regs[self.abi.result_register] = result & MASK64
