@@ -56,7 +56,10 @@ class GuestMemoryRegion:
             self._view = None
         self._anchor = None
         if self._map is not None:
-            self._map.close()
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # someone still holds a view; the memory is unmapped when that is collected
             self._map = None
 
 

@@ -190,7 +190,10 @@ class KvmVcpu:
             self._run_view = None
         self._run_page = None
         if self._run_map is not None:
-            self._run_map.close()
+            try:
+                self._run_map.close()
+            except BufferError:
+                pass  # a traceback still holds a view; the page is unmapped when that is collected
             self._run_map = None
         if self.fd >= 0:
             os.close(self.fd)
