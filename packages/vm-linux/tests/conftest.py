@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,66 @@ def riscv_program(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, st
         return built[key]
 
     return build
+
+
+class PlainCpu:
+    """A guest CPU as the engines hand it to vm-linux: a flat register file, pc, memory, icount."""
+
+    def __init__(self, mem: object, nregs: int = 67) -> None:
+        self.regs = [0] * nregs
+        self.pc = 0
+        self.mem = mem
+        self.icount = 0
+
+
+class SyscallHarness:
+    """A real address space and process state; ``call("name", ...)`` runs a handler through the dispatcher."""
+
+    SCRATCH = 0x10000000
+    SCRATCH_SIZE = 0x10000
+
+    def __init__(self, root: str | None = None, exe: str = "/bin/true") -> None:
+        from vm_linux.fdtable import FdTable
+        from vm_linux.fs import GuestFilesystem
+        from vm_linux.state import ProcessState
+        from vm_linux.syscalls import RISCV64_ABI, SyscallDispatcher
+        from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
+
+        self.abi = RISCV64_ABI
+        self.mem = AddressSpace()
+        self.mem.map(self.SCRATCH, self.SCRATCH_SIZE, PROT_READ | PROT_WRITE)
+        self.cpu = PlainCpu(self.mem)
+        self.cpu.regs[2] = self.SCRATCH + self.SCRATCH_SIZE
+        self.state = ProcessState(self.abi, self.mem, GuestFilesystem(root, exe), FdTable.with_std_streams())
+        self.dispatcher = SyscallDispatcher(self.abi)
+        self.cursor = self.SCRATCH
+
+    def call(self, name: str, *args: int) -> int:
+        """Put the arguments in a0..a5 and the number in a7, dispatch, return a0 as a signed value."""
+        regs = self.cpu.regs
+        regs[17] = self.abi.syscall_number(name)
+        padded = [a & (2**64 - 1) for a in args] + [0] * (6 - len(args))
+        for reg, value in zip(self.abi.arg_registers, padded, strict=True):
+            regs[reg] = value
+        self.dispatcher.dispatch(self.state, self.cpu)
+        result = regs[10]
+        return result - (1 << 64) if result >> 63 else result
+
+    def alloc(self, data: bytes | int) -> int:
+        """Copy ``data`` (or that many zero bytes) into scratch guest memory; return its address."""
+        raw = bytes(data) if isinstance(data, int) else data
+        addr = self.cursor
+        self.cursor = (self.cursor + len(raw) + 16) & ~15
+        assert self.cursor <= self.SCRATCH + self.SCRATCH_SIZE
+        self.mem.write(addr, raw)
+        return addr
+
+    def cstr(self, text: str) -> int:
+        return self.alloc(os.fsencode(text) + b"\0")
+
+
+@pytest.fixture
+def sys_harness() -> Iterator[SyscallHarness]:
+    harness = SyscallHarness()
+    yield harness
+    harness.state.fds.close_all()
