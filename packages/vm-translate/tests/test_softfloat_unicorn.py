@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from vm_translate import softfloat as sf
 
@@ -302,6 +302,11 @@ def test_sqrt(oracle: FpuOracle, width: int) -> None:
     check()
 
 
+def infinity_times_zero(fmt: sf.Format, a: int, b: int) -> bool:
+    magnitudes = {a & fmt.abs_mask, b & fmt.abs_mask}
+    return magnitudes == {0, fmt.infinity}
+
+
 FMA_OPS = {
     "fmadd": (FMADD, False, False),
     "fmsub": (FMSUB, False, True),
@@ -318,11 +323,19 @@ def test_fused_multiply_add(oracle: FpuOracle, width: int, name: str) -> None:
 
     @EXAMPLES
     @given(triples(fmt), rounding_modes)
+    @example((fmt.infinity, 0, fmt.canonical_nan), sf.RNE)
+    @example((0, fmt.infinity | fmt.sign_bit, fmt.infinity | 1), sf.RTZ)
+    @example((fmt.infinity, fmt.bias << fmt.frac_bits, fmt.infinity | fmt.sign_bit), sf.RNE)
     def check(abc: tuple[int, int, int], rm: int) -> None:
         a, b, c = abc
+        result, our_flags = sf.fma(fmt, a, b, c, rm, negate_product, negate_addend)
+        if infinity_times_zero(fmt, a, b) and sf.is_nan(fmt, c) and not sf.is_signalling_nan(fmt, c):
+            # The ISA manual requires NV for inf * 0 even when the addend is a quiet NaN; qemu 5.0
+            # (Unicorn 2.1) does not raise it, so this one case is checked against the manual directly.
+            assert (result, our_flags) == (fmt.canonical_nan, sf.NV)
+            return
         regs = {RS1: boxed(width, a), RS2: boxed(width, b), RS3: boxed(width, c)}
         flags = oracle.run(r4(opcode, width, RS3, RS2, RS1, rm, RD), f=regs)
-        result, our_flags = sf.fma(fmt, a, b, c, rm, negate_product, negate_addend)
         assert (hex(oracle.fresult(width)), flags) == (hex(result), our_flags)
 
     check()

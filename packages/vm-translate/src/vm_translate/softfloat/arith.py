@@ -14,17 +14,30 @@ from __future__ import annotations
 
 from math import isqrt
 
-from vm_translate.softfloat import hostfloat
-from vm_translate.softfloat.formats import DZ, NV, RDN, RNE, ROUNDING_MODES, Format, check_operand, check_rm
+from vm_translate.softfloat.formats import (
+    DZ,
+    F32,
+    F64,
+    NV,
+    RDN,
+    RNE,
+    ROUNDING_MODES,
+    Format,
+    check_operand,
+    check_rm,
+)
+from vm_translate.softfloat.hostfloat import add32, add64, div32, div64, mul32, mul64, sqrt32, sqrt64
 from vm_translate.softfloat.rounding import round_pack, unpack
+
+_F64_SIGN = F64.sign_bit
+_F32_SIGN = F32.sign_bit
 
 
 def _check(fmt: Format, rm: int, *operands: int) -> None:
     if rm not in ROUNDING_MODES:
         check_rm(rm)
     for value in operands:
-        if not isinstance(value, int) or value >> fmt.width:
-            check_operand(fmt, value)
+        check_operand(fmt, value)
 
 
 def _nan_flags(fmt: Format, *operands: int) -> int:
@@ -44,23 +57,22 @@ def _zero_sum_sign(sign_a: int, sign_b: int, rm: int) -> int:
 
 def add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     """``a + b`` rounded once under ``rm``."""
-    _check(fmt, rm, a, b)
     if rm == RNE:
-        fast = hostfloat.add_rne(fmt, a, b)
+        fast = add64(a, b) if fmt is F64 else add32(a, b) if fmt is F32 else None
         if fast is not None:
             return fast
+    _check(fmt, rm, a, b)
     return _add(fmt, a, b, rm)
 
 
 def sub(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     """``a - b`` rounded once under ``rm``."""
-    _check(fmt, rm, a, b)
-    b ^= fmt.sign_bit
     if rm == RNE:
-        fast = hostfloat.add_rne(fmt, a, b)
+        fast = add64(a, b ^ _F64_SIGN) if fmt is F64 else add32(a, b ^ _F32_SIGN) if fmt is F32 else None
         if fast is not None:
             return fast
-    return _add(fmt, a, b, rm)
+    _check(fmt, rm, a, b)
+    return _add(fmt, a, b ^ fmt.sign_bit, rm)
 
 
 def _add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
@@ -98,11 +110,11 @@ def _add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
 
 def mul(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     """``a * b`` rounded once under ``rm``."""
-    _check(fmt, rm, a, b)
     if rm == RNE:
-        fast = hostfloat.mul_rne(fmt, a, b)
+        fast = mul64(a, b) if fmt is F64 else mul32(a, b) if fmt is F32 else None
         if fast is not None:
             return fast
+    _check(fmt, rm, a, b)
     inf = fmt.infinity
     abs_a = a & fmt.abs_mask
     abs_b = b & fmt.abs_mask
@@ -123,11 +135,11 @@ def mul(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
 
 def div(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     """``a / b`` rounded once under ``rm``; a finite nonzero ``a`` over zero raises DZ."""
-    _check(fmt, rm, a, b)
     if rm == RNE:
-        fast = hostfloat.div_rne(fmt, a, b)
+        fast = div64(a, b) if fmt is F64 else div32(a, b) if fmt is F32 else None
         if fast is not None:
             return fast
+    _check(fmt, rm, a, b)
     inf = fmt.infinity
     abs_a = a & fmt.abs_mask
     abs_b = b & fmt.abs_mask
@@ -160,11 +172,11 @@ def div(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
 
 def sqrt(fmt: Format, a: int, rm: int) -> tuple[int, int]:
     """Square root of ``a`` rounded once under ``rm``; sqrt(-0) is -0, any other negative is invalid."""
-    _check(fmt, rm, a)
     if rm == RNE:
-        fast = hostfloat.sqrt_rne(fmt, a)
+        fast = sqrt64(a) if fmt is F64 else sqrt32(a) if fmt is F32 else None
         if fast is not None:
             return fast
+    _check(fmt, rm, a)
     abs_a = a & fmt.abs_mask
     if abs_a > fmt.infinity:
         return fmt.canonical_nan, _nan_flags(fmt, a)

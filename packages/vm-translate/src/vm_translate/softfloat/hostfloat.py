@@ -7,8 +7,11 @@ tininess cannot arise. What the host does not report is inexactness; each path
 decides it exactly: TwoSum for addition, integer significand arithmetic for
 mul/div/sqrt. Binary32 goes through binary64 (53 >= 2*24 + 2 bits, so the
 double rounding is innocuous for +, -, *, / and sqrt) and decides exactness
-by an exact binary64 back-computation. Every function returns ``None`` when
-its preconditions do not hold; the caller then takes the exact integer path.
+by an exact binary64 back-computation.
+
+Every function returns ``None`` when its preconditions do not hold, including
+operands that are not in-range ints (``struct`` rejects them); the caller then
+validates and takes the exact integer path.
 """
 
 from __future__ import annotations
@@ -16,20 +19,22 @@ from __future__ import annotations
 import math
 import struct
 
-from vm_translate.softfloat.formats import F32, F64, NX, Format
+from vm_translate.softfloat.formats import NX
 
-_DOUBLE = struct.Struct("<d")
-_SINGLE = struct.Struct("<f")
-_U64 = struct.Struct("<Q")
-_U32 = struct.Struct("<I")
-_d_from_bytes = _DOUBLE.unpack
-_d_to_bytes = _DOUBLE.pack
-_s_from_bytes = _SINGLE.unpack
-_s_to_bytes = _SINGLE.pack
-_u64_to_bytes = _U64.pack
-_u64_from_bytes = _U64.unpack
-_u32_to_bytes = _U32.pack
-_u32_from_bytes = _U32.unpack
+_pack_u64x2 = struct.Struct("<2Q").pack
+_unpack_f64x2 = struct.Struct("<2d").unpack
+_pack_u64 = struct.Struct("<Q").pack
+_unpack_f64 = struct.Struct("<d").unpack
+_pack_f64 = struct.Struct("<d").pack
+_unpack_u64 = struct.Struct("<Q").unpack
+_pack_u32x2 = struct.Struct("<2I").pack
+_unpack_f32x2 = struct.Struct("<2f").unpack
+_pack_u32 = struct.Struct("<I").pack
+_unpack_f32 = struct.Struct("<f").unpack
+_pack_f32 = struct.Struct("<f").pack
+_unpack_u32 = struct.Struct("<I").unpack
+_StructError = struct.error
+_sqrt = math.sqrt
 
 _F64_MIN_NORMAL = 2.2250738585072014e-308
 _F64_MAX = 1.7976931348623157e308
@@ -37,119 +42,143 @@ _F32_MIN_NORMAL = 1.1754943508222875e-38
 _F32_MAX = 3.4028234663852886e38
 _F64_FRAC = (1 << 52) - 1
 _F64_HIDDEN = 1 << 52
-_INF = math.inf
 
 
-def _normal64(a: int) -> bool:
-    return 0 < (a >> 52) & 0x7FF < 0x7FF
+def add64(a: int, b: int) -> tuple[int, int] | None:
+    """Binary64 ``a + b`` under RNE for finite operands and a finite result.
+
+    Subnormal operands need no special care: a sum that lands in the subnormal
+    range is exact, and TwoSum is exact for any finite non-overflowing sum.
+    """
+    try:
+        x, y = _unpack_f64x2(_pack_u64x2(a, b))
+    except _StructError:
+        return None
+    s = x + y
+    if s - s:  # NaN when an operand is NaN or infinite, or the sum overflowed
+        return None
+    bb = s - x
+    if (x - (s - bb)) + (y - bb):  # TwoSum: the rounding error of s is exactly representable
+        return _unpack_u64(_pack_f64(s))[0], NX
+    return _unpack_u64(_pack_f64(s))[0], 0
 
 
-def _normal32(a: int) -> bool:
-    return 0 < (a >> 23) & 0xFF < 0xFF
+def mul64(a: int, b: int) -> tuple[int, int] | None:
+    """Binary64 ``a * b`` under RNE for two normal operands and a normal finite result."""
+    try:
+        x, y = _unpack_f64x2(_pack_u64x2(a, b))
+    except _StructError:
+        return None
+    if not (0 < (a >> 52) & 0x7FF < 0x7FF and 0 < (b >> 52) & 0x7FF < 0x7FF):
+        return None
+    p = x * y
+    if not (_F64_MIN_NORMAL < p <= _F64_MAX or -_F64_MAX <= p < -_F64_MIN_NORMAL):
+        return None
+    product = ((a & _F64_FRAC) | _F64_HIDDEN) * ((b & _F64_FRAC) | _F64_HIDDEN)
+    if product & ((1 << (product.bit_length() - 53)) - 1):
+        return _unpack_u64(_pack_f64(p))[0], NX
+    return _unpack_u64(_pack_f64(p))[0], 0
 
 
-def add_rne(fmt: Format, a: int, b: int) -> tuple[int, int] | None:
-    """``a + b`` under RNE for two normal operands, or ``None``."""
-    if fmt is F64:
-        if not (0 < (a >> 52) & 0x7FF < 0x7FF and 0 < (b >> 52) & 0x7FF < 0x7FF):
-            return None
-        x = _d_from_bytes(_u64_to_bytes(a))[0]
-        y = _d_from_bytes(_u64_to_bytes(b))[0]
-        s = x + y
-        if s == _INF or s == -_INF:
-            return None
-        bb = s - x
-        error = (x - (s - bb)) + (y - bb)
-        return _u64_from_bytes(_d_to_bytes(s))[0], (NX if error else 0)
-    if fmt is F32:
-        if not (_normal32(a) and _normal32(b)):
-            return None
-        x = _s_from_bytes(_u32_to_bytes(a))[0]
-        y = _s_from_bytes(_u32_to_bytes(b))[0]
-        s = x + y
-        if not -_F32_MAX <= s <= _F32_MAX:
-            return None
-        rounded = _s_from_bytes(_s_to_bytes(s))[0]
-        if s and -_F32_MIN_NORMAL <= rounded <= _F32_MIN_NORMAL:
-            return None
-        bb = s - x
-        error = (x - (s - bb)) + (y - bb)
-        return _u32_from_bytes(_s_to_bytes(rounded))[0], (NX if error or rounded != s else 0)
-    return None
+def div64(a: int, b: int) -> tuple[int, int] | None:
+    """Binary64 ``a / b`` under RNE for two normal operands and a normal finite result."""
+    try:
+        x, y = _unpack_f64x2(_pack_u64x2(a, b))
+    except _StructError:
+        return None
+    if not (0 < (a >> 52) & 0x7FF < 0x7FF and 0 < (b >> 52) & 0x7FF < 0x7FF):
+        return None
+    q = x / y
+    if not (_F64_MIN_NORMAL < q <= _F64_MAX or -_F64_MAX <= q < -_F64_MIN_NORMAL):
+        return None
+    # The significand quotient is a dyadic rational (so the division is exact) iff the odd part of
+    # the divisor divides the dividend; that integer quotient then has at most 53 bits.
+    divisor = (b & _F64_FRAC) | _F64_HIDDEN
+    divisor >>= (divisor & -divisor).bit_length() - 1
+    if ((a & _F64_FRAC) | _F64_HIDDEN) % divisor:
+        return _unpack_u64(_pack_f64(q))[0], NX
+    return _unpack_u64(_pack_f64(q))[0], 0
 
 
-def mul_rne(fmt: Format, a: int, b: int) -> tuple[int, int] | None:
-    """``a * b`` under RNE for two normal operands with a normal finite result, or ``None``."""
-    if fmt is F64:
-        if not (0 < (a >> 52) & 0x7FF < 0x7FF and 0 < (b >> 52) & 0x7FF < 0x7FF):
-            return None
-        p = _d_from_bytes(_u64_to_bytes(a))[0] * _d_from_bytes(_u64_to_bytes(b))[0]
-        if not _F64_MIN_NORMAL < abs(p) <= _F64_MAX:
-            return None
-        product = ((a & _F64_FRAC) | _F64_HIDDEN) * ((b & _F64_FRAC) | _F64_HIDDEN)
-        inexact = product & ((1 << (product.bit_length() - 53)) - 1)
-        return _u64_from_bytes(_d_to_bytes(p))[0], (NX if inexact else 0)
-    if fmt is F32:
-        if not (_normal32(a) and _normal32(b)):
-            return None
-        p = _s_from_bytes(_u32_to_bytes(a))[0] * _s_from_bytes(_u32_to_bytes(b))[0]
-        if not _F32_MIN_NORMAL < abs(p) <= _F32_MAX:
-            return None
-        rounded = _s_from_bytes(_s_to_bytes(p))[0]
-        if abs(rounded) <= _F32_MIN_NORMAL:
-            return None
-        return _u32_from_bytes(_s_to_bytes(rounded))[0], (NX if rounded != p else 0)
-    return None
+def sqrt64(a: int) -> tuple[int, int] | None:
+    """Binary64 square root under RNE of a positive normal operand."""
+    try:
+        x = _unpack_f64(_pack_u64(a))[0]
+    except _StructError:
+        return None
+    if a >> 63 or not 0 < a >> 52 < 0x7FF:
+        return None
+    bits = _unpack_u64(_pack_f64(_sqrt(x)))[0]
+    root = (bits & _F64_FRAC) | _F64_HIDDEN
+    radicand = (a & _F64_FRAC) | _F64_HIDDEN
+    # Exact iff root**2 * 2**(2*e_root) == radicand * 2**e_radicand (exponents of the lowest bits).
+    gap = ((a >> 52) - 1075) - 2 * ((bits >> 52) - 1075)
+    square = root * root
+    exact = (radicand << gap) == square if gap >= 0 else radicand == square << -gap
+    return bits, (0 if exact else NX)
 
 
-def div_rne(fmt: Format, a: int, b: int) -> tuple[int, int] | None:
-    """``a / b`` under RNE for two normal operands with a normal finite result, or ``None``."""
-    if fmt is F64:
-        if not (0 < (a >> 52) & 0x7FF < 0x7FF and 0 < (b >> 52) & 0x7FF < 0x7FF):
-            return None
-        q = _d_from_bytes(_u64_to_bytes(a))[0] / _d_from_bytes(_u64_to_bytes(b))[0]
-        if not _F64_MIN_NORMAL < abs(q) <= _F64_MAX:
-            return None
-        # The quotient of significands is a dyadic rational (hence exact) iff the odd part of the
-        # divisor divides the dividend; the integer quotient then has at most 53 bits.
-        divisor = (b & _F64_FRAC) | _F64_HIDDEN
-        divisor >>= (divisor & -divisor).bit_length() - 1
-        inexact = ((a & _F64_FRAC) | _F64_HIDDEN) % divisor
-        return _u64_from_bytes(_d_to_bytes(q))[0], (NX if inexact else 0)
-    if fmt is F32:
-        if not (_normal32(a) and _normal32(b)):
-            return None
-        x = _s_from_bytes(_u32_to_bytes(a))[0]
-        y = _s_from_bytes(_u32_to_bytes(b))[0]
-        q = x / y
-        if not _F32_MIN_NORMAL < abs(q) <= _F32_MAX:
-            return None
-        rounded = _s_from_bytes(_s_to_bytes(q))[0]
-        if abs(rounded) <= _F32_MIN_NORMAL:
-            return None
-        # rounded * y has at most 48 significant bits, so the host computes it exactly.
-        return _u32_from_bytes(_s_to_bytes(rounded))[0], (NX if rounded * y != x else 0)
-    return None
+def _to_single(value: float) -> float:
+    return _unpack_f32(_pack_f32(value))[0]
 
 
-def sqrt_rne(fmt: Format, a: int) -> tuple[int, int] | None:
-    """Square root under RNE of a positive normal operand, or ``None``."""
-    if fmt is F64:
-        if a >> 63 or not _normal64(a):
-            return None
-        r = math.sqrt(_d_from_bytes(_u64_to_bytes(a))[0])
-        bits = _u64_from_bytes(_d_to_bytes(r))[0]
-        sig_r = (bits & _F64_FRAC) | _F64_HIDDEN
-        sig_a = (a & _F64_FRAC) | _F64_HIDDEN
-        # Exact iff sig_r**2 * 2**(2*exp_r) == sig_a * 2**exp_a (exponents of the lowest bits).
-        gap = ((a >> 52) - 1075) - 2 * ((bits >> 52) - 1075)
-        square = sig_r * sig_r
-        exact = (sig_a << gap) == square if gap >= 0 else sig_a == square << -gap
-        return bits, (0 if exact else NX)
-    if fmt is F32:
-        if a >> 31 or not _normal32(a):
-            return None
-        x = _s_from_bytes(_u32_to_bytes(a))[0]
-        rounded = _s_from_bytes(_s_to_bytes(math.sqrt(x)))[0]
-        return _u32_from_bytes(_s_to_bytes(rounded))[0], (NX if rounded * rounded != x else 0)
-    return None
+def add32(a: int, b: int) -> tuple[int, int] | None:
+    """Binary32 ``a + b`` under RNE for finite operands whose binary64 sum cannot overflow binary32."""
+    try:
+        x, y = _unpack_f32x2(_pack_u32x2(a, b))
+    except _StructError:
+        return None
+    s = x + y
+    if not -_F32_MAX <= s <= _F32_MAX:
+        return None
+    rounded = _to_single(s)
+    bb = s - x
+    error = (x - (s - bb)) + (y - bb)
+    return _unpack_u32(_pack_f32(rounded))[0], (NX if error or rounded != s else 0)
+
+
+def mul32(a: int, b: int) -> tuple[int, int] | None:
+    """Binary32 ``a * b`` under RNE; the binary64 product of two binary32 values is exact."""
+    try:
+        x, y = _unpack_f32x2(_pack_u32x2(a, b))
+    except _StructError:
+        return None
+    if not (0 < (a >> 23) & 0xFF < 0xFF and 0 < (b >> 23) & 0xFF < 0xFF):
+        return None
+    p = x * y
+    if not _F32_MIN_NORMAL < abs(p) <= _F32_MAX:
+        return None
+    rounded = _to_single(p)
+    if abs(rounded) <= _F32_MIN_NORMAL:
+        return None
+    return _unpack_u32(_pack_f32(rounded))[0], (NX if rounded != p else 0)
+
+
+def div32(a: int, b: int) -> tuple[int, int] | None:
+    """Binary32 ``a / b`` under RNE for two normal operands and a normal finite result."""
+    try:
+        x, y = _unpack_f32x2(_pack_u32x2(a, b))
+    except _StructError:
+        return None
+    if not (0 < (a >> 23) & 0xFF < 0xFF and 0 < (b >> 23) & 0xFF < 0xFF):
+        return None
+    q = x / y
+    if not _F32_MIN_NORMAL < abs(q) <= _F32_MAX:
+        return None
+    rounded = _to_single(q)
+    if abs(rounded) <= _F32_MIN_NORMAL:
+        return None
+    # rounded * y has at most 48 significant bits, so the host computes it exactly.
+    return _unpack_u32(_pack_f32(rounded))[0], (NX if rounded * y != x else 0)
+
+
+def sqrt32(a: int) -> tuple[int, int] | None:
+    """Binary32 square root under RNE of a positive normal operand."""
+    try:
+        x = _unpack_f32(_pack_u32(a))[0]
+    except _StructError:
+        return None
+    if a >> 31 or not 0 < a >> 23 < 0xFF:
+        return None
+    rounded = _to_single(_sqrt(x))
+    return _unpack_u32(_pack_f32(rounded))[0], (NX if rounded * rounded != x else 0)
