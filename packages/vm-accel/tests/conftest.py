@@ -12,7 +12,7 @@ from vm_core.errors import AcceleratorUnavailable
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from vm_accel.kvm import Kvm, KvmVcpu, KvmVm, Registers, probe_kvm  # noqa: E402
+from vm_accel.kvm import Kvm, KvmVcpu, KvmVm, Registers, probe_kvm
 
 
 def _kvm_unavailable_reason() -> str | None:

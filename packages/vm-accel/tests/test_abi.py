@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import structures as st
 

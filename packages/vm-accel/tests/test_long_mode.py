@@ -13,7 +13,6 @@ from hypothesis import strategies as stst
 from kvm_programs import LONG_MODE_SUM, USER_ARITHMETIC, USER_PAGE_FAULT, user_sum_loop
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
 from unicorn import x86_const as ux
-
 from vm_accel.kvm import (
     DescriptorTable,
     ExceptionFrame,
@@ -104,7 +103,7 @@ def test_cpl3_loop_entered_through_sysretq_ends_with_syscall(vm: KvmVm) -> None:
 
 
 def test_user_page_fault_is_reported_with_cr2_and_error_code(vm: KvmVm) -> None:
-    vcpu, system, recorder = _long_mode_vm(vm)
+    vcpu, system, _ = _long_mode_vm(vm)
     vm.memory.write(USER_CODE, USER_PAGE_FAULT.code)
     system.start_user(vcpu, USER_CODE, USER_STACK)
     stop = vcpu.run()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as stst
-from vm_core.errors import ConfigurationError, MemoryFault
-
 from vm_accel.kvm.memory import PAGE_SIZE, GuestMemoryRegion, GuestPhysicalMemory
 from vm_accel.kvm.page_tables import PAGE_2M, PAGE_4K, PageTableBuilder
+from vm_core.errors import ConfigurationError, MemoryFault
 
 # Two adjacent regions and one after a hole: [0, 2 pages) [2, 3 pages) hole [5, 6 pages)
 LAYOUT = [(0, 2 * PAGE_SIZE), (2 * PAGE_SIZE, PAGE_SIZE), (5 * PAGE_SIZE, PAGE_SIZE)]

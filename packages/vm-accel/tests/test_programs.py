@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from kvm_programs import ALL_PROGRAMS, GuestProgram
-
 from vm_accel.kvm import kernel_stubs
 
 AS = shutil.which("as")

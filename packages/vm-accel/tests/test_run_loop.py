@@ -10,7 +10,6 @@ import time
 import pytest
 from conftest import start_real_mode
 from kvm_programs import USER_SPIN
-
 from vm_accel.kvm import KvmExitError, KvmVm, Registers, SpecialRegisters, StopKind, setup_long_mode
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import structures as st
@@ -19,7 +18,7 @@ from vm_accel.kvm.run_loop import _exit_error
 USER_CODE = 0x30000
 
 
-def _spinning_user(vm: KvmVm):  # type: ignore[no-untyped-def]
+def _spinning_user(vm: KvmVm):
     vm.add_memory(0, 0x100000)
     vcpu = vm.create_vcpu()
     system = setup_long_mode(vcpu)
@@ -81,10 +80,10 @@ def test_emulation_failure_is_an_exit_error_or_a_ud(vm: KvmVm) -> None:
     frames = []
 
     class Exceptions:
-        def port_read(self, vcpu, port, size):  # type: ignore[no-untyped-def]
+        def port_read(self, vcpu, port, size):
             return 0
 
-        def port_write(self, vcpu, port, size, value):  # type: ignore[no-untyped-def]
+        def port_write(self, vcpu, port, size, value):
             frames.append(system.read_exception_frame(vcpu))
             vcpu.request_stop()
 
