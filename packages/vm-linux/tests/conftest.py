@@ -115,3 +115,18 @@ def sys_harness() -> Iterator[SyscallHarness]:
     harness = SyscallHarness()
     yield harness
     harness.state.fds.close_all()
+
+
+@pytest.fixture
+def make_harness() -> Iterator[Callable[..., SyscallHarness]]:
+    """``make_harness(root=..., exe=...)`` builds a :class:`SyscallHarness`; closed at teardown."""
+    made: list[SyscallHarness] = []
+
+    def make(**kwargs: str) -> SyscallHarness:
+        harness = SyscallHarness(**kwargs)
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        harness.state.fds.close_all()
