@@ -21,6 +21,7 @@ A word no row decodes raises :class:`vm_core.errors.IllegalInstruction`.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -232,11 +233,20 @@ def load_extension_tables(names: Iterable[str] = EXTENSION_MODULES) -> list[list
     return tables
 
 
+@functools.cache
+def default_specs() -> tuple[InsnSpec, ...]:
+    """The rows of every installed extension module, checked once per process."""
+    specs = tuple(spec for table in load_extension_tables() for spec in table)
+    check_table(specs)
+    return specs
+
+
 class Decoder:
     """Decodes RISC-V words with a set of instruction tables and a decode cache.
 
-    ``decode(word)`` takes a 32-bit word; ``decode_compressed(half)`` a
-    16-bit one. Both return a :class:`Decoded` or raise
+    ``tables`` defaults to the ``INSTRUCTIONS`` of every installed module of
+    :data:`EXTENSION_MODULES`. ``decode(word)`` takes a 32-bit word;
+    ``decode_compressed(half)`` a 16-bit one. Both return a :class:`Decoded` or raise
     :class:`IllegalInstruction` (``pc`` left unset; the caller knows it).
     """
 
@@ -244,8 +254,11 @@ class Decoder:
     CACHE_LIMIT = 1 << 17
 
     def __init__(self, tables: Iterable[Sequence[InsnSpec]] | None = None) -> None:
-        specs = [spec for table in (load_extension_tables() if tables is None else tables) for spec in table]
-        check_table(specs)
+        if tables is None:
+            specs = list(default_specs())
+        else:
+            specs = [spec for table in tables for spec in table]
+            check_table(specs)
         self.specs: tuple[InsnSpec, ...] = tuple(specs)
         by_opcode: dict[int, list[InsnSpec]] = {}
         for spec in specs:
