@@ -1,9 +1,10 @@
 """Correctly rounded add, sub, mul, div, sqrt and fused multiply-add on raw bit patterns.
 
-Each public function validates its arguments, tries the host-float fast path
-(:mod:`vm_translate.softfloat.hostfloat`, round-to-nearest-even on normal
-operands only) and otherwise computes the exact result with Python integers
-and rounds it once through :func:`~vm_translate.softfloat.rounding.round_pack`.
+Each public function first tries the host-float fast path
+(:mod:`vm_translate.softfloat.hostfloat`, round-to-nearest-even only), then
+validates its arguments and takes the exact path (``exact_add``,
+``exact_mul``, ...): the exact result computed with Python integers, rounded
+once through :func:`~vm_translate.softfloat.rounding.round_pack`.
 Special operands follow RISC-V: any NaN result is the canonical NaN, a
 signalling NaN operand raises NV, and the invalid cases (inf - inf, 0 * inf,
 0 / 0, inf / inf, sqrt of a negative number) raise NV. All functions return
@@ -62,7 +63,7 @@ def add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
         if fast is not None:
             return fast
     _check(fmt, rm, a, b)
-    return _add(fmt, a, b, rm)
+    return exact_add(fmt, a, b, rm)
 
 
 def sub(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
@@ -72,10 +73,11 @@ def sub(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
         if fast is not None:
             return fast
     _check(fmt, rm, a, b)
-    return _add(fmt, a, b ^ fmt.sign_bit, rm)
+    return exact_add(fmt, a, b ^ fmt.sign_bit, rm)
 
 
-def _add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+def exact_add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+    """The exact integer path of :func:`add` (no host floats); arguments must be valid."""
     inf = fmt.infinity
     abs_a = a & fmt.abs_mask
     abs_b = b & fmt.abs_mask
@@ -115,6 +117,11 @@ def mul(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
         if fast is not None:
             return fast
     _check(fmt, rm, a, b)
+    return exact_mul(fmt, a, b, rm)
+
+
+def exact_mul(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+    """The exact integer path of :func:`mul` (no host floats); arguments must be valid."""
     inf = fmt.infinity
     abs_a = a & fmt.abs_mask
     abs_b = b & fmt.abs_mask
@@ -140,6 +147,11 @@ def div(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
         if fast is not None:
             return fast
     _check(fmt, rm, a, b)
+    return exact_div(fmt, a, b, rm)
+
+
+def exact_div(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+    """The exact integer path of :func:`div` (no host floats); arguments must be valid."""
     inf = fmt.infinity
     abs_a = a & fmt.abs_mask
     abs_b = b & fmt.abs_mask
@@ -177,6 +189,11 @@ def sqrt(fmt: Format, a: int, rm: int) -> tuple[int, int]:
         if fast is not None:
             return fast
     _check(fmt, rm, a)
+    return exact_sqrt(fmt, a, rm)
+
+
+def exact_sqrt(fmt: Format, a: int, rm: int) -> tuple[int, int]:
+    """The exact integer path of :func:`sqrt` (no host floats); arguments must be valid."""
     abs_a = a & fmt.abs_mask
     if abs_a > fmt.infinity:
         return fmt.canonical_nan, _nan_flags(fmt, a)
