@@ -41,8 +41,6 @@ executor in :mod:`vm_translate.executor` is the definition):
 
 from __future__ import annotations
 
-from typing import Union
-
 import attrs
 
 WIDTHS = (1, 8, 16, 32, 64, 128)
@@ -84,7 +82,7 @@ class Temp:
         return f"t{self.id}:{self.width}"
 
 
-Operand = Union[Const, Temp]
+Operand = Const | Temp
 
 BINARY_OPS = frozenset(
     {
@@ -205,7 +203,7 @@ class InsnStart:
     length: int
 
 
-Stmt = Union[GetReg, PutReg, BinOp, UnOp, Ext, Select, Load, Store, Call, Fence, InsnStart]
+Stmt = GetReg | PutReg | BinOp | UnOp | Ext | Select | Load | Store | Call | Fence | InsnStart
 
 
 @attrs.frozen
@@ -242,7 +240,7 @@ class TrapExit:
     length: int = 4
 
 
-Exit = Union[Jump, Branch, SyscallExit, TrapExit]
+Exit = Jump | Branch | SyscallExit | TrapExit
 
 
 @attrs.frozen

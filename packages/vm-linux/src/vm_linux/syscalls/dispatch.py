@@ -36,7 +36,9 @@ class SyscallDispatcher:
         if entry is None:
             if number not in state.warned_syscalls:
                 state.warned_syscalls.add(number)
-                state.log.warning(
+                # info, not warning: like qemu-user (which logs these only with -d unimp) the
+                # guest's stderr stays its own; `vm -v run` shows them.
+                state.log.info(
                     "unsupported_syscall", number=number, name=self.abi.syscall_names.get(number, "unknown")
                 )
             return -errno.ENOSYS

@@ -65,7 +65,7 @@ def _file_bytes(st: ProcessState, fd: int, length: int, offset: int, shared: boo
     if shared and prot & PROT_WRITE:
         if access != os.O_RDWR:
             raise GuestErrno(errno.EACCES)
-        st.log.warning("shared_writable_file_mapping_refused", fd=fd, length=length)
+        st.log.info("shared_writable_file_mapping_refused", fd=fd, length=length)
         raise GuestErrno(errno.ENODEV)
     return os.pread(entry.host_fd, length, offset)
 
