@@ -213,7 +213,7 @@ def finite_values(fmt: sf.Format) -> st.SearchStrategy[int]:
     )
 
 
-FAST = settings(max_examples=1500, deadline=None)
+FAST = settings(max_examples=1000, deadline=None)
 
 
 @pytest.mark.parametrize("fmt", [sf.F32, sf.F64], ids=["f32", "f64"])
