@@ -87,9 +87,11 @@ def _sc(size: int) -> LiftFn:
     return lift
 
 
-def _minmax(b: Builder, cmp: str, old: Operand, src: Operand, bits: int) -> Operand:
+def _pick(b: Builder, cmp: str, old: Operand, src: Operand, bits: int, want_max: bool) -> Operand:
+    """The smaller (or larger) of the low ``bits`` of ``old`` and ``src`` under ``cmp``."""
     a, c = b.trunc(old, bits), b.trunc(src, bits)
-    return b.select(b.binop(cmp, a, c), a, c)
+    less = b.binop(cmp, a, c)
+    return b.select(less, c, a) if want_max else b.select(less, a, c)
 
 
 def _amo(size: int, op: str) -> LiftFn:
@@ -104,10 +106,9 @@ def _amo(size: int, op: str) -> LiftFn:
             new = src
         elif op in ("add", "xor", "and", "or"):
             new = b.binop(op, old, src)
-        elif op in ("min", "minu"):
-            new = _minmax(b, "lts" if op == "min" else "ltu", old, src, bits)
         else:
-            new = _minmax(b, "lts" if op == "max" else "ltu", src, old, bits)
+            cmp = "ltu" if op.endswith("u") else "lts"
+            new = _pick(b, cmp, old, src, bits, want_max=op.startswith("max"))
         b.store(addr, new, size)
         b.put_x(f.rd, old)
 
