@@ -27,6 +27,7 @@ The persistence wiring lives in :mod:`vm_core.application`.
 from __future__ import annotations
 
 import enum
+import math
 import random
 import re
 import signal as _signal
@@ -173,9 +174,11 @@ def _check_stop_outcome(
     if signal is not None and not (isinstance(signal, int) and 1 <= signal <= 64):
         raise InvalidOutcomeError(f"signal must be an integer in 1..64, not {signal!r}")
     if not isinstance(instructions_retired, int) or instructions_retired < 0:
-        raise InvalidOutcomeError(f"instructions retired must be a non-negative integer, not {instructions_retired!r}")
-    if not isinstance(wall_time_s, int | float) or not wall_time_s >= 0:
-        raise InvalidOutcomeError(f"wall time must be a non-negative number of seconds, not {wall_time_s!r}")
+        raise InvalidOutcomeError(
+            f"instructions retired must be a non-negative integer, not {instructions_retired!r}"
+        )
+    if not isinstance(wall_time_s, int | float) or not (math.isfinite(wall_time_s) and wall_time_s >= 0):
+        raise InvalidOutcomeError(f"wall time must be a finite, non-negative number of seconds, not {wall_time_s!r}")
 
 
 class VirtualMachine(Aggregate):
