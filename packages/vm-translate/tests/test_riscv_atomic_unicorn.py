@@ -114,7 +114,7 @@ def states() -> st.SearchStrategy[InitialState]:
     return st.builds(lambda x, d: InitialState(initial_x_with_bases(x), d), x_states(), data_pages())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(atomic_sequences(), states())
 def test_atomics_match_unicorn(words: list[int], init: InitialState) -> None:
     assert_same(words, init)

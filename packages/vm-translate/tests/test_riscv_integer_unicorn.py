@@ -40,7 +40,7 @@ from vm_translate.riscv.decoder import Decoder
 from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_s, enc_u
 
 DEC = Decoder()
-EXAMPLES = settings(max_examples=200, deadline=None)
+EXAMPLES = settings(max_examples=120, deadline=None)
 
 R_ROWS = ("add", "sub", "sll", "slt", "sltu", "xor", "srl", "sra", "or", "and",
           "addw", "subw", "sllw", "srlw", "sraw")  # fmt: skip
@@ -121,7 +121,7 @@ def control_items(draw: Draw) -> list[Item]:
 
 C_ALU = ("c.addi", "c.addiw", "c.li", "c.lui", "c.srli", "c.srai", "c.andi", "c.sub", "c.xor",
          "c.or", "c.and", "c.subw", "c.addw", "c.slli", "c.mv", "c.add", "c.addi4spn", "c.nop")  # fmt: skip
-_C_ROWS = {}
+_C_ROWS: dict[str, tuple[int, int]] = {}
 
 
 def _c_row(name: str) -> tuple[int, int]:
@@ -271,7 +271,7 @@ def test_compressed_matches_unicorn(words: list[int], init: InitialState) -> Non
     assert_same(words, init)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(sequences(("i", "m", "mem", "ctl", "c", "cmem", "cctl")), states())
 def test_mixed_integer_sequences_match_unicorn(words: list[int], init: InitialState) -> None:
     assert_same(words, init)

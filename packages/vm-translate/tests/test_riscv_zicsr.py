@@ -57,7 +57,7 @@ def fp_csr_sequences(draw: st.DrawFn) -> list[int]:
     ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(fp_csr_sequences(), x_states(), st.integers(0, 0xFF))
 def test_fp_csrs_match_unicorn(words: list[int], x: tuple[int, ...], fcsr: int) -> None:
     assert_same(words, InitialState(x, fcsr=fcsr), fp=True)
