@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from vm_cli.commands import plugins, run, version
+from vm_cli.commands import machines, plugins, run, version
 
-COMMAND_MODULES: list[ModuleType] = [run, version, plugins]
+COMMAND_MODULES: list[ModuleType] = [run, machines, version, plugins]
