@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define SLOTS 256
-#define ROUNDS 6000
+#define ROUNDS 4000
 
 static uint64_t rng_state = 88172645463325252ull;
 
@@ -54,7 +54,7 @@ int main(void)
         uint64_t r = xorshift64();
         struct slot *s = &slots[r % SLOTS];
         if (!s->data) {
-            s->size = 1 + (size_t)((r >> 16) % 300);
+            s->size = 1 + (size_t)((r >> 16) % 200);
             s->tag = (unsigned char)(r >> 40);
             if ((r >> 60) == 0) {
                 s->data = calloc(s->size, 1);
@@ -73,7 +73,7 @@ int main(void)
             checksum = (checksum ^ s->data[s->size / 2] ^ s->size) * 1099511628211ull;
             if ((r >> 32) % 3 == 0) {
                 size_t old = s->size;
-                size_t new_size = 1 + (size_t)((r >> 20) % 600);
+                size_t new_size = 1 + (size_t)((r >> 20) % 400);
                 s->data = realloc(s->data, new_size);
                 reallocs++;
                 size_t keep = old < new_size ? old : new_size;

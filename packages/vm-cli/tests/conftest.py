@@ -1,0 +1,85 @@
+"""Fixtures for the guest program suite: build it, run it under qemu-riscv64 and under ``vm run``.
+
+``guest/build.py`` (at the repository root, not a package) is loaded by path.
+Any test that takes a ``guest_program`` argument is parametrized over every
+program in ``guest/rv64/programs.toml``.
+
+``guest_binaries`` builds the suite once per session. Without the RISC-V
+toolchain (``riscv64-linux-gnu-gcc``, ``qemu-riscv64``) the tests that need
+it are skipped, except when the environment says ``CI=true``: there a
+missing toolchain is a failure.
+
+``vm_command`` is the command prefix that runs a guest under the VM; extra
+``vm run`` options can be injected by indirect parametrization, e.g.
+``@pytest.mark.parametrize("vm_command", [["--engine", "jit"]], indirect=True)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+GUEST_BUILD_PATH = REPO_ROOT / "guest" / "build.py"
+_GUEST_BUILD_MODULE = "vm_guest_build"
+
+
+def load_guest_build() -> ModuleType:
+    """Import ``guest/build.py`` once (as ``vm_guest_build``) and return the module."""
+    module = sys.modules.get(_GUEST_BUILD_MODULE)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(_GUEST_BUILD_MODULE, GUEST_BUILD_PATH)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {GUEST_BUILD_PATH}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_GUEST_BUILD_MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[_GUEST_BUILD_MODULE]
+        raise
+    return module
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "guest_vm: compares `vm run` with qemu-riscv64 on the guest program suite"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "guest_program" in metafunc.fixturenames:
+        programs = load_guest_build().load_manifest()
+        metafunc.parametrize("guest_program", programs, ids=[program.name for program in programs])
+
+
+@pytest.fixture(scope="session")
+def guest_build() -> ModuleType:
+    """The ``guest/build.py`` module."""
+    return load_guest_build()
+
+
+@pytest.fixture(scope="session")
+def guest_binaries(guest_build: ModuleType) -> dict[str, Path]:
+    """Program name -> built binary, for the whole suite (skipped without a toolchain unless CI=true)."""
+    try:
+        guest_build.check_toolchain()
+    except guest_build.ToolchainMissing as err:
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(f"CI=true but the guest toolchain is missing: {err}")
+        pytest.skip(f"guest program suite needs the RISC-V toolchain: {err}")
+    binaries: dict[str, Path] = guest_build.build_all()
+    return binaries
+
+
+@pytest.fixture
+def vm_command(request: pytest.FixtureRequest) -> list[str]:
+    """The command prefix that runs a guest under the VM; the binary and its arguments follow."""
+    extra_options = [str(option) for option in getattr(request, "param", ())]
+    return [sys.executable, "-m", "vm_cli", "run", *extra_options]
