@@ -125,7 +125,8 @@ class _Emitter:
         return True  # used by the exit
 
     # -- statements -----------------------------------------------------------
-    def emit(self) -> None:
+    def emit(self, ips: list[tuple[int, int]] | None = None) -> None:
+        """Emit the statements; ``ips`` given means region mode (see :func:`region_source`)."""
         stmts = self.block.stmts
         insn = -1
         need_ip = True
@@ -137,8 +138,19 @@ class _Emitter:
                 current_pc = stmt.pc
                 continue
             if isinstance(stmt, (ir.Load, ir.Store, ir.Call)) and need_ip:
-                self.lines.append(f"ip = {current_pc:#x}")
+                if ips is None:
+                    self.lines.append(f"ip = {current_pc:#x}")
+                else:
+                    self.lines.append(f"ip = {len(ips)}")
+                    ips.append((current_pc, insn))
                 need_ip = False
+            if ips is not None and isinstance(stmt, ir.Call) and get_helper(stmt.helper).takes_cpu:
+                # the helper may read cpu.pc / cpu.icount: during a block the reference executor
+                # leaves them at the block's start, so make them say exactly that around the call
+                self.lines.append(f"cpu.pc = {self.block.pc:#x}; cpu.icount += n")
+                self.statement(i, stmt)
+                self.lines.append("cpu.icount -= n")
+                continue
             self.statement(i, stmt)
 
     def statement(self, i: int, s: ir.Stmt) -> None:
@@ -312,3 +324,74 @@ def compile_block(block: ir.Block, cpu: Any) -> Any:
     exec(code, namespace)
     mem = cpu.mem
     return namespace["make"](cpu, mem, mem.readable, mem.writable, index)
+
+
+def region_source(blocks: list[ir.Block]) -> tuple[str, dict[str, Any], list[tuple[int, int]], dict[int, Any]]:
+    """Python source of a factory ``make(cpu, mem, RD, WR, IPS)`` returning a region function.
+
+    A region is several blocks (``blocks[0]`` is its entry) joined by their
+    constant exits: ``region(regs, budget) -> (next_pc, retired, kind)``
+    runs blocks while the next pc stays inside the region and the next block
+    fits in ``budget``, with registers in locals throughout. ``kind`` is 0,
+    1 after a system call, 2 at a trap (``next_pc`` is then the trap's pc).
+    On a fault it writes registers back, sets ``cpu.pc`` and adds the
+    instructions retired before the fault to ``cpu.icount`` itself.
+    """
+    ips: list[tuple[int, int]] = []
+    helpers: dict[str, Any] = {}
+    traps: dict[int, Any] = {}
+    read: set[int] = set()
+    written: set[int] = set()
+    parts: list[str] = []
+    ind = "                "
+    for block in blocks:
+        em = _Emitter(block)
+        em.analyse()
+        em.emit(ips)
+        helpers.update(em.helpers)
+        read |= em.regs_read
+        written |= em.regs_written
+        parts.append(f"            if pc == {block.pc:#x}:")
+        parts.append(ind + f"if n + {block.insn_count} > budget: break")
+        parts += [ind + line for line in em.lines]
+        parts.append(ind + f"n += {block.insn_count}")
+        exit_ = block.exit
+        parts.append(ind + f"pc = {em.exit_expr()}")
+        if isinstance(exit_, ir.SyscallExit):
+            parts.append(ind + "kind = 1; break")
+        elif isinstance(exit_, ir.TrapExit):
+            traps[exit_.pc] = exit_
+            parts.append(ind + "kind = 2; break")
+        else:
+            parts.append(ind + "continue")
+    regs = sorted(read | written)
+    writeback = "; ".join(f"regs[{r}] = r{r}" for r in sorted(written))
+    body = ["def make(cpu, mem, RD, WR, IPS):", "    def region(regs, budget):"]
+    if regs:
+        body.append("        " + "; ".join(f"r{r} = regs[{r}]" for r in regs))
+    body += [f"        pc = {blocks[0].pc:#x}; n = 0; kind = 0; ip = 0", "        try:", "            while True:"]
+    body += ["    " + line for line in parts]
+    body += ["                break", "        except GuestFault as fault:"]
+    if writeback:
+        body.append("            " + writeback)
+    body += [
+        "            cpu.pc, k = IPS[ip]; cpu.icount += n + k",
+        "            if fault.pc is None: fault.pc = cpu.pc",
+        "            raise",
+    ]
+    if writeback:
+        body.append("        " + writeback)
+    body.append("        return pc, n, kind")
+    body.append("    return region")
+    return "\n".join(body) + "\n", helpers, ips, traps
+
+
+def compile_region(blocks: list[ir.Block], cpu: Any) -> tuple[Any, dict[int, Any]]:
+    """Compile a region (see :func:`region_source`); returns the function and its trap exits by pc."""
+    source, helpers, ips, traps = region_source(blocks)
+    namespace: dict[str, Any] = dict(RUNTIME)
+    namespace.update(helpers)
+    code = compile(source, f"<guest region {blocks[0].isa} {blocks[0].pc:#x}>", "exec")
+    exec(code, namespace)
+    mem = cpu.mem
+    return namespace["make"](cpu, mem, mem.readable, mem.writable, ips), traps

@@ -56,7 +56,7 @@ _F_ABI = (
 ABI_NAMES: tuple[str, ...] = _X_ABI + _F_ABI + ("frm", "fflags", "reservation")
 
 #: The RV64 register layout.
-LAYOUT = RegisterLayout(names=ARCH_NAMES, pc_name="pc")
+LAYOUT = RegisterLayout(names=ARCH_NAMES, pc_name="pc", alt_names=ABI_NAMES)
 
 
 def x_name(index: int) -> str:
