@@ -24,8 +24,12 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = [*(f"tests-{p.removeprefix('vm-')}" for p in PACKAGES), "lint", "typecheck"]
 
 
+# vm-core's `postgres` extra brings psycopg, so the event-store suite also runs on PostgreSQL.
+EXTRAS = {"vm-core": "[postgres]"}
+
+
 def install_all(session: nox.Session, *extra: str) -> None:
-    session.install(*(str(ROOT / "packages" / p) for p in PACKAGES), *extra)
+    session.install(*(str(ROOT / "packages" / p) + EXTRAS.get(p, "") for p in PACKAGES), *extra)
 
 
 def _make_test_session(package: str) -> None:
