@@ -31,7 +31,8 @@ VM_ARGS = {"isa": "riscv64", "memory_size": 16 << 20, "engine": "interp", "progr
 
 def test_created_vm_can_be_fetched_by_name_full_id_and_prefix(app: VmApplication) -> None:
     vm_id = app.create_vm(name="web", arguments=["--port", "80"], **VM_ARGS)  # type: ignore[arg-type]
-    for ref in ["web", vm_id, str(vm_id), vm_id.hex, vm_id.hex[:12], vm_id.hex[:12].upper()]:
+    refs: list[str | UUID] = ["web", vm_id, str(vm_id), vm_id.hex, vm_id.hex[:12], vm_id.hex[:12].upper()]
+    for ref in refs:
         assert app.resolve(ref) == vm_id
     vm = app.get("web")
     assert vm.id == vm_id
@@ -111,7 +112,8 @@ def test_list_shows_live_vms_oldest_first_and_removed_ones_vanish(app: VmApplica
     assert [vm.id for vm in app.list_vms()] == ids
     app.remove("vm1")
     assert [vm.name for vm in app.list_vms()] == ["vm0", "vm2", "vm3"]
-    for ref in ["vm1", ids[1], ids[1].hex]:
+    removed_refs: list[str | UUID] = ["vm1", ids[1], ids[1].hex]
+    for ref in removed_refs:
         with pytest.raises(NotFoundError):
             app.get(ref)
     with pytest.raises(NotFoundError):
@@ -142,7 +144,8 @@ def test_ambiguous_prefix_is_a_clear_error(app: VmApplication) -> None:
 
 def test_unknown_references_raise_not_found(app: VmApplication) -> None:
     app.create_vm(name="known", **VM_ARGS)  # type: ignore[arg-type]
-    for ref in ["unknown", "zz-not-hex", "", uuid4(), str(uuid4())]:
+    unknown_refs: list[str | UUID] = ["unknown", "zz-not-hex", "", uuid4(), str(uuid4())]
+    for ref in unknown_refs:
         with pytest.raises(NotFoundError):
             app.resolve(ref)
 
@@ -217,7 +220,7 @@ def test_values_round_trip_through_the_store(
     app, reader = backend.writer_and_reader()
     vm_id = app.create_vm(arguments=args, **VM_ARGS)  # type: ignore[arg-type]
     app.start(vm_id)
-    app.stop(vm_id, instructions_retired=retired, wall_time_s=wall, **stop)  # type: ignore[arg-type]
+    app.stop(vm_id, instructions_retired=retired, wall_time_s=wall, **stop)
     vm = reader.get(vm_id)
     assert vm.config.arguments == tuple(args)
     assert vm.last_exit is not None

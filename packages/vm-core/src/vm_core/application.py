@@ -57,7 +57,7 @@ log = get_logger("vm_core.application")
 
 DEFAULT_PERSISTENCE_MODULE = "eventsourcing.sqlite"
 DATABASE_FILENAME = "vm.sqlite3"
-_CREATED_TOPIC = get_topic(VirtualMachine.Created)  # type: ignore[attr-defined]
+_CREATED_TOPIC = get_topic(VirtualMachine.Created)
 _PAGE = 500
 _HEX_DIGITS = frozenset("0123456789abcdef")
 
@@ -219,7 +219,7 @@ class VmApplication(Application[UUID]):
         """The recorded events of the VM ``ref`` names, oldest first."""
         vm_id = self.resolve(ref)
         with _storage_errors():
-            stored = list(self.events.get(vm_id))
+            stored: list[Any] = list(self.events.get(vm_id))
         return [
             VmEventRecord(
                 version=domain_event.originator_version,
@@ -303,7 +303,7 @@ class VmApplication(Application[UUID]):
     def _load_raw(self, vm_id: UUID) -> VirtualMachine:
         try:
             with _storage_errors():
-                vm = self.repository.get(vm_id)
+                vm: object = self.repository.get(vm_id)
         except AggregateNotFoundError:
             raise NotFoundError(f"no VM with id {vm_id}", hint="see `vm ls`") from None
         if not isinstance(vm, VirtualMachine):
@@ -319,7 +319,7 @@ class VmApplication(Application[UUID]):
     def _name_index(self, name: str) -> VmName | None:
         try:
             with _storage_errors():
-                index = self.repository.get(name_index_id(name))
+                index: object = self.repository.get(name_index_id(name))
         except AggregateNotFoundError:
             return None
         return index if isinstance(index, VmName) else None

@@ -31,7 +31,7 @@ import math
 import random
 import re
 import signal as _signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -77,6 +77,10 @@ class AmbiguousReferenceError(DomainError):
     """A short id prefix matches more than one VM."""
 
 
+def _as_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 class VmState(enum.Enum):
     """Where a VM is in its lifecycle."""
 
@@ -102,7 +106,7 @@ class VmConfig:
     accelerator: str | None = None
     program: str | None = None
     kernel: str | None = None
-    arguments: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    arguments: tuple[str, ...] = attrs.field(default=(), converter=lambda values: _as_tuple(values))
 
     def validate(self) -> None:
         """Raise :class:`ConfigurationError` naming the first invalid field."""

@@ -25,7 +25,7 @@ from vm_core.domainmodel import VirtualMachine
 from vm_core.errors import VmError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = subparsers.add_parser("ls", help="list the virtual machines")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=run_ls)
@@ -196,8 +196,8 @@ def run_rm(args: argparse.Namespace) -> int:
                 failures.append(err)
                 continue
             print(vm.name)
-    for err in failures[:-1]:
-        print(f"vm: error: {err}", file=sys.stderr)
+    for failure in failures[:-1]:
+        print(f"vm: error: {failure}", file=sys.stderr)
     if failures:
         raise failures[-1]
     return 0
