@@ -248,11 +248,12 @@ class AddressSpaceMachine(RuleBasedStateMachine):
             old_top = -(-m.brk_cur // PAGE)
             if new_top == old_top:
                 expected = new
-            elif new < m.brk_cur:  # shrink: pages wholly above the new break go
-                released = m.drop_pages(set(range(new_top, old_top)))
-                for pn in range(new_top, old_top):
-                    m.prot.pop(pn, None)
-                expected = new
+            elif new < m.brk_cur:  # shrink: pages wholly above the new break go, if there are any
+                if any(pn in m.prot for pn in range(new_top, old_top)):
+                    released = m.drop_pages(set(range(new_top, old_top)))
+                    for pn in range(new_top, old_top):
+                        m.prot.pop(pn, None)
+                    expected = new
             elif all(pn not in m.prot for pn in range(old_top, new_top + 1)):  # heap + guard page free
                 for pn in range(old_top, new_top):
                     m.prot[pn] = R | W

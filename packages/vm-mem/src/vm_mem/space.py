@@ -498,7 +498,8 @@ class AddressSpace:
         growing maps fresh zero pages ``PROT_READ|PROT_WRITE``; shrinking
         unmaps the pages wholly above the new break. Growth is refused (the
         old break is returned) when any page of the new heap, or the guard
-        page just above it, is already mapped.
+        page just above it, is already mapped; shrinking is refused when no
+        page between the new and the old page-rounded break is mapped.
         """
         start = self._brk_start
         old = self._brk
@@ -510,6 +511,8 @@ class AddressSpace:
             self._brk = new
             return new
         if new <= old:
+            if not self._any_mapped(new_top >> PAGE_SHIFT, old_top >> PAGE_SHIFT):
+                return old  # Linux moves the break down only over memory it can give back
             self.unmap(new_top, old_top - new_top)
             self._brk = new
             return new
