@@ -15,12 +15,58 @@ import sys
 import time
 from typing import Any
 
-from vm_core.errors import BadProgramError, NotFoundError
+from vm_core.errors import BadProgramError, NotFoundError, VmError
+from vm_core.logging import get_logger
 from vm_core.plugins import collect_registry, make_plugin_manager
 from vm_mem import AddressSpace
 from vm_translate.cpu import CpuState
 
 from vm_cli.machine import choose_engine
+
+log = get_logger("vm_cli.run")
+
+#: What a riscv64 user-mode guest can address (the lower half of Sv39), recorded as its memory size.
+USER_ADDRESS_SPACE = 1 << 38
+
+
+class RunRecord:
+    """Records one ``vm run`` as a VM in the event store (``vm ls`` / ``vm show``).
+
+    Recording must never cost the guest its run: if the store cannot be
+    opened or written, a warning is logged and the program runs anyway.
+    """
+
+    def __init__(self, args: argparse.Namespace, isa: str, engine: str) -> None:
+        self.app: Any = None
+        self.vm_id: Any = None
+        try:
+            from vm_core.application import VmApplication
+
+            self.app = VmApplication()
+            self.vm_id = self.app.create_vm(
+                name=args.name,
+                isa=isa,
+                memory_size=USER_ADDRESS_SPACE,
+                engine=engine,
+                program=os.path.abspath(args.program),
+                arguments=tuple(args.args),
+            )
+            self.app.start(self.vm_id)
+        except VmError as err:
+            if args.name:
+                raise
+            log.warning("run_not_recorded", reason=str(err))
+            self.app = None
+
+    def stopped(self, exit_status: int | None, signo: int | None, instructions: int, wall: float) -> None:
+        if self.app is None:
+            return
+        try:
+            self.app.stop(
+                self.vm_id, exit_status=exit_status, signal=signo, instructions_retired=instructions, wall_time_s=wall
+            )
+        except VmError as err:
+            log.warning("run_stop_not_recorded", reason=str(err))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,6 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--engine", default="auto", help="execution engine: interp, python, or auto (default)")
     p.add_argument("--root", metavar="DIR", help="confine every guest path to DIR (like a chroot)")
     p.add_argument("--stats", action="store_true", help="print instructions, wall time and MIPS on stderr")
+    p.add_argument("--name", help="name of the VM this run is recorded as (default: a generated one)")
     p.add_argument("program", help="the guest program")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     p.set_defaults(func=run)
@@ -91,9 +138,12 @@ def run(args: argparse.Namespace) -> int:
     process = LinuxProcess(isa.name, mem, program, [program, *args.args], root=args.root)
     process.load()
     process.init_cpu(cpu)
+    record = RunRecord(args, isa.name, engine_spec.name)
     start = time.perf_counter()
     result = process.run(engine, cpu)
     wall = time.perf_counter() - start
+    exit_status = None if result.signal is not None else int(result.exit_status or 0) & 0xFF
+    record.stopped(exit_status, result.signal, cpu.icount, wall)
     if args.stats:
         sys.stdout.flush()
         mips = cpu.icount / wall / 1e6 if wall > 0 else 0.0
@@ -110,4 +160,4 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(lines), file=sys.stderr)
     if result.signal is not None:
         die_like_the_guest(result.signal)
-    return int(result.exit_status or 0) & 0xFF
+    return exit_status or 0
