@@ -300,11 +300,17 @@ def count_instructions(
         preexec_fn=guest_process_setup,
     )
     os.close(write_end)
+    # One "Trace ..." line per executed block, and -singlestep makes every block one instruction.
+    # Count the marker in chunks; carrying the last len(marker)-1 bytes catches markers split across
+    # chunks without counting any twice.
+    marker = b"Trace "
     count = 0
-    with open(read_end, "rb", buffering=1 << 20) as log_stream:
-        for line in log_stream:
-            if line.startswith(b"Trace "):
-                count += 1
+    carry = b""
+    with open(read_end, "rb", buffering=0) as log_stream:
+        while chunk := log_stream.read(1 << 20):
+            window = carry + chunk
+            count += window.count(marker)
+            carry = window[-(len(marker) - 1) :]
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired as err:
