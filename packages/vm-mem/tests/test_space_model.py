@@ -9,6 +9,8 @@ invariants, the whole state: a faulting access must leave everything unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, settings
@@ -154,7 +156,7 @@ class AddressSpaceMachine(RuleBasedStateMachine):
 
     # -------------------------------------------------------------- access rules
 
-    def expect_fault(self, call, addr: int, n: int, need: int, access: str) -> bool:  # type: ignore[no-untyped-def]
+    def expect_fault(self, call: Callable[[], object], addr: int, n: int, need: int, access: str) -> bool:
         bad = self.model.first_bad(addr, n, need)
         if bad is None:
             return False
