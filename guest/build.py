@@ -361,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VmError as err:
         print(f"guest/build.py: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        return 1
     return 0
 
 
