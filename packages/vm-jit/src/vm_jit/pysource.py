@@ -147,9 +147,12 @@ class _Emitter:
             if ips is not None and isinstance(stmt, ir.Call) and get_helper(stmt.helper).takes_cpu:
                 # the helper may read cpu.pc / cpu.icount: during a block the reference executor
                 # leaves them at the block's start, so make them say exactly that around the call
-                self.lines.append(f"cpu.pc = {self.block.pc:#x}; cpu.icount += n")
+                # (restored in `finally`: the fault handler counts the region's instructions itself)
+                self.lines += [f"cpu.pc = {self.block.pc:#x}; cpu.icount += n", "try:"]
+                mark = len(self.lines)
                 self.statement(i, stmt)
-                self.lines.append("cpu.icount -= n")
+                self.lines[mark:] = ["    " + line for line in self.lines[mark:]]
+                self.lines += ["finally:", "    cpu.icount -= n"]
                 continue
             self.statement(i, stmt)
 
@@ -326,6 +329,10 @@ def compile_block(block: ir.Block, cpu: Any) -> Any:
     return namespace["make"](cpu, mem, mem.readable, mem.writable, index)
 
 
+def _may_write_memory(stmt: ir.Stmt) -> bool:
+    return isinstance(stmt, ir.Store) or (isinstance(stmt, ir.Call) and get_helper(stmt.helper).takes_cpu)
+
+
 def region_source(blocks: list[ir.Block]) -> tuple[str, dict[str, Any], list[tuple[int, int]], dict[int, Any]]:
     """Python source of a factory ``make(cpu, mem, RD, WR, IPS)`` returning a region function.
 
@@ -344,6 +351,10 @@ def region_source(blocks: list[ir.Block]) -> tuple[str, dict[str, Any], list[tup
     written: set[int] = set()
     parts: list[str] = []
     ind = "                "
+    # A store into the region's own code un-watches its page, which puts the page (if writable)
+    # back in WR: leave the region after such a block, as its later blocks may be stale.
+    code_pages = sorted({page for b in blocks for page in (b.pc >> 12, (b.pc + max(b.size, 1) - 1) >> 12)})
+    code_written = " or ".join(f"{page:#x} in WR" for page in code_pages)
     for block in blocks:
         em = _Emitter(block)
         em.analyse()
@@ -363,6 +374,8 @@ def region_source(blocks: list[ir.Block]) -> tuple[str, dict[str, Any], list[tup
             traps[exit_.pc] = exit_
             parts.append(ind + "kind = 2; break")
         else:
+            if any(_may_write_memory(s) for s in block.stmts):
+                parts.append(ind + f"if {code_written}: break")
             parts.append(ind + "continue")
     regs = sorted(read | written)
     writeback = "; ".join(f"regs[{r}] = r{r}" for r in sorted(written))
