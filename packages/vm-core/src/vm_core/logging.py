@@ -46,8 +46,12 @@ def configure(verbosity: int = 0, *, stream: TextIO | None = None, json: bool | 
 
 
 def get_logger(name: str, **bound: Any) -> Any:
-    """Return a structlog logger bound to ``component=name`` and any extra keys."""
-    return structlog.get_logger().bind(component=name, **bound)
+    """Return a structlog logger bound to ``component=name`` and any extra keys.
+
+    The logger is lazy: it follows the configuration in force when it logs,
+    so module-level loggers honour a later :func:`configure` (``vm -v``).
+    """
+    return structlog.get_logger(component=name, **bound)
 
 
 # Library default: quiet (warnings and up) until the application configures it.

@@ -26,7 +26,7 @@ def _subst(op: ir.Operand, env: dict[int, ir.Const]) -> ir.Operand:
 
 
 def _replace_operands(stmt: ir.Stmt, env: dict[int, ir.Const]) -> ir.Stmt:
-    changes = {}
+    changes: dict[str, object] = {}
     for field in attrs.fields(type(stmt)):
         value = getattr(stmt, field.name)
         if field.name == "dst":
@@ -37,7 +37,7 @@ def _replace_operands(stmt: ir.Stmt, env: dict[int, ir.Const]) -> ir.Stmt:
                 changes[field.name] = new
         elif field.name == "args":
             changes["args"] = tuple(_subst(a, env) for a in value)
-    return attrs.evolve(stmt, **changes) if changes else stmt  # type: ignore[misc]
+    return attrs.evolve(stmt, **changes) if changes else stmt  # type: ignore[misc, arg-type]
 
 
 def _fold(stmt: ir.Stmt) -> ir.Const | None:
