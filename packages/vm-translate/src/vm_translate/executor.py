@@ -118,7 +118,7 @@ def execute_block(block: ir.Block, cpu: CpuState) -> int:
             elif kind is ir.PutReg:
                 regs[stmt.reg] = val(stmt.src)  # type: ignore[union-attr]
             elif kind is ir.BinOp:
-                s = stmt  # type: ignore[assignment]
+                s = stmt
                 if s.op in ir.COMPARE_OPS:  # type: ignore[union-attr]
                     temps[s.dst.id] = _compare(s.op, val(s.a), val(s.b), s.a.width)  # type: ignore[union-attr]
                 else:

@@ -37,7 +37,7 @@ def _replace_operands(stmt: ir.Stmt, env: dict[int, ir.Const]) -> ir.Stmt:
                 changes[field.name] = new
         elif field.name == "args":
             changes["args"] = tuple(_subst(a, env) for a in value)
-    return attrs.evolve(stmt, **changes) if changes else stmt  # type: ignore[misc, arg-type]
+    return attrs.evolve(stmt, **changes) if changes else stmt  # type: ignore[arg-type]
 
 
 def _fold(stmt: ir.Stmt) -> ir.Const | None:
