@@ -10,7 +10,7 @@ from rich.table import Table
 from vm_core.plugins import collect_registry, make_plugin_manager
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("plugins", help="list installed plugins and the parts they register")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)

@@ -69,7 +69,7 @@ class RunRecord:
             log.warning("run_stop_not_recorded", reason=str(err))
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
         help="run a static Linux program for another CPU (like qemu-user)",

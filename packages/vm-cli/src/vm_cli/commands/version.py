@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 DISTRIBUTIONS = ["vm-core", "vm-mem", "vm-translate", "vm-jit", "vm-gc", "vm-accel", "vm-linux", "vm-cli"]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("version", help="print the versions of the installed vm packages")
     p.set_defaults(func=run)
 
