@@ -83,6 +83,7 @@ def test_find_free_prefers_a_free_hint_else_goes_top_down_below_mmap_base() -> N
     assert space.find_free(PAGE_SIZE, hint=0x5000_0123) == 0x5000_1000  # hint rounded up, free
     assert space.find_free(PAGE_SIZE, hint=top + 5) == top - PAGE_SIZE  # hint taken: fall back
     assert space.find_free(PAGE_SIZE, hint=0x1000) == top - PAGE_SIZE  # below mmap_min_addr
+    assert space.find_free(PAGE_SIZE, hint=space.mmap_min_addr) == space.mmap_min_addr == 0x10000
     space.unmap(top + PAGE_SIZE, PAGE_SIZE)  # a one-page hole is too small for two pages
     assert space.find_free(2 * PAGE_SIZE) == top - 2 * PAGE_SIZE
     assert space.find_free(PAGE_SIZE) == top + PAGE_SIZE

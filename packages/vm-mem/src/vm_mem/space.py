@@ -204,8 +204,16 @@ class AddressSpace:
             raise InvalidArgument(f"map: {len(data)} bytes of data do not fit in {length:#x} bytes")
         for pn in self._watched_in(first, last):
             self._release_watch(pn)
-        for pn in range(first, last):
-            self._install(pn, bytearray(PAGE_SIZE), prot)
+        numbers = range(first, last)
+        fresh = {pn: bytearray(PAGE_SIZE) for pn in numbers}
+        self.pages.update(fresh)
+        self.prot.update(dict.fromkeys(numbers, prot))
+        for table, bit in ((self.readable, PROT_READ), (self.writable, PROT_WRITE)):
+            if prot & bit:
+                table.update(fresh)
+            else:
+                for pn in numbers:
+                    table.pop(pn, None)
         if data:
             self._copy_in(addr, memoryview(data).cast("B"))
         self._log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot)
