@@ -18,6 +18,7 @@ from typing import Any
 
 from vm_core.errors import GuestFault
 from vm_translate import ir
+from vm_translate.executor import _binop
 from vm_translate.helpers import get_helper
 
 _U = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -30,30 +31,12 @@ def _runtime() -> dict[str, Any]:
         env[f"LU{size}"] = struct.Struct("<" + code).unpack_from
         env[f"LS{size}"] = struct.Struct("<" + _S[size]).unpack_from
         env[f"ST{size}"] = struct.Struct("<" + code).pack_into
-    env["divu"] = lambda a, b, m: m if b == 0 else a // b
-    env["remu"] = lambda a, b, m: a if b == 0 else a % b
-    env["divs"] = _divs
-    env["rems"] = _rems
+    # division is rare: reuse the reference executor's definition rather than restate it
+    env["divu"] = lambda a, b, m: _binop("divu", a, b, m.bit_length())
+    env["remu"] = lambda a, b, m: _binop("remu", a, b, m.bit_length())
+    env["divs"] = lambda a, b, w: _binop("divs", a, b, w)
+    env["rems"] = lambda a, b, w: _binop("rems", a, b, w)
     return env
-
-
-def _divs(a: int, b: int, width: int) -> int:
-    m = (1 << width) - 1
-    if b == 0:
-        return m
-    s = 1 << (width - 1)
-    sa, sb = (a ^ s) - s, (b ^ s) - s
-    q = abs(sa) // abs(sb)
-    return (-q if (sa < 0) != (sb < 0) else q) & m
-
-
-def _rems(a: int, b: int, width: int) -> int:
-    if b == 0:
-        return a
-    s = 1 << (width - 1)
-    sa, sb = (a ^ s) - s, (b ^ s) - s
-    r = abs(sa) % abs(sb)
-    return (-r if sa < 0 else r) & ((1 << width) - 1)
 
 
 RUNTIME = _runtime()
@@ -318,15 +301,18 @@ def block_source(block: ir.Block) -> tuple[str, dict[str, Any], dict[int, int]]:
     return "\n".join(body) + "\n", em.helpers, em.index_of_pc
 
 
+def _instantiate(source: str, helpers: dict[str, Any], name: str, cpu: Any, table: Any) -> Any:
+    namespace: dict[str, Any] = dict(RUNTIME)
+    namespace.update(helpers)
+    exec(compile(source, name, "exec"), namespace)
+    mem = cpu.mem
+    return namespace["make"](cpu, mem, mem.readable, mem.writable, table)
+
+
 def compile_block(block: ir.Block, cpu: Any) -> Any:
     """Compile ``block`` for ``cpu`` (whose address space it binds) into a function ``f(regs) -> next_pc``."""
     source, helpers, index = block_source(block)
-    namespace: dict[str, Any] = dict(RUNTIME)
-    namespace.update(helpers)
-    code = compile(source, f"<guest block {block.isa} {block.pc:#x}>", "exec")
-    exec(code, namespace)
-    mem = cpu.mem
-    return namespace["make"](cpu, mem, mem.readable, mem.writable, index)
+    return _instantiate(source, helpers, f"<guest block {block.isa} {block.pc:#x}>", cpu, index)
 
 
 def _may_write_memory(stmt: ir.Stmt) -> bool:
@@ -402,9 +388,5 @@ def region_source(blocks: list[ir.Block]) -> tuple[str, dict[str, Any], list[tup
 def compile_region(blocks: list[ir.Block], cpu: Any) -> tuple[Any, dict[int, Any]]:
     """Compile a region (see :func:`region_source`); returns the function and its trap exits by pc."""
     source, helpers, ips, traps = region_source(blocks)
-    namespace: dict[str, Any] = dict(RUNTIME)
-    namespace.update(helpers)
-    code = compile(source, f"<guest region {blocks[0].isa} {blocks[0].pc:#x}>", "exec")
-    exec(code, namespace)
-    mem = cpu.mem
-    return namespace["make"](cpu, mem, mem.readable, mem.writable, ips), traps
+    name = f"<guest region {blocks[0].isa} {blocks[0].pc:#x}>"
+    return _instantiate(source, helpers, name, cpu, ips), traps
