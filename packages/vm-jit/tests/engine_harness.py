@@ -17,6 +17,7 @@ only runs forward-only sequences).
 from __future__ import annotations
 
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import attrs
 from unicorn import Uc, UcError
 from unicorn import riscv_const as rc
 from unicorn.unicorn_const import UC_ARCH_RISCV, UC_MODE_RISCV64
-from vm_core.types import StopKind
+from vm_core.types import StopKind, StopReason
 from vm_jit.engine import PythonEngine
 from vm_jit.settings import JitSettings
 from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
@@ -41,11 +42,11 @@ if str(TRANSLATE_TESTS) not in sys.path:
 
 CODE = 0x10000
 DATA = 0x20000
+PAGE = 0x1000
 #: A page that is never mapped.
 UNMAPPED = 0x50000
-#: A page mapped read-only.
-READ_ONLY = 0x60000
-PAGE = 0x1000
+#: A page mapped read-only, right after the data page (so accesses can cross from one into the other).
+READ_ONLY = DATA + PAGE
 MASK64 = (1 << 64) - 1
 RX = PROT_READ | PROT_EXEC
 RWX = PROT_READ | PROT_WRITE | PROT_EXEC
@@ -59,17 +60,21 @@ def encode(words: Sequence[int]) -> bytes:
     return b"".join(w.to_bytes(2 if w & 3 != 3 else 4, "little") for w in words)
 
 
+def _digest(data: bytes) -> str:
+    return f"<{len(data)} bytes crc32 {zlib.crc32(data):#x}>"
+
+
 @attrs.frozen
 class Guest:
     """A guest program and the state it starts from."""
 
-    code: bytes
-    x: tuple[int, ...] = (0,) * 32
-    data: bytes = bytes(PAGE)
+    code: bytes = attrs.field(repr=lambda c: c.hex())
+    x: tuple[int, ...] = attrs.field(default=(0,) * 32, repr=lambda x: repr([hex(v) for v in x]))
+    data: bytes = attrs.field(default=bytes(PAGE), repr=_digest)
     code_prot: int = RX
     f: tuple[int, ...] = (0,) * 32
     fcsr: int = 0
-    read_only: bytes = bytes(PAGE)
+    read_only: bytes = attrs.field(default=bytes(PAGE), repr=_digest)
 
     @property
     def end(self) -> int:
@@ -103,7 +108,7 @@ class Snapshot:
     pc: int
     icount: int
     regs: tuple[int, ...]
-    memory: tuple[tuple[int, bytes], ...]
+    memory: tuple[tuple[int, bytes], ...] = attrs.field(repr=lambda m: f"<{len(m)} pages>")
 
 
 def fault_details(fault: BaseException | None) -> tuple[Any, ...] | None:
@@ -155,6 +160,31 @@ def run_in_chunks(engine: Any, guest: Guest, budgets: Sequence[int], *, max_call
     return shots
 
 
+def run_stepped(engine: Any, guest: Guest, budgets: Sequence[int], *, max_calls: int = 10_000) -> list[Snapshot]:
+    """Like :func:`run_in_chunks`, but each chunk is made of ``engine.run(cpu, 1)`` calls.
+
+    The stops are those a chunked run makes (after exactly the budget, or at
+    a system call, breakpoint or fault), and the engine returns to its
+    dispatcher after every instruction.
+    """
+    cpu = make_cpu(guest)
+    shots: list[Snapshot] = []
+    for call in range(max_calls):
+        budget = budgets[min(call, len(budgets) - 1)]
+        start = cpu.icount
+        while True:
+            if cpu.icount - start >= budget:
+                stop: Any = StopReason(StopKind.BUDGET, cpu.pc)
+                break
+            stop = engine.run(cpu, 1)
+            if stop.kind is not StopKind.BUDGET:
+                break
+        shots.append(snapshot(cpu, stop))
+        if stop.kind in (StopKind.FAULT, StopKind.BREAKPOINT) or cpu.pc == guest.end:
+            break
+    return shots
+
+
 def assert_same_runs(expected: list[Snapshot], actual: list[Snapshot], what: str = "") -> None:
     """Compare two engines' snapshot lists, naming the first difference precisely."""
     for i, (e, a) in enumerate(zip(expected, actual, strict=False)):
@@ -169,9 +199,14 @@ def assert_same_runs(expected: list[Snapshot], actual: list[Snapshot], what: str
     assert len(actual) == len(expected), f"{what}: {len(actual)} run calls != {len(expected)}"
 
 
-def assert_engines_agree(guest: Guest, budgets: Sequence[int], *, threshold: int = 1) -> list[Snapshot]:
-    """Run ``guest`` under ``interp`` and ``python`` with the same budgets; return interp's snapshots."""
-    expected = run_in_chunks(interp_engine(), guest, budgets)
+def assert_engines_agree(
+    guest: Guest, budgets: Sequence[int], *, threshold: int = 1, stepped_reference: bool = False
+) -> list[Snapshot]:
+    """Run ``guest`` under ``interp`` and ``python`` with the same budgets; return interp's snapshots.
+
+    ``stepped_reference`` runs ``interp`` one instruction per call (see :func:`run_stepped`).
+    """
+    expected = (run_stepped if stepped_reference else run_in_chunks)(interp_engine(), guest, budgets)
     actual = run_in_chunks(python_engine(threshold), guest, budgets)
     assert_same_runs(expected, actual, f"budgets {list(budgets)[:8]}")
     return expected

@@ -12,6 +12,7 @@ same hypothesis-drawn registers and memory. Registers, memory, the next pc,
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ def regs64() -> st.SearchStrategy[list[int]]:
 
 
 def memory_image() -> st.SearchStrategy[bytes]:
-    return st.one_of(st.just(bytes(0x3000)), st.binary(min_size=0x3000, max_size=0x3000))
+    return st.one_of(st.just(bytes(0x3000)), st.integers(0, 1 << 64).map(lambda seed: random.Random(seed).randbytes(0x3000)))
 
 
 def make_cpu(regs: list[int], image: bytes = bytes(0x3000)) -> CpuState:
