@@ -30,6 +30,13 @@ the page number (once per page per watch) before the bytes land. Replacing the
 page (``map`` over it), unmapping it, or removing its ``PROT_EXEC`` likewise
 un-watches it and calls the callbacks, since translations of it are then stale.
 Callbacks must not map, unmap or protect memory.
+
+Mirrors of the page dicts (native code's host page tables): every
+``on_mapping_change`` callback is called with ``(first, last)`` after any
+change that may have added, removed or replaced pages numbered
+``first <= pn < last`` in ``readable`` or ``writable`` (map, unmap,
+protect, watching and un-watching code, restore). These callbacks must not
+change memory either.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ CSTRING_LIMIT = PAGE_SIZE * 32
 _MASKS = {size: (1 << (8 * size)) - 1 for size in ACCESS_SIZES}
 
 CodeWriteCallback = Callable[[int], None]
+MappingChangeCallback = Callable[[int, int], None]
 Buffer = bytes | bytearray | memoryview
 
 
@@ -112,6 +120,7 @@ class AddressSpace:
         self.writable: dict[int, bytearray] = {}
         self.prot: dict[int, int] = {}
         self.on_code_write: list[CodeWriteCallback] = []
+        self.on_mapping_change: list[MappingChangeCallback] = []
         self.mmap_base = mmap_base
         self.mmap_min_addr = mmap_min_addr
         self.address_limit = address_limit
@@ -160,12 +169,17 @@ class AddressSpace:
     def _watched_in(self, first: int, last: int) -> list[int]:
         return sorted(pn for pn in self._watched if first <= pn < last)
 
+    def _mapping_changed(self, first: int, last: int) -> None:
+        for callback in list(self.on_mapping_change):
+            callback(first, last)
+
     def _release_watch(self, pn: int) -> None:
         """Un-watch page ``pn`` (restoring ``writable``) and call the code-write callbacks."""
         self._watched.discard(pn)
         page = self.pages.get(pn)
         if page is not None and self.prot[pn] & PROT_WRITE:
             self.writable[pn] = page
+            self._mapping_changed(pn, pn + 1)
         for callback in list(self.on_code_write):
             callback(pn)
 
@@ -216,6 +230,7 @@ class AddressSpace:
                     table.pop(pn, None)
         if data:
             self._copy_in(addr, memoryview(data).cast("B"))
+        self._mapping_changed(first, last)
         self._log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot)
 
     def unmap(self, addr: int, length: int) -> None:
@@ -227,6 +242,7 @@ class AddressSpace:
             self._release_watch(pn)
         for pn in self._mapped_in(first, last):
             self._drop(pn)
+        self._mapping_changed(first, last)
         self._log.debug("unmap", start=hex(addr), end=hex(last << PAGE_SHIFT))
 
     def protect(self, addr: int, length: int, prot: int) -> None:
@@ -245,6 +261,7 @@ class AddressSpace:
             self._install(pn, self.pages[pn], prot)
             if pn in watched and not prot & PROT_EXEC:
                 self._release_watch(pn)
+        self._mapping_changed(first, last)
         self._log.debug("protect", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot)
 
     def is_mapped(self, addr: int, length: int) -> bool:
@@ -445,7 +462,8 @@ class AddressSpace:
             address = page_number << PAGE_SHIFT
             raise NotMapped(address, PAGE_SIZE, address)
         self._watched.add(page_number)
-        self.writable.pop(page_number, None)
+        if self.writable.pop(page_number, None) is not None:
+            self._mapping_changed(page_number, page_number + 1)
 
     def unwatch_code(self, page_number: int) -> None:
         """Stop watching ``page_number`` without calling the callbacks (no-op if not watched)."""
@@ -453,6 +471,7 @@ class AddressSpace:
             self._watched.discard(page_number)
             if self.prot[page_number] & PROT_WRITE:
                 self.writable[page_number] = self.pages[page_number]
+                self._mapping_changed(page_number, page_number + 1)
 
     def is_code_watched(self, page_number: int) -> bool:
         """Whether ``page_number`` is currently watched as code."""
@@ -565,4 +584,5 @@ class AddressSpace:
         self.prot.clear()
         for pn, prot, page in staged:
             self._install(pn, page, prot)
+        self._mapping_changed(0, self.address_limit >> PAGE_SHIFT)
         self._log.debug("restore_pages", pages=len(staged))
