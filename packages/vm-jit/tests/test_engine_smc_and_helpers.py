@@ -5,9 +5,7 @@
   are worked out from the ISA (each ``addi`` immediate), and Unicorn runs
   the same code; the ``interp`` engine must agree at every budget stop.
   The reference there is ``interp`` stepped one instruction per ``run``
-  call: within one long ``run`` call ``ReferenceEngine`` itself keeps
-  running stale blocks after a code write (``run`` holds the blocks dict
-  that ``invalidate_page`` replaces); the strict xfail below tracks that.
+  call; a separate test runs ``interp`` in one long ``run`` call.
 * The same with random ALU instructions written into the slot, and without
   ``fence.i`` (engines must still agree with each other).
 * ``rdinstret`` in compiled code reads the count of instructions retired
@@ -129,12 +127,8 @@ def test_random_rewritten_instructions_agree_with_interp_and_unicorn(
         assert_matches_unicorn(guest, shots[-1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vm-translate ReferenceEngine.run keeps a local alias of self.blocks, which invalidate_page "
-    "rebinds, so one long run keeps executing stale blocks after a code write",
-)
 def test_interp_engine_runs_rewritten_code_within_one_run_call() -> None:
+    # regression: ReferenceEngine.invalidate_page once rebound the dict a running run() held
     guest = smc_guest(5, fence=True)
     last = run_in_chunks(interp_engine(), guest, [10_000])[-1]
     assert last.regs[10] == 15

@@ -42,6 +42,11 @@ def _runtime() -> dict[str, Any]:
 RUNTIME = _runtime()
 
 
+def _in_page(size: int) -> str:
+    """The fast path's page-crossing check (none needed for single bytes)."""
+    return "" if size == 1 else f" and a & 4095 <= {4096 - size}"
+
+
 class _Emitter:
     """Builds the source of one block function."""
 
@@ -234,7 +239,7 @@ class _Emitter:
             self.lines += [
                 f"a = {a}",
                 "p = RD.get(a >> 12)",
-                f"if p is not None and a & 4095 <= {4096 - size}: {t} = LU{size}(p, a & 4095)[0]",
+                f"if p is not None{_in_page(size)}: {t} = LU{size}(p, a & 4095)[0]",
                 f"else: {t} = mem.load(a, {size})",
             ]
         if s.dst.width != size * 8:
@@ -252,7 +257,7 @@ class _Emitter:
             f"a = {self.v(s.addr)}",
             f"v = {value}",
             "p = WR.get(a >> 12)",
-            f"if p is not None and a & 4095 <= {4096 - size}: ST{size}(p, a & 4095, v)",
+            f"if p is not None{_in_page(size)}: ST{size}(p, a & 4095, v)",
             f"else: mem.store(a, {size}, v)",
         ]
 
@@ -261,7 +266,10 @@ class _Emitter:
         if isinstance(e, ir.Jump):
             return self.v(e.target)
         if isinstance(e, ir.Branch):
-            return f"{e.taken:#x} if {self.v(e.cond)} else {e.fallthrough:#x}"
+            cond = self.v(e.cond)
+            if cond.startswith("(+(") and cond.endswith(")"):
+                cond = cond[2:-1]  # an inlined comparison needs no int() in a condition
+            return f"{e.taken:#x} if {cond} else {e.fallthrough:#x}"
         if isinstance(e, ir.SyscallExit):
             return hex(e.next_pc)
         if isinstance(e, ir.TrapExit):

@@ -212,9 +212,9 @@ class ReferenceEngine:
 
     def invalidate_page(self, page: int) -> None:
         """Forget every block that starts or ends in guest page ``page``."""
-        self.blocks = {
-            pc: b for pc, b in self.blocks.items() if pc >> 12 != page and (pc + b.size - 1) >> 12 != page
-        }
+        # in place: a run() in progress holds this dict
+        for pc in [pc for pc, b in self.blocks.items() if pc >> 12 == page or (pc + b.size - 1) >> 12 == page]:
+            del self.blocks[pc]
         self._watched.discard(page)
 
     def _lift(self, cpu: CpuState, pc: int, max_insns: int) -> ir.Block:

@@ -3,6 +3,8 @@
 * :func:`fold_constants` evaluates statements whose operands are all
   constants (using the reference executor's own arithmetic, so folding can
   never disagree with execution) and propagates the results.
+* :func:`eliminate_overwritten_puts` drops register writes that a later write
+  to the same register hides before anything can observe them.
 * :func:`eliminate_dead_code` drops pure statements whose results are unused.
 * :func:`optimize` runs both to a fixed point.
 
@@ -19,13 +21,13 @@ from vm_translate.executor import _binop, _compare, _extend
 from vm_translate.helpers import HELPERS
 
 
-def _subst(op: ir.Operand, env: dict[int, ir.Const]) -> ir.Operand:
+def _subst(op: ir.Operand, env: dict[int, ir.Operand]) -> ir.Operand:
     if isinstance(op, ir.Temp):
         return env.get(op.id, op)
     return op
 
 
-def _replace_operands(stmt: ir.Stmt, env: dict[int, ir.Const]) -> ir.Stmt:
+def _replace_operands(stmt: ir.Stmt, env: dict[int, ir.Operand]) -> ir.Stmt:
     changes: dict[str, object] = {}
     for field in attrs.fields(type(stmt)):
         value = getattr(stmt, field.name)
@@ -58,7 +60,60 @@ def _fold(stmt: ir.Stmt) -> ir.Const | None:
     return None
 
 
-def _fold_exit(exit_: ir.Exit, env: dict[int, ir.Const]) -> ir.Exit:
+def _is_const(op: ir.Operand, value: int) -> bool:
+    return isinstance(op, ir.Const) and op.value == value
+
+
+def _identity(stmt: ir.Stmt) -> ir.Operand | None:
+    """``x + 0``, ``x * 1``, ``x & ~0``, ``x * 0``, no-op extensions, ``c ? x : x``... (None if none applies)."""
+    if isinstance(stmt, ir.BinOp) and stmt.op not in ir.COMPARE_OPS:
+        a, b, op, w = stmt.a, stmt.b, stmt.op, stmt.dst.width
+        if op in ("add", "sub", "or", "xor", "shl", "shr", "sar") and _is_const(b, 0):
+            return a
+        if op in ("add", "or", "xor") and _is_const(a, 0):
+            return b
+        if op == "mul" and _is_const(b, 1):
+            return a
+        if op == "mul" and _is_const(a, 1):
+            return b
+        if op in ("and", "mul") and (_is_const(a, 0) or _is_const(b, 0)):
+            return ir.Const(0, w)
+        if op == "and" and _is_const(b, ir.mask(w)):
+            return a
+        if op == "and" and _is_const(a, ir.mask(w)):
+            return b
+    if isinstance(stmt, ir.Ext) and stmt.a.width == stmt.dst.width:
+        return stmt.a
+    if isinstance(stmt, ir.Select) and stmt.a == stmt.b:
+        return stmt.a
+    return None
+
+
+def eliminate_overwritten_puts(block: ir.Block) -> ir.Block:
+    """Drop a ``PutReg`` whose register is written again before anything could observe it.
+
+    Observers are a ``GetReg`` of the register and every statement that can
+    fault (a fault must see the register as it was at the faulting
+    instruction).
+    """
+    pending: dict[int, int] = {}  # reg -> index in `out` of its unobserved PutReg
+    out: list[ir.Stmt | None] = []
+    for stmt in block.stmts:
+        if isinstance(stmt, ir.PutReg):
+            earlier = pending.get(stmt.reg)
+            if earlier is not None:
+                out[earlier] = None
+            pending[stmt.reg] = len(out)
+        elif isinstance(stmt, ir.GetReg):
+            pending.pop(stmt.reg, None)
+        elif isinstance(stmt, (ir.Load, ir.Store, ir.Call)):
+            pending.clear()
+        out.append(stmt)
+    kept = tuple(s for s in out if s is not None)
+    return block if len(kept) == len(block.stmts) else attrs.evolve(block, stmts=kept)
+
+
+def _fold_exit(exit_: ir.Exit, env: dict[int, ir.Operand]) -> ir.Exit:
     if isinstance(exit_, ir.Jump):
         return ir.Jump(_subst(exit_.target, env))
     if isinstance(exit_, ir.Branch):
@@ -70,12 +125,14 @@ def _fold_exit(exit_: ir.Exit, env: dict[int, ir.Const]) -> ir.Exit:
 
 
 def fold_constants(block: ir.Block) -> ir.Block:
-    """Evaluate constant statements and substitute their values everywhere."""
-    env: dict[int, ir.Const] = {}
+    """Evaluate constant statements, apply algebraic identities, substitute the results everywhere."""
+    env: dict[int, ir.Operand] = {}
     out: list[ir.Stmt] = []
     for stmt in block.stmts:
         stmt = _replace_operands(stmt, env)
         folded = _fold(stmt)
+        if folded is None:
+            folded = _identity(stmt)
         if folded is not None:
             env[stmt.dst.id] = folded  # type: ignore[union-attr]
             continue
@@ -121,9 +178,9 @@ def eliminate_dead_code(block: ir.Block) -> ir.Block:
 
 
 def optimize(block: ir.Block) -> ir.Block:
-    """Constant folding and dead-code elimination until nothing changes."""
+    """Constant folding, overwritten-register elimination and dead-code elimination to a fixed point."""
     while True:
-        new = eliminate_dead_code(fold_constants(block))
+        new = eliminate_dead_code(eliminate_overwritten_puts(fold_constants(block)))
         if new == block:
             return new
         block = new
