@@ -20,6 +20,7 @@ from vm_core.errors import GuestFault
 from vm_translate import ir
 from vm_translate.executor import _binop
 from vm_translate.helpers import get_helper
+from vm_translate.passes import uses
 
 _U = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _S = {1: "b", 2: "h", 4: "i", 8: "q"}
@@ -74,39 +75,38 @@ class _Emitter:
 
     # -- analysis -----------------------------------------------------------
     def analyse(self) -> None:
-        from vm_translate.passes import _uses
-
-        for stmt in self.block.stmts:
-            for tid in _uses(stmt):
+        self.stmt_uses = [uses(stmt) for stmt in self.block.stmts]
+        for stmt, used in zip(self.block.stmts, self.stmt_uses):
+            for tid in used:
                 self.uses[tid] = self.uses.get(tid, 0) + 1
             if isinstance(stmt, ir.GetReg):
                 self.regs_read.add(stmt.reg)
             elif isinstance(stmt, ir.PutReg):
                 self.regs_written.add(stmt.reg)
-        for tid in _uses(self.block.exit):
+        for tid in uses(self.block.exit):
             self.uses[tid] = self.uses.get(tid, 0) + 1
 
     def alias_valid(self, index: int, get: ir.GetReg) -> bool:
         """Can every use of ``get.dst`` read the register local directly (no rewrite before)?"""
-        from vm_translate.passes import _uses
-
         remaining = self.uses.get(get.dst.id, 0)
-        for stmt in self.block.stmts[index + 1 :]:
+        stmts = self.block.stmts
+        for i in range(index + 1, len(stmts)):
             if remaining == 0:
                 return True
+            stmt = stmts[i]
             if isinstance(stmt, ir.PutReg) and stmt.reg == get.reg:
                 return False
-            remaining -= _uses(stmt).count(get.dst.id)
+            remaining -= self.stmt_uses[i].count(get.dst.id)
         return True
 
     def inlinable(self, index: int, dst: ir.Temp) -> bool:
         """Single-use pure value whose use comes before any later PutReg or store."""
         if self.uses.get(dst.id, 0) != 1:
             return False
-        for stmt in self.block.stmts[index + 1 :]:
-            from vm_translate.passes import _uses
-
-            if dst.id in _uses(stmt):
+        stmts = self.block.stmts
+        for i in range(index + 1, len(stmts)):
+            stmt = stmts[i]
+            if dst.id in self.stmt_uses[i]:
                 return True
             if isinstance(stmt, (ir.PutReg, ir.Call, ir.Store, ir.InsnStart)):
                 return False

@@ -140,16 +140,23 @@ def fold_constants(block: ir.Block) -> ir.Block:
     return attrs.evolve(block, stmts=tuple(out), exit=_fold_exit(block.exit, env))
 
 
-def _uses(stmt: ir.Stmt | ir.Exit) -> list[int]:
+_OPERAND_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def uses(stmt: ir.Stmt | ir.Exit) -> list[int]:
+    """Ids of the temporaries ``stmt`` reads (in field order, repeated as often as read)."""
+    kind = type(stmt)
+    names = _OPERAND_FIELDS.get(kind)
+    if names is None:
+        names = tuple(f.name for f in attrs.fields(kind) if f.name not in ("dst", "dsts"))
+        _OPERAND_FIELDS[kind] = names
     used = []
-    for field in attrs.fields(type(stmt)):
-        if field.name in ("dst", "dsts"):
-            continue
-        value = getattr(stmt, field.name)
-        if isinstance(value, ir.Temp):
+    for name in names:
+        value = getattr(stmt, name)
+        if type(value) is ir.Temp:
             used.append(value.id)
-        elif field.name == "args":
-            used.extend(a.id for a in value if isinstance(a, ir.Temp))
+        elif name == "args":
+            used.extend(a.id for a in value if type(a) is ir.Temp)
     return used
 
 
@@ -164,14 +171,14 @@ def _is_pure(stmt: ir.Stmt) -> bool:
 
 def eliminate_dead_code(block: ir.Block) -> ir.Block:
     """Remove pure statements (and pure helper calls) whose results nobody reads."""
-    live: set[int] = set(_uses(block.exit))
+    live: set[int] = set(uses(block.exit))
     kept: list[ir.Stmt] = []
     for stmt in reversed(block.stmts):
         if _is_pure(stmt):
             dsts = stmt.dsts if isinstance(stmt, ir.Call) else (stmt.dst,)  # type: ignore[union-attr]
             if not any(d.id in live for d in dsts):
                 continue
-        live.update(_uses(stmt))
+        live.update(uses(stmt))
         kept.append(stmt)
     kept.reverse()
     return attrs.evolve(block, stmts=tuple(kept))
