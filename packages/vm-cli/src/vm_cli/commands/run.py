@@ -101,14 +101,13 @@ def elf_machine(path: str) -> int:
 
 
 def die_like_the_guest(signo: int) -> None:
-    """End this process with ``signo``, as qemu-user does for a guest killed by a signal."""
-    try:
-        name = signal.Signals(signo).name
-        desc = signal.strsignal(signo) or name
-    except ValueError:
-        desc = f"signal {signo}"
+    """End this process with ``signo``, as qemu-user does for a guest killed by a signal.
+
+    Like qemu-user without a core dump, nothing is printed: the guest's
+    stderr stays its own, and the parent sees the signal in the exit status
+    (``vm -v`` logs the signal and the guest pc).
+    """
     sys.stdout.flush()
-    print(f"vm: uncaught target signal {signo} ({desc})", file=sys.stderr)
     sys.stderr.flush()
     try:
         import resource
