@@ -13,7 +13,8 @@ from vm_linux.syscalls import fileio, memory, paths, process_time, signal_calls 
 from vm_linux.syscalls.dispatch import SyscallDispatcher
 from vm_linux.syscalls.registry import HANDLERS, syscall
 from vm_linux.syscalls.riscv64 import RISCV64_ABI
+from vm_linux.syscalls.x86_64 import X86_64_ABI
 
-ABIS: dict[str, LinuxAbi] = {RISCV64_ABI.isa: RISCV64_ABI}
+ABIS: dict[str, LinuxAbi] = {RISCV64_ABI.isa: RISCV64_ABI, X86_64_ABI.isa: X86_64_ABI}
 
-__all__ = ["ABIS", "HANDLERS", "RISCV64_ABI", "GuestErrno", "LinuxAbi", "SyscallDispatcher", "syscall"]
+__all__ = ["ABIS", "HANDLERS", "RISCV64_ABI", "X86_64_ABI", "GuestErrno", "LinuxAbi", "SyscallDispatcher", "syscall"]

@@ -1,0 +1,172 @@
+"""A vm-mem :class:`~vm_mem.AddressSpace` whose pages are KVM guest RAM behind real page tables.
+
+:class:`KvmAddressSpace` keeps vm-mem's whole contract (the ``pages`` /
+``readable`` / ``writable`` / ``prot`` dicts, ``find_free``, ``brk``, all-or-
+nothing ``write``...) so vm-linux's loader, stack builder and system-call
+handlers use it unchanged, but every page is a 4 KiB view of a guest-physical
+frame and every ``map`` / ``unmap`` / ``protect`` also edits the x86-64 page
+tables the guest runs on. The guest's own stores and the host's handlers thus
+see the same bytes with no copying.
+
+Unmapped or replaced pages give their frames back (which also drops KVM's
+cached translations of them, see :mod:`~vm_accel.usermode.frames`); pages
+whose protection shrinks are revoked the same way, so ``munmap`` and
+``mprotect`` take effect for the running guest at once. The first
+:data:`RESERVED_TOP` bytes of the address space hold the CPL 0 system area
+and cannot be mapped by the guest (Linux's ``mmap_min_addr`` keeps it empty
+too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import cast
+
+from vm_core.logging import get_logger
+from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
+from vm_mem.errors import InvalidArgument
+
+from vm_accel.kvm.memory import GuestMemoryRegion
+from vm_accel.usermode.frames import FrameAllocator
+from vm_accel.usermode.page_tables import USER_LIMIT, UserPageTables, leaf_flags
+
+PAGE_SHIFT = 12
+RESERVED_TOP = 0x10000
+#: Top of the top-down mmap area, just below vm-linux's initial stack (0x3f_ffff_f000 - 8 MiB).
+USER_MMAP_BASE = 0x3F_0000_0000
+_ALL_PROT = PROT_READ | PROT_WRITE | PROT_EXEC
+Buffer = bytes | bytearray | memoryview
+
+log = get_logger("vm_accel.usermode.address_space")
+
+
+class KvmAddressSpace(AddressSpace):
+    """A guest user address space backed by ``region`` through ``tables`` (see the module docstring)."""
+
+    def __init__(self, region: GuestMemoryRegion, frames: FrameAllocator, tables: UserPageTables) -> None:
+        super().__init__(mmap_base=USER_MMAP_BASE, mmap_min_addr=RESERVED_TOP, address_limit=USER_LIMIT)
+        self.region = region
+        self.frames = frames
+        self.tables = tables
+        self.frame_of: dict[int, int] = {}
+        self._ram = region.view
+
+    def _page_view(self, frame: int) -> bytearray:
+        start = frame - self.region.guest_phys
+        # A memoryview slice of guest RAM behaves as the page bytearray vm-mem's dicts expect.
+        return cast(bytearray, self._ram[start : start + PAGE_SIZE])
+
+    def _span(self, what: str, addr: int, length: int, prot: int | None) -> tuple[int, int]:
+        first, last = self._page_span(what, addr, length)
+        if prot is not None and (not isinstance(prot, int) or prot < 0 or prot & ~_ALL_PROT):
+            raise InvalidArgument(f"{what}: unknown protection bits in {prot!r}")
+        if length and first < RESERVED_TOP >> PAGE_SHIFT:
+            raise InvalidArgument(f"{what}: {addr:#x} is inside the reserved system area below {RESERVED_TOP:#x}")
+        return first, last
+
+    # ------------------------------------------------------------------ mapping
+
+    def map(self, addr: int, length: int, prot: int, data: Buffer | None = None) -> None:
+        """vm-mem's ``map``: fresh zero frames for ``[addr, addr+length)``, replacing what was there."""
+        first, last = self._span("map", addr, length, prot)
+        if length == 0:
+            raise InvalidArgument("map: empty range")
+        if data is not None and len(data) > length:
+            raise InvalidArgument(f"map: {len(data)} bytes of data do not fit in {length:#x} bytes")
+        for pn in self._watched_in(first, last):
+            self._release_watch(pn)
+        numbers = range(first, last)
+        fresh = self.frames.allocate(len(numbers))
+        self._forget([pn for pn in numbers if pn in self.pages])
+        flags = leaf_flags(prot)
+        tables = self.tables
+        for pn, frame in zip(numbers, fresh, strict=True):
+            tables.map_page(pn << PAGE_SHIFT, frame, flags)
+            self.frame_of[pn] = frame
+            self._install(pn, self._page_view(frame), prot)
+        if data:
+            self._copy_in(addr, memoryview(data).cast("B"))
+        log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot)
+
+    def _forget(self, numbers: Iterable[int]) -> None:
+        """Unmap pages ``numbers`` (all mapped) and give their frames back."""
+        freed = []
+        for pn in numbers:
+            self.tables.unmap_page(pn << PAGE_SHIFT)
+            freed.append(self.frame_of.pop(pn))
+            self._drop(pn)
+        if freed:
+            self.frames.release(freed)
+
+    def unmap(self, addr: int, length: int) -> None:
+        """vm-mem's ``unmap``; the frames go back and the guest loses every translation of them."""
+        first, last = self._span("unmap", addr, length, None)
+        if length == 0:
+            raise InvalidArgument("unmap: empty range")
+        for pn in self._watched_in(first, last):
+            self._release_watch(pn)
+        self._forget(self._mapped_in(first, last))
+        log.debug("unmap", start=hex(addr), end=hex(last << PAGE_SHIFT))
+
+    def protect(self, addr: int, length: int, prot: int) -> None:
+        """vm-mem's ``protect``, applied to the page tables; rights taken away are revoked at once."""
+        first, last = self._span("protect", addr, length, prot)
+        if length == 0:
+            return
+        super().protect(addr, length, prot)  # validates that every page is mapped, updates the dicts
+        flags = leaf_flags(prot)
+        revoked = []
+        for pn in range(first, last):
+            virtual = pn << PAGE_SHIFT
+            old = self.tables.entry(virtual)
+            frame = self.frame_of[pn]
+            self.tables.map_page(virtual, frame, flags)
+            if old and (old & ~flags & 0b10 or flags & ~old & (1 << 63) or not flags):
+                revoked.append(frame)
+        if revoked:
+            self.frames.revoke_access(revoked)
+
+    def read_cstring(self, addr: int, limit: int = 32 * PAGE_SIZE) -> bytes:
+        """vm-mem's ``read_cstring`` over guest RAM pages."""
+        if limit < 0:
+            raise InvalidArgument(f"read_cstring: negative limit {limit}")
+        parts: list[bytes] = []
+        taken = 0
+        while taken < limit:
+            page = self.readable.get(addr >> PAGE_SHIFT)
+            if page is None:
+                from vm_core.errors import MemoryFault
+
+                raise MemoryFault(addr, "read")
+            off = addr & (PAGE_SIZE - 1)
+            stop = min(PAGE_SIZE, off + (limit - taken))
+            chunk = bytes(page[off:stop])
+            nul = chunk.find(0)
+            if nul >= 0:
+                parts.append(chunk[:nul])
+                break
+            parts.append(chunk)
+            taken += stop - off
+            addr += stop - off
+        return b"".join(parts)
+
+    def restore_pages(self, items: Iterable[tuple[int, int, Buffer]]) -> None:
+        """Replace all memory with ``items`` (``(page_number, prot, contents)``, as ``dump_pages`` gives)."""
+        staged = [(pn, prot, bytes(data)) for pn, prot, data in items]
+        for pn, _prot, data in staged:
+            if len(data) != PAGE_SIZE:
+                raise InvalidArgument(f"restore_pages: page {pn:#x} has {len(data)} bytes, not {PAGE_SIZE}")
+            self._span("restore_pages", pn << PAGE_SHIFT, PAGE_SIZE, _prot)
+        for pn in sorted(self._watched):
+            self._release_watch(pn)
+        self._forget(list(self.pages))
+        for pn, prot, data in staged:
+            self.map(pn << PAGE_SHIFT, PAGE_SIZE, prot, data)
+
+    def close(self) -> None:
+        """Drop every view of guest RAM (before the KVM region is unmapped)."""
+        for table in (self.pages, self.readable, self.writable):
+            table.clear()
+        self.prot.clear()
+        self.frame_of.clear()
+        self._ram = memoryview(b"")
