@@ -28,6 +28,43 @@ startup_64:
 2:	hlt
 	jmp	2b
 
+/*
+ * Interrupt entry points for the "irq" test: IRQ 4 (COM1) through the PIC,
+ * and every other vector, which ends the kernel with a message.
+ */
+	.text
+	.globl	irq4_entry
+irq4_entry:
+	pushq	%rax
+	pushq	%rcx
+	pushq	%rdx
+	pushq	%rsi
+	pushq	%rdi
+	pushq	%r8
+	pushq	%r9
+	pushq	%r10
+	pushq	%r11
+	cld
+	call	irq4_handler
+	popq	%r11
+	popq	%r10
+	popq	%r9
+	popq	%r8
+	popq	%rdi
+	popq	%rsi
+	popq	%rdx
+	popq	%rcx
+	popq	%rax
+	iretq
+
+	.globl	unexpected_entry
+unexpected_entry:
+	cli
+	cld
+	call	unexpected_interrupt
+3:	hlt
+	jmp	3b
+
 /* kernel_info (boot protocol 2.15): "LToP", its size, the total size, setup_type_max. */
 	.section .rodata.kernel_info, "a"
 	.balign	4

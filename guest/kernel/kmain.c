@@ -7,7 +7,10 @@
  * Printed, one item per line: the boot protocol version and loader type from
  * the copied setup header, the command line, every E820 entry, the initrd's
  * address and size and its first 16 bytes in hex. With "echo" on the command
- * line it then reads one line from the UART and prints it back.
+ * line it then reads one line from the UART and prints it back; with "irq" it
+ * programs the 8259 PICs and its own IDT, enables the UART's receive
+ * interrupt and sleeps in hlt until IRQ 4 brings a byte, then prints the
+ * vector, IIR and the byte (the in-kernel irqchip path of the loader).
  *
  * Freestanding (no libc): struct boot_params is read by byte offset, with
  * the offsets of arch/x86/include/uapi/asm/bootparam.h. It runs at CPL 0,
@@ -48,10 +51,29 @@
 #define CMDLINE_MAX 4096
 #define INITRD_HEAD 16
 #define ECHO_MAX 256
+#define UART_IIR 2
+#define IER_RDI 0x01
+#define MCR_OUT2 0x08
+#define PIC1_CMD 0x20
+#define PIC1_DATA 0x21
+#define PIC2_CMD 0xa0
+#define PIC2_DATA 0xa1
+#define PIC_EOI 0x20
+#define IRQ_BASE 0x20
+#define IRQ_COM1 4
+#define IDT_VECTORS 48
+#define KERNEL_CS 0x10
+#define POWEROFF_PORT 0x604
+#define ACPI_SLP_EN 0x2000
 
 static inline void outb(uint16_t port, uint8_t value)
 {
 	__asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t value)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port));
 }
 
 static inline uint8_t inb(uint16_t port)
@@ -156,6 +178,91 @@ static void echo_line(void)
 	uart_putc('\n');
 }
 
+struct idt_gate {
+	uint16_t offset_low;
+	uint16_t selector;
+	uint8_t ist;
+	uint8_t type_attr;
+	uint16_t offset_mid;
+	uint32_t offset_high;
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct idt_pointer {
+	uint16_t limit;
+	uint64_t base;
+} __attribute__((packed));
+
+void irq4_entry(void);
+void unexpected_entry(void);
+void irq4_handler(void);
+void unexpected_interrupt(void) __attribute__((noreturn));
+
+static struct idt_gate idt[IDT_VECTORS] __attribute__((aligned(16)));
+static volatile unsigned irq_count;
+static volatile uint8_t irq_iir, irq_byte;
+
+void irq4_handler(void)
+{
+	irq_iir = inb(COM1 + UART_IIR);
+	irq_byte = inb(COM1 + UART_RBR);
+	irq_count++;
+	outb(PIC1_CMD, PIC_EOI);
+}
+
+void unexpected_interrupt(void)
+{
+	uart_puts("vmkernel: unexpected interrupt or exception\n");
+	outw(POWEROFF_PORT, ACPI_SLP_EN);
+	for (;;)
+		__asm__ volatile("hlt");
+}
+
+static void set_gate(int vector, void (*handler)(void))
+{
+	uint64_t address = (uint64_t)(uintptr_t)handler;
+	idt[vector].offset_low = (uint16_t)address;
+	idt[vector].selector = KERNEL_CS;
+	idt[vector].ist = 0;
+	idt[vector].type_attr = 0x8e; /* present, DPL 0, 64-bit interrupt gate */
+	idt[vector].offset_mid = (uint16_t)(address >> 16);
+	idt[vector].offset_high = (uint32_t)(address >> 32);
+	idt[vector].reserved = 0;
+}
+
+static void wait_for_uart_irq(void)
+{
+	struct idt_pointer pointer = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+	for (int v = 0; v < IDT_VECTORS; v++)
+		set_gate(v, unexpected_entry);
+	set_gate(IRQ_BASE + IRQ_COM1, irq4_entry);
+	__asm__ volatile("lidt %0" : : "m"(pointer));
+	/* 8259A initialization: edge triggered, cascaded, vectors 0x20-0x2f, 8086 mode. */
+	outb(PIC1_CMD, 0x11);
+	outb(PIC2_CMD, 0x11);
+	outb(PIC1_DATA, IRQ_BASE);
+	outb(PIC2_DATA, IRQ_BASE + 8);
+	outb(PIC1_DATA, 0x04);
+	outb(PIC2_DATA, 0x02);
+	outb(PIC1_DATA, 0x01);
+	outb(PIC2_DATA, 0x01);
+	outb(PIC1_DATA, (uint8_t)~(1 << IRQ_COM1));
+	outb(PIC2_DATA, 0xff);
+	outb(COM1 + UART_MCR, 0x03 | MCR_OUT2);
+	outb(COM1 + UART_IER, IER_RDI);
+	uart_puts("irq: waiting\n");
+	while (!irq_count)
+		__asm__ volatile("sti; hlt; cli" ::: "memory");
+	outb(COM1 + UART_IER, 0);
+	uart_puts("irq: vector ");
+	put_hex(IRQ_BASE + IRQ_COM1, 2);
+	uart_puts(" iir ");
+	put_hex(irq_iir, 2);
+	uart_puts(" byte ");
+	put_hex(irq_byte, 2);
+	uart_putc('\n');
+}
+
 void kmain(const uint8_t *bp)
 {
 	uart_init();
@@ -214,5 +321,7 @@ void kmain(const uint8_t *bp)
 
 	if (cmdline && has_word(cmdline, "echo"))
 		echo_line();
+	if (cmdline && has_word(cmdline, "irq"))
+		wait_for_uart_irq();
 	uart_puts("vmkernel: powering off\n");
 }

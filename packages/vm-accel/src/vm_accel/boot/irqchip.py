@@ -7,6 +7,12 @@ must exist before the first vCPU is created (linux/Documentation/virt/kvm/api.rs
 With them, guest ``hlt`` waits inside the kernel for an interrupt instead of
 exiting to user space, and a device model raises its interrupt with
 ``KVM_IRQ_LINE`` (:class:`IrqLine`).
+
+:func:`set_virtual_wire_mode` does what PC firmware does before it starts
+a kernel: the boot vCPU's LAPIC passes the PIC's interrupts through LINT0
+(ExtINT) and NMIs through LINT1, so a kernel that never touches its APIC
+still gets legacy interrupts (KVM otherwise drops PIC interrupts while the
+APIC is enabled with LINT0 masked, its reset state).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from vm_core.logging import get_logger
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm.errors import KvmIoctlError
 from vm_accel.kvm.system import ACCELERATOR_NAME, kvm_ioctl
+from vm_accel.kvm.vcpu import KvmVcpu
 from vm_accel.kvm.vm import KvmVm
 
 log = get_logger("vm_accel.boot.irqchip")
@@ -36,12 +43,26 @@ class KvmIrqLevel(ctypes.Structure):
     _fields_ = [("irq", ctypes.c_uint32), ("level", ctypes.c_uint32)]
 
 
+class KvmLapicState(ctypes.Structure):
+    """``struct kvm_lapic_state`` (asm/kvm.h): the 1 KiB local APIC register page."""
+
+    _fields_ = [("regs", ctypes.c_uint8 * 1024)]
+
+
 KVM_CREATE_IRQCHIP = nr.io(nr.KVMIO, 0x60)
 KVM_IRQ_LINE = nr.iow(nr.KVMIO, 0x61, KvmIrqLevel)
 KVM_CREATE_PIT2 = nr.iow(nr.KVMIO, 0x77, KvmPitConfig)
+KVM_GET_LAPIC = nr.ior(nr.KVMIO, 0x8E, KvmLapicState)
+KVM_SET_LAPIC = nr.iow(nr.KVMIO, 0x8F, KvmLapicState)
 KVM_CAP_IRQCHIP = 0
 KVM_CAP_PIT2 = 33
 KVM_PIT_SPEAKER_DUMMY = 1
+# Local APIC registers (Intel SDM vol. 3, 11.5.1) and LVT delivery modes.
+APIC_LVT_LINT0 = 0x350
+APIC_LVT_LINT1 = 0x360
+APIC_LVT_MASKED = 1 << 16
+APIC_MODE_NMI = 0b100 << 8
+APIC_MODE_EXTINT = 0b111 << 8
 # GSIs of the PC's ISA interrupts (the PIC/IOAPIC pins of KVM's default routing).
 IRQ_PIT = 0
 IRQ_COM1 = 4
@@ -60,6 +81,24 @@ def create_irqchip(vm: KvmVm) -> None:
     kvm_ioctl(vm.fd, KVM_CREATE_IRQCHIP, 0, name="KVM_CREATE_IRQCHIP")
     kvm_ioctl(vm.fd, KVM_CREATE_PIT2, KvmPitConfig(flags=KVM_PIT_SPEAKER_DUMMY), name="KVM_CREATE_PIT2")
     log.debug("irqchip_created", vm_fd=vm.fd)
+
+
+def set_virtual_wire_mode(vcpu: KvmVcpu) -> None:
+    """LINT0 = ExtINT and LINT1 = NMI, unmasked, on ``vcpu``'s in-kernel LAPIC (as firmware leaves it)."""
+    state = KvmLapicState()
+    kvm_ioctl(vcpu.fd, KVM_GET_LAPIC, state, name="KVM_GET_LAPIC")
+    for register, mode in ((APIC_LVT_LINT0, APIC_MODE_EXTINT), (APIC_LVT_LINT1, APIC_MODE_NMI)):
+        value = int.from_bytes(bytes(state.regs[register : register + 4]), "little")
+        value = (value & ~(APIC_LVT_MASKED | 0x700)) | mode
+        state.regs[register : register + 4] = list(value.to_bytes(4, "little"))
+    kvm_ioctl(vcpu.fd, KVM_SET_LAPIC, state, name="KVM_SET_LAPIC")
+
+
+def read_lapic_register(vcpu: KvmVcpu, register: int) -> int:
+    """A 32-bit register of ``vcpu``'s in-kernel LAPIC (``KVM_GET_LAPIC``)."""
+    state = KvmLapicState()
+    kvm_ioctl(vcpu.fd, KVM_GET_LAPIC, state, name="KVM_GET_LAPIC")
+    return int.from_bytes(bytes(state.regs[register : register + 4]), "little")
 
 
 class IrqLine:

@@ -10,7 +10,8 @@ Documentation/arch/x86/boot.rst asks of a 64-bit boot loader:
 1. loads the protected-mode kernel at its preferred address, the command
    line and the initrd (:func:`vm_accel.boot.layout.place`),
 2. fills the zero page (:func:`vm_accel.boot.zero_page.build_boot_params`),
-3. enters ``startup_64`` (load address + 0x200) in 64-bit mode with
+3. sets the LAPIC to virtual-wire mode as firmware does (legacy PIC interrupts
+   reach the vCPU), then enters ``startup_64`` (load address + 0x200) in 64-bit mode with
    identity-mapped page tables covering RAM below 4 GiB, a GDT whose
    selectors 0x10/0x18 are flat 4 GiB code/data (``__BOOT_CS``/``__BOOT_DS``),
    interrupts disabled and rsi = the zero page.
@@ -34,7 +35,7 @@ from vm_core.logging import get_logger
 
 from vm_accel.boot.bzimage import BzImage, read_bzimage
 from vm_accel.boot.console import HostConsole
-from vm_accel.boot.irqchip import IRQ_COM1, IrqLine, create_irqchip
+from vm_accel.boot.irqchip import IRQ_COM1, IrqLine, create_irqchip, set_virtual_wire_mode
 from vm_accel.boot.layout import (
     LONG_MODE_AREA,
     ZERO_PAGE_ADDRESS,
@@ -103,6 +104,7 @@ def boot_linux(kvm: Kvm, config: BootConfig, console: HostConsole) -> BootResult
             vm.add_memory(ram.address, ram.size)
         _load(vm, image, placement, command_line, initrd, layout)
         vcpu = vm.create_vcpu()
+        set_virtual_wire_mode(vcpu)
         system = _enter_64bit_boot(vcpu, image, layout)
         uart = Uart16550(console.write, IrqLine(vm, IRQ_COM1).set, COM1_PORT)
         vm.io.add_ports(COM1_PORT, PORT_COUNT, uart)
