@@ -4,6 +4,12 @@ The guest's stdout, stderr, files and exit status are the program's own. A
 guest killed by a signal ends the ``vm`` process with the same signal, after
 one line on stderr, as qemu-user does. ``--stats`` prints instructions
 retired, wall time and guest MIPS on stderr after the guest ends.
+
+x86-64 programs run natively through a hardware accelerator instead
+(``--accel auto|kvm|none``; the plugins' ``vm_select_accelerator`` hook
+chooses): KVM runs them at CPL 3 with vm-linux serving their system calls
+(:mod:`vm_accel.usermode`). When no accelerator can be used, one line says
+which check failed and what to do.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from vm_core.errors import BadProgramError, NotFoundError, VmError
+from vm_core.errors import BadProgramError, NotFoundError, UnsupportedError, VmError
 from vm_core.logging import get_logger
 from vm_core.plugins import collect_registry, make_plugin_manager
 from vm_mem import AddressSpace
@@ -79,6 +85,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--root", metavar="DIR", help="confine every guest path to DIR (like a chroot)")
     p.add_argument("--stats", action="store_true", help="print instructions, wall time and MIPS on stderr")
     p.add_argument("--name", help="name of the VM this run is recorded as (default: a generated one)")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "none"),
+                   help="hardware accelerator for x86-64 programs (default auto: KVM when usable)")
     p.add_argument("program", help="the guest program")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     p.set_defaults(func=run)
@@ -121,6 +129,46 @@ def die_like_the_guest(signo: int) -> None:
     os._exit(128 + signo)  # only if the signal did not end us
 
 
+EM_X86_64 = 62
+
+
+def run_accelerated(args: argparse.Namespace, pm: Any, registry: Any, isa: str) -> int:
+    """Run an ``isa`` program (x86-64) through the accelerator the plugins choose; no emulator exists for it."""
+    import platform
+
+    chosen = None
+    if args.accel != "none":
+        chosen = pm.hook.vm_select_accelerator(isa=isa, requested=args.accel, host_isa=platform.machine())
+    if chosen is None:
+        if args.accel == "auto" and "kvm" in registry.accelerators:
+            registry.accelerators["kvm"].probe()  # raises AcceleratorUnavailable naming the failed check
+        raise UnsupportedError(
+            f"{args.program}: {isa} programs run only through a hardware accelerator, and none was selected",
+            hint="use --accel kvm (or auto) on an x86-64 Linux host with /dev/kvm",
+        )
+    if chosen != "kvm":
+        raise UnsupportedError(f"accelerator {chosen!r} cannot run Linux programs", hint="use --accel kvm")
+    from vm_accel.usermode import KvmUserProcess
+
+    argv = [args.program, *args.args]
+    with KvmUserProcess(args.program, argv, root=args.root) as guest:
+        record = RunRecord(args, isa, "kvm")
+        start = time.perf_counter()
+        result = guest.run()
+        wall = time.perf_counter() - start
+        stats = guest.engine.stats
+    exit_status = None if result.signal is not None else int(result.exit_status or 0) & 0xFF
+    record.stopped(exit_status, result.signal, 0, wall)
+    if args.stats:
+        sys.stdout.flush()
+        lines = [f"vm: accelerator {chosen}", f"vm: wall time {wall:.3f} s"]
+        lines += [f"vm: {key.replace('_', ' ')} {value}" for key, value in stats.items()]
+        print("\n".join(lines), file=sys.stderr)
+    if result.signal is not None:
+        die_like_the_guest(result.signal)
+    return exit_status or 0
+
+
 def run(args: argparse.Namespace) -> int:
     from vm_linux.process import LinuxProcess
 
@@ -128,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
     machine = elf_machine(program)
     pm = make_plugin_manager()
     registry = collect_registry(pm)
+    if machine == EM_X86_64:
+        return run_accelerated(args, pm, registry, "x86_64")
     isa = registry.isa_for_elf_machine(machine)
     frontend = isa.factory()
     engine_spec = choose_engine(pm, registry, isa.name, args.engine)
