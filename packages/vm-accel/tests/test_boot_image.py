@@ -15,9 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from boot_support import bootparam_header_missing, compile_c, kernel_build_module, synthetic_bzimage
 from hypothesis import given, settings
 from hypothesis import strategies as stst
+from test_boot_support import bootparam_header_missing, compile_c, kernel_build_module, synthetic_bzimage
 from vm_accel.boot import (
     E820Entry,
     E820Type,

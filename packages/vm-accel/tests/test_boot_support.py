@@ -1,4 +1,4 @@
-"""Helpers of the boot tests: building the project's test kernel, synthetic bzImages, the bootparam.h oracle."""
+"""Helpers of the boot tests (no tests here): building the test kernel, synthetic bzImages, the bootparam.h oracle."""
 
 from __future__ import annotations
 
