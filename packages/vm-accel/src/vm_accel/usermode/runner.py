@@ -19,7 +19,6 @@ from collections.abc import Sequence
 import attrs
 from vm_core.logging import get_logger
 from vm_linux.process import LinuxProcess, ProcessResult
-from vm_linux.stack import STACK_TOP
 
 from vm_accel.kvm.long_mode import LongModeLayout, setup_long_mode
 from vm_accel.kvm.system import DEFAULT_DEVICE_PATH, Kvm
@@ -27,7 +26,7 @@ from vm_accel.usermode.address_space import RESERVED_TOP, KvmAddressSpace
 from vm_accel.usermode.cpu_setup import configure_user_vcpu, guest_hwcap
 from vm_accel.usermode.engine import KvmUserCpu, KvmUserEngine
 from vm_accel.usermode.frames import FrameAllocator
-from vm_accel.usermode.page_tables import USER_LIMIT, UserPageTables
+from vm_accel.usermode.page_tables import UserPageTables
 
 log = get_logger("vm_accel.usermode.runner")
 
@@ -52,8 +51,6 @@ class KvmUserProcess:
         stdout: int = 1,
         stderr: int = 2,
     ) -> None:
-        if STACK_TOP > USER_LIMIT:
-            raise AssertionError("vm-linux's stack does not fit a 47-bit user address space")
         self.kvm = Kvm(device_path)
         try:
             self.vm = self.kvm.create_vm()
