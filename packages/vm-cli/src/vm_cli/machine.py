@@ -17,6 +17,7 @@ what it means (``vm_linux`` is the Linux answer).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pluggy
@@ -164,6 +165,46 @@ class Machine:
             stop = self.engine.run(self.cpu, 1)
             if stop.kind is not StopKind.BUDGET:
                 return stop
+
+    # -- snapshots -------------------------------------------------------------
+    def snapshot(self, home: str | os.PathLike[str] | None = None) -> str:
+        """Save registers, pc, instructions retired and memory in the snapshot store; return the id.
+
+        ``home`` is the store's directory (default: the VM home, see :mod:`vm_cli.snapshot`).
+        """
+        from vm_cli.snapshot import Snapshot, SnapshotStore, capture_cpu, capture_memory
+
+        if not isinstance(self.mem, AddressSpace):
+            raise ConfigurationError("only a machine on a vm-mem AddressSpace can be snapshotted")
+        image = Snapshot(
+            kind="machine", isa=self.isa.name, engine=self.engine_spec.name,
+            cpu=capture_cpu(self.cpu), memory=capture_memory(self.mem),
+        )
+        return SnapshotStore(home).save(image).snapshot_id
+
+    @classmethod
+    def restore(
+        cls,
+        snapshot_id: str,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        engine: str | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+        settings: Any = None,
+    ) -> Machine:
+        """A new machine in the state :meth:`snapshot` saved (verified first: ``SnapshotError`` if damaged).
+
+        ``engine`` defaults to the engine the snapshot was taken with.
+        """
+        from vm_cli.snapshot import SnapshotStore, build_address_space, restore_cpu
+
+        snapshot = SnapshotStore(home).load(snapshot_id).snapshot
+        mem = build_address_space(snapshot.memory)
+        machine = cls(
+            snapshot.isa, engine=engine or snapshot.engine, plugin_manager=plugin_manager, settings=settings, mem=mem
+        )
+        restore_cpu(machine.cpu, snapshot.cpu)
+        return machine
 
     def emu_start(self, begin: int, until: int, timeout: int = 0, count: int = 0) -> StopReason:
         """Unicorn's spelling of :meth:`run` (``count=0`` means no limit; ``timeout`` is not supported)."""

@@ -87,6 +87,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="name of the VM this run is recorded as (default: a generated one)")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "none"),
                    help="hardware accelerator for x86-64 programs (default auto: KVM when usable)")
+    p.add_argument("--snapshot-at", type=int, metavar="N",
+                   help="after N guest instructions, save a snapshot, print `snapshot: ID` on stderr and exit 0")
     p.add_argument("program", help="the guest program")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     p.set_defaults(func=run)
@@ -189,7 +191,18 @@ def run(args: argparse.Namespace) -> int:
     process.init_cpu(cpu)
     record = RunRecord(args, isa.name, engine_spec.name)
     start = time.perf_counter()
-    result = process.run(engine, cpu)
+    if args.snapshot_at is not None:
+        from vm_cli.snapshot import SavedSnapshot, run_or_snapshot
+
+        outcome = run_or_snapshot(
+            process, engine, cpu, args.snapshot_at, engine_name=engine_spec.name, app=record.app, vm_id=record.vm_id
+        )
+        if isinstance(outcome, SavedSnapshot):
+            print(f"snapshot: {outcome.snapshot_id}", file=sys.stderr)
+            return 0
+        result = outcome
+    else:
+        result = process.run(engine, cpu)
     wall = time.perf_counter() - start
     exit_status = None if result.signal is not None else int(result.exit_status or 0) & 0xFF
     record.stopped(exit_status, result.signal, cpu.icount, wall)

@@ -1,0 +1,129 @@
+"""``vm resume SNAPSHOT``: continue a Linux guest from a snapshot taken by ``vm run --snapshot-at N``.
+
+The snapshot is read and verified completely, the guest's files are
+reopened, and the VM it belongs to is marked restored (the domain refuses a
+restore onto a running VM) before the guest runs on; its stdout, stderr and
+exit status from there are exactly the rest of the program's, and a guest
+killed by a signal ends ``vm`` with that signal as ``vm run`` does.
+``--snapshot-at N`` snapshots it again after N instructions in all (counted
+from the program's start, so N must be past the snapshot's own count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from vm_core.errors import SnapshotError, VmError
+from vm_core.logging import get_logger
+from vm_core.plugins import collect_registry, make_plugin_manager
+
+from vm_cli.commands.run import die_like_the_guest
+from vm_cli.machine import choose_engine
+from vm_cli.snapshot import LoadedSnapshot, SavedSnapshot, SnapshotStore, restore_linux, run_or_snapshot
+
+log = get_logger("vm_cli.resume")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "resume",
+        help="continue a guest from a snapshot (see vm run --snapshot-at)",
+        description="Restore SNAPSHOT (an id, or a unique prefix) in this process and run the guest on.",
+    )
+    p.add_argument("--engine", help="execution engine (default: the one the snapshot was taken with)")
+    p.add_argument("--stats", action="store_true", help="print instructions, wall time and MIPS on stderr")
+    p.add_argument("--snapshot-at", type=int, metavar="N",
+                   help="snapshot again once N guest instructions in all are retired")
+    p.add_argument("snapshot", help="the snapshot id `vm run --snapshot-at` printed")
+    p.set_defaults(func=resume)
+
+
+class ResumeRecord:
+    """The VM a snapshot belongs to: restored from it (refused while the VM runs), resumed, stopped.
+
+    A snapshot taken while the event store was unavailable names no VM; one
+    whose store cannot be opened now is resumed with a warning, as ``vm run``
+    runs unrecorded. The domain's refusals (a running or removed VM, a
+    snapshot the VM does not know, a digest that differs from the recorded
+    one) stop the resume before the guest runs.
+    """
+
+    def __init__(self, loaded: LoadedSnapshot) -> None:
+        self.app: Any = None
+        self.vm_id = loaded.snapshot.vm_id
+        if self.vm_id is None:
+            return
+        from vm_core.application import StorageError, VmApplication
+        from vm_core.errors import ConfigurationError
+
+        try:
+            self.app = VmApplication()
+        except (ConfigurationError, StorageError) as err:
+            log.warning("resume_not_recorded", reason=str(err))
+            return
+        vm = self.app.get(self.vm_id)
+        recorded = vm.snapshots.get(loaded.snapshot_id)
+        if recorded is not None and recorded.digest != loaded.digest:
+            raise SnapshotError(
+                f"snapshot {loaded.snapshot_id}: its digest differs from the one VM {vm.label} recorded (replaced?)"
+            )
+        self.app.restore_from(self.vm_id, loaded.snapshot_id)
+        self.app.resume(self.vm_id)
+
+    def stopped(self, exit_status: int | None, signo: int | None, instructions: int, wall: float) -> None:
+        if self.app is None:
+            return
+        try:
+            self.app.stop(
+                self.vm_id, exit_status=exit_status, signal=signo, instructions_retired=instructions, wall_time_s=wall
+            )
+        except VmError as err:
+            log.warning("resume_stop_not_recorded", reason=str(err))
+
+
+def resume(args: argparse.Namespace) -> int:
+    store = SnapshotStore()
+    loaded = store.load(args.snapshot)
+    snapshot = loaded.snapshot
+    pm = make_plugin_manager()
+    registry = collect_registry(pm)
+    isa = registry.isa(snapshot.isa)
+    frontend = isa.factory()
+    engine_spec = choose_engine(pm, registry, isa.name, args.engine or snapshot.engine)
+    process, cpu = restore_linux(snapshot, frontend.layout.size)
+    try:
+        record = ResumeRecord(loaded)
+    except BaseException:
+        process.state.fds.close_all()
+        raise
+    engine: Any = engine_spec.factory(frontend, None)
+    start = time.perf_counter()
+    if args.snapshot_at is not None:
+        outcome = run_or_snapshot(
+            process, engine, cpu, args.snapshot_at, engine_name=engine_spec.name,
+            app=record.app, vm_id=record.vm_id, store=store,
+        )
+    else:
+        outcome = process.run(engine, cpu)
+    wall = time.perf_counter() - start
+    if isinstance(outcome, SavedSnapshot):
+        print_stats(args, engine_spec.name, cpu.icount, wall)
+        print(f"snapshot: {outcome.snapshot_id}", file=sys.stderr)
+        return 0
+    exit_status = None if outcome.signal is not None else int(outcome.exit_status or 0) & 0xFF
+    record.stopped(exit_status, outcome.signal, cpu.icount, wall)
+    print_stats(args, engine_spec.name, cpu.icount, wall)
+    if outcome.signal is not None:
+        die_like_the_guest(outcome.signal)
+    return exit_status or 0
+
+
+def print_stats(args: argparse.Namespace, engine: str, icount: int, wall: float) -> None:
+    """``--stats``: the engine, instructions retired since the program started, this run's wall time."""
+    if not args.stats:
+        return
+    sys.stdout.flush()
+    print(f"vm: engine {engine}\nvm: instructions retired {icount}\nvm: wall time {wall:.3f} s", file=sys.stderr)
