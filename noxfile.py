@@ -7,6 +7,9 @@ Sessions:
   typecheck        mypy over every package
   bench            the benchmarks (not in the default set): guest MIPS per engine and
                    the ratio to qemu-riscv64 measured in the same run
+  boot             (not in the default set) boots Debian's stock x86-64 kernel with a
+                   busybox initramfs under `vm boot` on KVM and prints the time to
+                   /init's first line; needs apt-get/dpkg-deb and hardware virtualization
 """
 
 from __future__ import annotations
@@ -62,3 +65,9 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     install_all(session, *TEST_DEPS)
     session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs)
+
+
+@nox.session
+def boot(session: nox.Session) -> None:
+    install_all(session)
+    session.run("python", str(ROOT / "guest" / "kernel" / "debian_boot.py"), *session.posargs)
