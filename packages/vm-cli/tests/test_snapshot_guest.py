@@ -4,10 +4,10 @@ For each program of the RV64 suite: qemu-riscv64 runs it uninterrupted (the
 oracle), ``vm run --stats`` counts its instructions, then a chain of fresh
 ``vm`` processes runs it in four pieces in one working directory::
 
-    vm run --snapshot-at P1 PROGRAM ARGS   ->  snapshot: A
-    vm resume --snapshot-at P2 A           ->  snapshot: B
-    vm resume --snapshot-at P3 B           ->  snapshot: C
-    vm resume C                            ->  the program's own ending
+    vm run --engine python --snapshot-at P1 PROGRAM ARGS   ->  snapshot: A
+    vm resume --engine interp --snapshot-at P2 A           ->  snapshot: B
+    vm resume --engine python --snapshot-at P3 B           ->  snapshot: C
+    vm resume --engine interp C                            ->  the program's own ending
 
 The concatenated stdout and stderr (without the ``snapshot: ID`` lines), the
 last process's returncode and the files left in the directory must equal
@@ -31,6 +31,8 @@ import pytest
 SNAPSHOT_LINE = re.compile(rb"snapshot: ([0-9a-f]{16})\n\Z")
 STATS_LINE = re.compile(rb"^vm: instructions retired (\d+)$", re.MULTILINE)
 VM = [sys.executable, "-m", "vm_cli"]
+#: The engine of each piece: snapshots are engine-independent, and both engines must stop exactly at N.
+ENGINES = ("python", "interp", "python", "interp")
 # qemu's report of an uncaught guest signal, and vm's imitation of it (see test_guest_programs.py).
 UNCAUGHT_SIGNAL_LINE = re.compile(rb"^[\w.-]+: uncaught target signal \d+ \([^)\n]*\)[^\n]*\n?", re.MULTILINE)
 
@@ -78,20 +80,21 @@ def test_snapshot_chain_matches_qemu(
     qemu_out, qemu_err, qemu_rc = run_in(
         guest_build, [guest_build.find_tool(guest_build.QEMU), binary, *args], tmp_path / "qemu", env
     )
-    _, count_err, _ = run_in(guest_build, [*VM, "run", "--stats", binary, *args], tmp_path / "count", env)
+    count_command = [*VM, "run", "--engine", "interp", "--stats", binary, *args]
+    _, count_err, _ = run_in(guest_build, count_command, tmp_path / "count", env)
     found = STATS_LINE.search(count_err)
     assert found is not None, count_err[-2000:]
     points = cut_points(int(found.group(1)))
 
     stdout, stderr = b"", b""
-    command = [*VM, "run", "--snapshot-at", str(points[0]), binary, *args]
-    for following in [*points[1:], None]:
+    command = [*VM, "run", "--engine", ENGINES[0], "--snapshot-at", str(points[0]), binary, *args]
+    for engine, following in zip(ENGINES[1:], [*points[1:], None], strict=True):
         out, err, rc = run_in(guest_build, command, tmp_path / "vm", env)
         assert rc == 0, err[-2000:]
         guest_err, snapshot_id = split_snapshot_line(err)
         stdout, stderr = stdout + out, stderr + guest_err
         again = [] if following is None else ["--snapshot-at", str(following)]
-        command = [*VM, "resume", *again, snapshot_id]
+        command = [*VM, "resume", "--engine", engine, *again, snapshot_id]
     out, err, rc = run_in(guest_build, command, tmp_path / "vm", env)
     stdout, stderr = stdout + out, stderr + err
 
