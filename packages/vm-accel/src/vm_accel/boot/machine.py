@@ -191,7 +191,7 @@ class _EarlyExceptionReporter:
 def _start_timer(vcpu: KvmVcpu, timeout: float | None) -> threading.Timer | None:
     if timeout is None:
         return None
-    stop = GuestStop(GuestStopKind.TIMEOUT, f"still running after {timeout:g} s")
+    stop = GuestStop(GuestStopKind.TIMEOUT, f"the {timeout:g} s limit was reached")
     timer = threading.Timer(timeout, vcpu.request_stop, args=(stop,))
     timer.daemon = True
     timer.start()

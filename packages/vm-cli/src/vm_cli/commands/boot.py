@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         accelerator.close()
     kind = result.stop.kind.value
-    print(f"\nvm: guest {STOP_WORDS[kind]}: {result.stop.detail} after {result.wall_s:.2f} s", file=sys.stderr)
+    print(f"\nvm: guest {STOP_WORDS[kind]}: {result.stop.detail} ({result.wall_s:.2f} s)", file=sys.stderr)
     return EXIT_STATUS[kind]
 
 
