@@ -7,14 +7,27 @@ import attrs
 
 @attrs.frozen
 class JitSettings:
-    """Settings of the ``python`` engine.
+    """Settings of the translating engines (``python``, and ``llvm`` for the native_* fields).
 
     ``compile_threshold``: how many times a block runs in the reference
     interpreter before its region is compiled to Python (1: on first sight).
     ``max_block_insns``: longest block lifted at once.
     ``max_region_blocks``: most blocks compiled into one region function.
+
+    Tier 2 (the ``llvm`` engine, :mod:`vm_jit.native`):
+    ``native_threshold``: guest instructions a tier-1 region retires, counted
+    at its entry, before the region around that entry is compiled by LLVM.
+    ``native_max_region_blocks``: most blocks in one native function.
+    ``native_background``: compile in a background thread (False: the
+    dispatcher waits for LLVM, deterministic; for tests and ``vm aot``).
+    ``aot_cache``: keep native code in the on-disk AOT cache and load it
+    from there.
     """
 
     compile_threshold: int = 2
     max_block_insns: int = 64
     max_region_blocks: int = 16
+    native_threshold: int = 50_000
+    native_max_region_blocks: int = 64
+    native_background: bool = True
+    aot_cache: bool = True

@@ -1,0 +1,440 @@
+"""Tier 2 code generation: a region of IR blocks as one LLVM IR function (text).
+
+The function is ``i64 @name(ptr %ctx)``; ``ctx`` is an array of 64-bit
+slots (see :data:`CTX_SLOTS`): the addresses of the guest register file and
+of the readable and writable host page tables (:mod:`.pagetable`), the
+instruction budget, the pc to start at (any block of the region is an
+entry), the retired-instruction count at entry (for ``rdinstret``), and two
+out slots that receive the next pc and the instructions retired. The return
+value is a status: :data:`LEFT` (the next pc is outside the region, or the
+next block does not fit in the budget), :data:`SYSCALL` (the next pc follows
+the ``ecall``), :data:`TRAP` (the next pc is the trapping instruction) or
+:data:`SLOW` (the instruction at the next pc must run on Python's checked
+slow path: a page-table miss, a page-crossing or misaligned access, ...).
+
+Guest registers live in ``alloca`` slots that LLVM promotes to machine
+registers; they are loaded at entry and stored back at every exit, and since
+the IR puts every statement that can fault before the instruction's first
+``PutReg``, the registers stored back at a :data:`SLOW` exit are exactly
+the state before that instruction. Only blocks whose statements are all
+implemented here are compiled (:func:`native_supported`); helpers other than
+those in :data:`NATIVE_HELPERS` (floating point, the clock) keep their block
+in tier 1. IR semantics follow :mod:`vm_translate.executor` exactly,
+division by zero and signed overflow included.
+"""
+
+from __future__ import annotations
+
+import attrs
+from vm_translate import ir
+from vm_translate.ir import to_signed
+
+#: ctx slot indexes.
+CTX_REGS, CTX_READ, CTX_WRITE, CTX_BUDGET, CTX_START, CTX_ICOUNT, CTX_OUT_PC, CTX_OUT_N = range(8)
+CTX_SLOTS = 8
+
+LEFT, SYSCALL, TRAP, SLOW = 0, 1, 2, 3
+
+#: Helpers that native code implements itself (semantics of vm-translate's RISC-V helpers).
+NATIVE_HELPERS = frozenset({"riscv_check_aligned", "riscv_read_instret", "riscv_store_conditional"})
+_ACCESS_SIZES = (1, 2, 4, 8)
+_WIDE_OPS = frozenset({"mulhu", "mulhs", "mulhsu", "divu", "divs", "remu", "rems"})
+_ICMP = {"eq": "eq", "ne": "ne", "ltu": "ult", "leu": "ule", "lts": "slt", "les": "sle"}
+_SIMPLE = {"add": "add", "sub": "sub", "mul": "mul", "and": "and", "or": "or", "xor": "xor"}
+_SHIFT = {"shl": "shl", "shr": "lshr", "sar": "ashr"}
+
+
+@attrs.frozen
+class RegionCode:
+    """The LLVM IR of one region and what the engine needs to run it."""
+
+    name: str
+    text: str
+    block_pcs: tuple[int, ...]
+    reg_low: int  # registers [reg_low, reg_high) cover every register the region reads or writes
+    reg_high: int
+    traps: tuple[ir.TrapExit, ...]
+
+
+def _stmt_supported(stmt: ir.Stmt) -> bool:
+    if isinstance(stmt, ir.Load):
+        return stmt.size in _ACCESS_SIZES and stmt.dst.width <= 64
+    if isinstance(stmt, ir.Store):
+        return stmt.size in _ACCESS_SIZES
+    if isinstance(stmt, ir.Call):
+        if stmt.helper not in NATIVE_HELPERS:
+            return False
+        if stmt.helper == "riscv_read_instret":
+            return len(stmt.args) == 1 and isinstance(stmt.args[0], ir.Const) and len(stmt.dsts) == 1
+        if stmt.helper == "riscv_check_aligned":
+            return isinstance(stmt.args[1], ir.Const) and not stmt.dsts
+        return isinstance(stmt.args[3], ir.Const) and stmt.args[3].value in _ACCESS_SIZES and len(stmt.dsts) == 1
+    if isinstance(stmt, ir.BinOp) and stmt.op in _WIDE_OPS:
+        return stmt.dst.width <= 64
+    return True
+
+
+def native_supported(block: ir.Block) -> bool:
+    """Whether every statement of ``block`` has a native implementation."""
+    return all(_stmt_supported(stmt) for stmt in block.stmts)
+
+
+def _const(value: int, width: int) -> str:
+    if width == 1:
+        return "true" if value else "false"
+    return str(to_signed(value, width))
+
+
+class _RegionEmitter:
+    """Builds the text of one region function."""
+
+    def __init__(self, blocks: list[ir.Block], name: str) -> None:
+        self.blocks = blocks
+        self.name = name
+        self.pcs = [b.pc for b in blocks]
+        self.in_region = set(self.pcs)
+        self.lines: list[str] = []
+        self.stubs: list[str] = []
+        self.counter = 0
+        self.vals: dict[int, str] = {}
+        self.regs_read: set[int] = set()
+        self.regs_written: set[int] = set()
+        self.out_stubs: dict[int, str] = {}
+        self.uses_sc = False
+        self.traps: list[ir.TrapExit] = []
+
+    # -- names ------------------------------------------------------------------
+    def tmp(self) -> str:
+        self.counter += 1
+        return f"%v{self.counter}"
+
+    def label(self) -> str:
+        self.counter += 1
+        return f"L{self.counter}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append("  " + line)
+
+    def start_label(self, label: str) -> None:
+        self.lines.append(f"{label}:")
+
+    def op(self, o: ir.Operand) -> str:
+        if isinstance(o, ir.Const):
+            return _const(o.value, o.width)
+        return self.vals[o.id]
+
+    def resize(self, value: str, frm: int, to: int, signed: bool = False) -> str:
+        if frm == to:
+            return value
+        out = self.tmp()
+        kind = "trunc" if to < frm else ("sext" if signed else "zext")
+        self.emit(f"{out} = {kind} i{frm} {value} to i{to}")
+        return out
+
+    def bind(self, dst: ir.Temp, value: str) -> None:
+        self.vals[dst.id] = value
+
+    # -- control flow -------------------------------------------------------------
+    def exit_stub(self, pc_value: str, status: int, n_value: str) -> str:
+        label = self.label()
+        self.stubs += [
+            f"{label}:",
+            f"  store i64 {n_value}, ptr %n.addr",
+            f"  store i64 {pc_value}, ptr %pc.addr",
+            f"  store i64 {status}, ptr %st.addr",
+            "  br label %exit",
+        ]
+        return label
+
+    def target(self, pc: int) -> str:
+        """The label that continues at constant ``pc`` (its block, or a stub that leaves the region)."""
+        if pc in self.in_region:
+            return f"B{pc:x}"
+        stub = self.out_stubs.get(pc)
+        if stub is None:
+            label = self.label()
+            self.stubs += [
+                f"{label}:",
+                f"  store i64 {to_signed(pc, 64)}, ptr %pc.addr",
+                f"  store i64 {LEFT}, ptr %st.addr",
+                "  br label %exit",
+            ]
+            stub = self.out_stubs[pc] = label
+        return stub
+
+    def check(self, bad: str, slow: str) -> None:
+        """Continue if ``bad`` (i1) is false, else go to the slow-path label ``slow``."""
+        cont = self.label()
+        self.emit(f"br i1 {bad}, label %{slow}, label %{cont}, !prof !1")
+        self.start_label(cont)
+
+    def host_pointer(self, addr: str, size: int, table: str, slow: str) -> str:
+        """The host pointer for a ``size``-byte access at guest ``addr`` through ``table``, or go slow."""
+        top_index, top_bad = self.tmp(), self.tmp()
+        self.emit(f"{top_index} = lshr i64 {addr}, 26")
+        self.emit(f"{top_bad} = icmp ugt i64 {top_index}, 8191")
+        self.check(top_bad, slow)
+        entry_ptr, level2, missing = self.tmp(), self.tmp(), self.tmp()
+        self.emit(f"{entry_ptr} = getelementptr i64, ptr {table}, i64 {top_index}")
+        self.emit(f"{level2} = load i64, ptr {entry_ptr}, align 8, !invariant.load !0")
+        self.emit(f"{missing} = icmp eq i64 {level2}, 0")
+        self.check(missing, slow)
+        level2_ptr, pn, index, page_ptr, page = self.tmp(), self.tmp(), self.tmp(), self.tmp(), self.tmp()
+        self.emit(f"{level2_ptr} = inttoptr i64 {level2} to ptr")
+        self.emit(f"{pn} = lshr i64 {addr}, 12")
+        self.emit(f"{index} = and i64 {pn}, 16383")
+        self.emit(f"{page_ptr} = getelementptr i64, ptr {level2_ptr}, i64 {index}")
+        self.emit(f"{page} = load i64, ptr {page_ptr}, align 8, !invariant.load !0")
+        offset, crosses, absent, bad = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+        self.emit(f"{offset} = and i64 {addr}, 4095")
+        self.emit(f"{crosses} = icmp ugt i64 {offset}, {4096 - size}")
+        self.emit(f"{absent} = icmp eq i64 {page}, 0")
+        self.emit(f"{bad} = or i1 {absent}, {crosses}")
+        self.check(bad, slow)
+        host, ptr = self.tmp(), self.tmp()
+        self.emit(f"{host} = add i64 {page}, {offset}")
+        self.emit(f"{ptr} = inttoptr i64 {host} to ptr")
+        return ptr
+
+    def addr64(self, o: ir.Operand) -> str:
+        return self.resize(self.op(o), o.width, 64)
+
+    # -- statements ---------------------------------------------------------------
+    def binop(self, s: ir.BinOp) -> None:
+        a, b, op = self.op(s.a), self.op(s.b), s.op
+        out = self.tmp()
+        if op in _ICMP:
+            self.emit(f"{out} = icmp {_ICMP[op]} i{s.a.width} {a}, {b}")
+            self.bind(s.dst, out)
+            return
+        w = s.dst.width
+        t = f"i{w}"
+        if op in _SIMPLE:
+            self.emit(f"{out} = {_SIMPLE[op]} {t} {a}, {b}")
+        elif op in _SHIFT:
+            amount = self.resize(b, s.b.width, w)
+            masked = self.tmp()
+            self.emit(f"{masked} = and {t} {amount}, {w - 1}")
+            self.emit(f"{out} = {_SHIFT[op]} {t} {a}, {masked}")
+        elif op in ("mulhu", "mulhs", "mulhsu"):
+            wa = self.resize(a, w, 2 * w, signed=op != "mulhu")
+            wb = self.resize(b, w, 2 * w, signed=op == "mulhs")
+            product, high = self.tmp(), self.tmp()
+            self.emit(f"{product} = mul i{2 * w} {wa}, {wb}")
+            self.emit(f"{high} = lshr i{2 * w} {product}, {w}")
+            self.emit(f"{out} = trunc i{2 * w} {high} to {t}")
+        else:
+            self.division(op, a, b, w, out)
+        self.bind(s.dst, out)
+
+    def division(self, op: str, a: str, b: str, w: int, out: str) -> None:
+        """Total division: by zero gives all ones (div) or the dividend (rem); MIN / -1 gives MIN, rem 0."""
+        t = f"i{w}"
+        zero, divisor = self.tmp(), self.tmp()
+        self.emit(f"{zero} = icmp eq {t} {b}, 0")
+        bad = zero
+        if op in ("divs", "rems"):
+            a_min, b_minus1, overflow, either = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+            self.emit(f"{a_min} = icmp eq {t} {a}, {_const(1 << (w - 1), w)}")
+            self.emit(f"{b_minus1} = icmp eq {t} {b}, {_const((1 << w) - 1, w)}")
+            self.emit(f"{overflow} = and i1 {a_min}, {b_minus1}")
+            self.emit(f"{either} = or i1 {zero}, {overflow}")
+            bad = either
+        self.emit(f"{divisor} = select i1 {bad}, {t} {_const(1, w)}, {t} {b}")
+        raw = self.tmp()
+        instr = {"divu": "udiv", "remu": "urem", "divs": "sdiv", "rems": "srem"}[op]
+        self.emit(f"{raw} = {instr} {t} {a}, {divisor}")
+        by_zero = _const((1 << w) - 1, w) if op in ("divu", "divs") else a
+        self.emit(f"{out} = select i1 {zero}, {t} {by_zero}, {t} {raw}")
+
+    def call(self, s: ir.Call, nv: str, slow: str) -> None:
+        if s.helper == "riscv_read_instret":
+            assert isinstance(s.args[0], ir.Const)
+            base, out = self.tmp(), self.tmp()
+            self.emit(f"{base} = add i64 %icount0, {nv}")
+            self.emit(f"{out} = add i64 {base}, {s.args[0].value}")
+            self.bind(s.dsts[0], self.resize(out, 64, s.dsts[0].width))
+            return
+        if s.helper == "riscv_check_aligned":
+            assert isinstance(s.args[1], ir.Const)
+            self.aligned_or_slow(self.addr64(s.args[0]), s.args[1].value, slow)
+            return
+        # riscv_store_conditional(addr, value, reservation, size): 0 and store if addr holds the reservation
+        size_op = s.args[3]
+        assert isinstance(size_op, ir.Const)
+        size = size_op.value
+        self.uses_sc = True
+        addr, reservation = self.addr64(s.args[0]), self.addr64(s.args[2])
+        differs = self.tmp()
+        attempt, join = self.label(), self.label()
+        self.emit("store i64 1, ptr %sc.addr")
+        self.emit(f"{differs} = icmp ne i64 {addr}, {reservation}")
+        self.emit(f"br i1 {differs}, label %{join}, label %{attempt}")
+        self.start_label(attempt)
+        self.aligned_or_slow(addr, size, slow)
+        ptr = self.host_pointer(addr, size, "%wr", slow)
+        value = self.resize(self.op(s.args[1]), s.args[1].width, size * 8)
+        self.emit(f"store i{size * 8} {value}, ptr {ptr}, align 1")
+        self.emit("store i64 0, ptr %sc.addr")
+        self.emit(f"br label %{join}")
+        self.start_label(join)
+        result = self.tmp()
+        self.emit(f"{result} = load i64, ptr %sc.addr")
+        self.bind(s.dsts[0], self.resize(result, 64, s.dsts[0].width))
+
+    def aligned_or_slow(self, addr: str, size: int, slow: str) -> None:
+        low, bad = self.tmp(), self.tmp()
+        self.emit(f"{low} = and i64 {addr}, {size - 1}")
+        self.emit(f"{bad} = icmp ne i64 {low}, 0")
+        self.check(bad, slow)
+
+    def statement(self, s: ir.Stmt, nv: str, slow: str) -> None:
+        if isinstance(s, ir.GetReg):
+            self.regs_read.add(s.reg)
+            out = self.tmp()
+            self.emit(f"{out} = load i64, ptr %r{s.reg}")
+            self.bind(s.dst, self.resize(out, 64, s.dst.width))
+        elif isinstance(s, ir.PutReg):
+            self.regs_written.add(s.reg)
+            self.emit(f"store i64 {self.resize(self.op(s.src), s.src.width, 64)}, ptr %r{s.reg}")
+        elif isinstance(s, ir.BinOp):
+            self.binop(s)
+        elif isinstance(s, ir.UnOp):
+            out, t = self.tmp(), f"i{s.dst.width}"
+            if s.op == "not":
+                self.emit(f"{out} = xor {t} {self.op(s.a)}, {_const(ir.mask(s.dst.width), s.dst.width)}")
+            else:
+                self.emit(f"{out} = sub {t} 0, {self.op(s.a)}")
+            self.bind(s.dst, out)
+        elif isinstance(s, ir.Ext):
+            self.bind(s.dst, self.resize(self.op(s.a), s.a.width, s.dst.width, s.signed))
+        elif isinstance(s, ir.Select):
+            out, t = self.tmp(), f"i{s.dst.width}"
+            cond = self.resize(self.op(s.cond), s.cond.width, 1)
+            self.emit(f"{out} = select i1 {cond}, {t} {self.op(s.a)}, {t} {self.op(s.b)}")
+            self.bind(s.dst, out)
+        elif isinstance(s, ir.Load):
+            ptr = self.host_pointer(self.addr64(s.addr), s.size, "%rd", slow)
+            raw = self.tmp()
+            self.emit(f"{raw} = load i{s.size * 8}, ptr {ptr}, align 1")
+            self.bind(s.dst, self.resize(raw, s.size * 8, s.dst.width, s.signed))
+        elif isinstance(s, ir.Store):
+            ptr = self.host_pointer(self.addr64(s.addr), s.size, "%wr", slow)
+            value = self.resize(self.op(s.src), s.src.width, s.size * 8)
+            self.emit(f"store i{s.size * 8} {value}, ptr {ptr}, align 1")
+        elif isinstance(s, ir.Call):
+            self.call(s, nv, slow)
+        elif not isinstance(s, ir.Fence):
+            raise TypeError(f"unknown IR statement {s!r}")
+
+    # -- blocks -------------------------------------------------------------------
+    def block(self, block: ir.Block) -> None:
+        self.vals = {}
+        pc = block.pc
+        nv, need, over, body = self.tmp(), self.tmp(), self.tmp(), self.label()
+        self.start_label(f"B{pc:x}")
+        self.emit(f"{nv} = load i64, ptr %n.addr")
+        self.emit(f"{need} = add i64 {nv}, {block.insn_count}")
+        self.emit(f"{over} = icmp ugt i64 {need}, %budget")
+        self.emit(f"br i1 {over}, label %{self.exit_stub(str(to_signed(pc, 64)), LEFT, nv)}, label %{body}")
+        self.start_label(body)
+        index, slow = -1, ""
+        insn_pc = pc
+        for stmt in block.stmts:
+            if isinstance(stmt, ir.InsnStart):
+                index += 1
+                insn_pc = stmt.pc
+                slow = ""
+                continue
+            if not slow and isinstance(stmt, (ir.Load, ir.Store, ir.Call)):
+                done = self.tmp()
+                label = self.label()
+                self.stubs += [f"{label}:", f"  {done} = add i64 {nv}, {max(index, 0)}"]
+                self.stubs.append(f"  store i64 {done}, ptr %n.addr")
+                self.stubs += [f"  store i64 {to_signed(insn_pc, 64)}, ptr %pc.addr",
+                               f"  store i64 {SLOW}, ptr %st.addr", "  br label %exit"]  # fmt: skip
+                slow = label
+            self.statement(stmt, nv, slow)
+        self.emit(f"store i64 {need}, ptr %n.addr")
+        self.block_exit(block.exit)
+
+    def block_exit(self, e: ir.Exit) -> None:
+        if isinstance(e, ir.Jump):
+            if isinstance(e.target, ir.Const):
+                self.emit(f"br label %{self.target(e.target.value)}")
+                return
+            value = self.addr64(e.target)
+            dynamic = self.label()
+            cases = " ".join(f"i64 {to_signed(pc, 64)}, label %B{pc:x}" for pc in self.pcs)
+            self.emit(f"switch i64 {value}, label %{dynamic} [ {cases} ]")
+            self.start_label(dynamic)
+            self.emit(f"store i64 {value}, ptr %pc.addr")
+            self.emit(f"store i64 {LEFT}, ptr %st.addr")
+            self.emit("br label %exit")
+        elif isinstance(e, ir.Branch):
+            cond = self.resize(self.op(e.cond), e.cond.width, 1)
+            self.emit(f"br i1 {cond}, label %{self.target(e.taken)}, label %{self.target(e.fallthrough)}")
+        elif isinstance(e, (ir.SyscallExit, ir.TrapExit)):
+            status, pc = (SYSCALL, e.next_pc) if isinstance(e, ir.SyscallExit) else (TRAP, e.pc)
+            if isinstance(e, ir.TrapExit):
+                self.traps.append(e)
+            self.emit(f"store i64 {to_signed(pc, 64)}, ptr %pc.addr")
+            self.emit(f"store i64 {status}, ptr %st.addr")
+            self.emit("br label %exit")
+        else:
+            raise TypeError(f"unknown block exit {e!r}")
+
+    def function(self) -> str:
+        for block in self.blocks:
+            self.block(block)
+        regs = sorted(self.regs_read | self.regs_written)
+        head = [f"define i64 @{self.name}(ptr noalias %ctx) nounwind {{", "entry:"]
+
+        def slot(index: int, name: str) -> None:
+            head.append(f"  %{name}.p = getelementptr i64, ptr %ctx, i64 {index}")
+            head.append(f"  %{name} = load i64, ptr %{name}.p")
+
+        slot(CTX_REGS, "regs.i")
+        slot(CTX_READ, "rd.i")
+        slot(CTX_WRITE, "wr.i")
+        slot(CTX_BUDGET, "budget")
+        slot(CTX_START, "start")
+        slot(CTX_ICOUNT, "icount0")
+        head += ["  %regs = inttoptr i64 %regs.i to ptr", "  %rd = inttoptr i64 %rd.i to ptr",
+                 "  %wr = inttoptr i64 %wr.i to ptr"]  # fmt: skip
+        head += ["  %n.addr = alloca i64", "  %pc.addr = alloca i64", "  %st.addr = alloca i64"]
+        if self.uses_sc:
+            head.append("  %sc.addr = alloca i64")
+        for r in regs:
+            head += [f"  %r{r} = alloca i64", f"  %r{r}.g = getelementptr i64, ptr %regs, i64 {r}",
+                     f"  %r{r}.0 = load i64, ptr %r{r}.g", f"  store i64 %r{r}.0, ptr %r{r}"]  # fmt: skip
+        head.append("  store i64 0, ptr %n.addr")
+        cases = " ".join(f"i64 {to_signed(pc, 64)}, label %B{pc:x}" for pc in self.pcs)
+        head.append(f"  switch i64 %start, label %{self.exit_stub('%start', LEFT, '0')} [ {cases} ]")
+        tail = ["exit:"]
+        for r in sorted(self.regs_written):
+            tail += [f"  %r{r}.x = load i64, ptr %r{r}", f"  store i64 %r{r}.x, ptr %r{r}.g"]
+        tail += [f"  %out.pc.p = getelementptr i64, ptr %ctx, i64 {CTX_OUT_PC}",
+                 f"  %out.n.p = getelementptr i64, ptr %ctx, i64 {CTX_OUT_N}",
+                 "  %out.pc = load i64, ptr %pc.addr", "  store i64 %out.pc, ptr %out.pc.p",
+                 "  %out.n = load i64, ptr %n.addr", "  store i64 %out.n, ptr %out.n.p",
+                 "  %status = load i64, ptr %st.addr", "  ret i64 %status", "}"]  # fmt: skip
+        return "\n".join(head + self.lines + self.stubs + tail) + "\n"
+
+
+def region_code(blocks: list[ir.Block], name: str) -> RegionCode:
+    """The LLVM IR module text of the region ``blocks`` (``blocks[0]`` first; every block an entry)."""
+    if not blocks:
+        raise ValueError("a region needs at least one block")
+    emitter = _RegionEmitter(blocks, name)
+    function = emitter.function()
+    text = function + '\n!0 = !{}\n!1 = !{!"branch_weights", i32 1, i32 2000}\n'
+    regs = emitter.regs_read | emitter.regs_written
+    return RegionCode(
+        name=name,
+        text=text,
+        block_pcs=tuple(emitter.pcs),
+        reg_low=min(regs, default=0),
+        reg_high=max(regs, default=-1) + 1,
+        traps=tuple(emitter.traps),
+    )

@@ -1,0 +1,72 @@
+"""Shared machinery of the tier-2 tests: ``llvm`` engines with promotion forced, and a one-region runner.
+
+:func:`llvm_engine` has the signature of ``engine_harness.python_engine``
+so the existing engine-contract tests can run against the ``llvm`` engine:
+blocks compile to tier 1 after ``threshold`` runs and every tier-1 region
+is promoted to native code after retiring one instruction, synchronously,
+without the AOT cache. :class:`RegionRunner` compiles IR blocks straight to
+native code and runs them on a register list, for op-level checks against
+the reference executor.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from engine_harness import FRONTEND
+from vm_jit.native.compiler import NativeLoader, compile_object
+from vm_jit.native.engine import TieredEngine, named_region
+from vm_jit.native.llvm_ir import (
+    CTX_BUDGET,
+    CTX_ICOUNT,
+    CTX_OUT_N,
+    CTX_OUT_PC,
+    CTX_READ,
+    CTX_REGS,
+    CTX_SLOTS,
+    CTX_START,
+    CTX_WRITE,
+)
+from vm_jit.native.pagetable import GuestPageTables
+from vm_jit.settings import JitSettings
+from vm_translate import ir
+
+
+def llvm_settings(threshold: int = 1, max_block_insns: int = 64, **changes: Any) -> JitSettings:
+    base = dict(compile_threshold=threshold, max_block_insns=max_block_insns, native_threshold=1,
+                native_background=False, aot_cache=False)  # fmt: skip
+    base.update(changes)
+    return JitSettings(**base)
+
+
+def llvm_engine(threshold: int = 1, max_block_insns: int = 64) -> TieredEngine:
+    return TieredEngine(FRONTEND, llvm_settings(threshold, max_block_insns))
+
+
+class RegionRunner:
+    """IR blocks compiled to one native function, run over a register list and an address space."""
+
+    def __init__(self, blocks: list[ir.Block], mem: Any, nregs: int = 67) -> None:
+        code = named_region(blocks)
+        self.code = code
+        self.loader = NativeLoader()  # its engine owns the machine code: keep it as long as fn
+        self.fn = self.loader.function(compile_object(code.text), code.name)
+        self.tables = GuestPageTables(mem)
+        self.regfile = (ctypes.c_uint64 * nregs)()
+        self.ctx = (ctypes.c_uint64 * CTX_SLOTS)()
+        self.ctx[CTX_REGS] = ctypes.addressof(self.regfile)
+        self.ctx[CTX_READ] = self.tables.readable.address
+        self.ctx[CTX_WRITE] = self.tables.writable.address
+
+    def run(self, regs: list[int], pc: int, budget: int = 1 << 40, icount: int = 0) -> tuple[int, int, int]:
+        """Run from ``pc``; updates ``regs``; returns (status, next pc, instructions retired)."""
+        self.regfile[: len(regs)] = regs
+        self.ctx[CTX_BUDGET], self.ctx[CTX_START], self.ctx[CTX_ICOUNT] = budget, pc, icount
+        status = self.fn(ctypes.addressof(self.ctx))
+        regs[:] = self.regfile[: len(regs)]
+        return status, int(self.ctx[CTX_OUT_PC]), int(self.ctx[CTX_OUT_N])
