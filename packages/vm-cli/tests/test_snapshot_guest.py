@@ -68,6 +68,37 @@ def cut_points(total: int) -> list[int]:
     return sorted({max(1, total // 7), total // 2, max(1, total - total // 9)})
 
 
+def run_chain(
+    guest_build: ModuleType, binary: str, args: list[str], points: list[int], cwd: Path, env: dict[str, str]
+) -> tuple[bytes, bytes, int]:
+    """Run the program in pieces cut at ``points`` (a fresh ``vm`` process each); the joined outcome."""
+    stdout, stderr = b"", b""
+    command = [*VM, "run", "--engine", ENGINES[0], "--snapshot-at", str(points[0]), binary, *args]
+    engines = [ENGINES[(i + 1) % len(ENGINES)] for i in range(len(points))]
+    for engine, following in zip(engines, [*points[1:], None], strict=True):
+        out, err, rc = run_in(guest_build, command, cwd, env)
+        assert rc == 0, err[-2000:]
+        guest_err, snapshot_id = split_snapshot_line(err)
+        stdout, stderr = stdout + out, stderr + guest_err
+        again = [] if following is None else ["--snapshot-at", str(following)]
+        command = [*VM, "resume", "--engine", engine, *again, snapshot_id]
+    out, err, rc = run_in(guest_build, command, cwd, env)
+    return stdout + out, stderr + err, rc
+
+
+def count_instructions(guest_build: ModuleType, binary: str, args: list[str], cwd: Path, env: dict[str, str]) -> int:
+    cwd.mkdir()
+    _, err, _ = run_in(guest_build, [*VM, "run", "--engine", "interp", "--stats", binary, *args], cwd, env)
+    found = STATS_LINE.search(err)
+    assert found is not None, err[-2000:]
+    return int(found.group(1))
+
+
+def run_qemu(guest_build: ModuleType, binary: str, args: list[str], cwd: Path, env: dict[str, str]) -> Any:
+    cwd.mkdir()
+    return run_in(guest_build, [guest_build.find_tool(guest_build.QEMU), binary, *args], cwd, env)
+
+
 @pytest.mark.guest_vm
 def test_snapshot_chain_matches_qemu(
     guest_program: Any, guest_build: ModuleType, guest_binaries: dict[str, Path], tmp_path: Path
@@ -75,33 +106,47 @@ def test_snapshot_chain_matches_qemu(
     binary = str(guest_binaries[guest_program.name])
     args = list(guest_program.args)
     env = {**guest_build.GUEST_ENV, "VM_HOME": str(tmp_path / "home")}
-    for name in ("qemu", "count", "vm"):
-        (tmp_path / name).mkdir()
-    qemu_out, qemu_err, qemu_rc = run_in(
-        guest_build, [guest_build.find_tool(guest_build.QEMU), binary, *args], tmp_path / "qemu", env
-    )
-    count_command = [*VM, "run", "--engine", "interp", "--stats", binary, *args]
-    _, count_err, _ = run_in(guest_build, count_command, tmp_path / "count", env)
-    found = STATS_LINE.search(count_err)
-    assert found is not None, count_err[-2000:]
-    points = cut_points(int(found.group(1)))
+    qemu_out, qemu_err, qemu_rc = run_qemu(guest_build, binary, args, tmp_path / "qemu", env)
+    points = cut_points(count_instructions(guest_build, binary, args, tmp_path / "count", env))
+    (tmp_path / "vm").mkdir()
+    stdout, stderr, rc = run_chain(guest_build, binary, args, points, tmp_path / "vm", env)
 
-    stdout, stderr = b"", b""
-    command = [*VM, "run", "--engine", ENGINES[0], "--snapshot-at", str(points[0]), binary, *args]
-    for engine, following in zip(ENGINES[1:], [*points[1:], None], strict=True):
-        out, err, rc = run_in(guest_build, command, tmp_path / "vm", env)
-        assert rc == 0, err[-2000:]
-        guest_err, snapshot_id = split_snapshot_line(err)
-        stdout, stderr = stdout + out, stderr + guest_err
-        again = [] if following is None else ["--snapshot-at", str(following)]
-        command = [*VM, "resume", "--engine", engine, *again, snapshot_id]
-    out, err, rc = run_in(guest_build, command, tmp_path / "vm", env)
-    stdout, stderr = stdout + out, stderr + err
-
-    assert rc == qemu_rc, err[-2000:]
+    assert rc == qemu_rc, stderr[-2000:]
     assert stdout == qemu_out
     if guest_program.ending == "signal":
         assert UNCAUGHT_SIGNAL_LINE.sub(b"", stderr) == UNCAUGHT_SIGNAL_LINE.sub(b"", qemu_err)
     else:
         assert stderr == qemu_err
     assert tree(tmp_path / "vm") == tree(tmp_path / "qemu")
+
+
+@pytest.fixture(scope="module")
+def snapshot_state(guest_binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """tests/c/snapshot_state.c built like the suite (the toolchain is there: guest_binaries checked it)."""
+    out = tmp_path_factory.mktemp("snapshot_state") / "snapshot_state"
+    source = Path(__file__).parent / "c" / "snapshot_state.c"
+    subprocess.run(["riscv64-linux-gnu-gcc", "-static", "-O2", "-o", str(out), str(source)], check=True)
+    return str(out)
+
+
+@pytest.mark.guest_vm
+def test_open_files_signals_umask_and_cwd_survive_snapshots(
+    snapshot_state: str, guest_build: ModuleType, tmp_path: Path
+) -> None:
+    env = {**guest_build.GUEST_ENV, "VM_HOME": str(tmp_path / "home")}
+    expected = run_qemu(guest_build, snapshot_state, [], tmp_path / "qemu", env)
+    total = count_instructions(guest_build, snapshot_state, [], tmp_path / "count", env)
+    (tmp_path / "vm").mkdir()
+    actual = run_chain(guest_build, snapshot_state, [], [total * k // 5 for k in (1, 2, 3, 4)], tmp_path / "vm", env)
+    assert actual == expected
+    assert tree(tmp_path / "vm") == tree(tmp_path / "qemu")
+    assert b"handled after unblock: 1010" in actual[0]  # the pending signal ran its handler on the altstack
+
+
+def test_a_pipe_is_refused_with_a_clear_error(snapshot_state: str, guest_build: ModuleType, tmp_path: Path) -> None:
+    env = {**guest_build.GUEST_ENV, "VM_HOME": str(tmp_path / "home")}
+    _, err, rc = run_in(guest_build, [*VM, "run", "--snapshot-at", "100000", snapshot_state, "pipe"], tmp_path, env)
+    assert rc == 1
+    assert b"cannot snapshot guest fd 3: it is a pipe" in err
+    assert b"snapshot:" not in err.splitlines()[-1]
+    assert not list((tmp_path / "home" / "snapshots").glob("*.json.gz"))
