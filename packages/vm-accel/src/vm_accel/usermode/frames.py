@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from vm_core.errors import ConfigurationError, VmError
 
@@ -93,7 +93,7 @@ class FrameAllocator:
             self._call(_libc.mprotect, start, length, mmap.PROT_READ, "mprotect")
             self._call(_libc.mprotect, start, length, both, "mprotect")
 
-    def _call(self, function: ctypes._CFuncPtr, start: int, length: int, argument: int, name: str) -> None:
+    def _call(self, function: Callable[[int, int, int], int], start: int, length: int, argument: int, name: str) -> None:
         host = self.region.host_address + (start - self.region.guest_phys)
         if function(host, length, argument) != 0:
             code = ctypes.get_errno()
