@@ -169,7 +169,7 @@ class PythonEngine:
             return StopReason(StopKind.BUDGET, cpu.pc)
         pc = cpu.pc
         t = self.translations.get(pc) or self._translate(cpu, pc)
-        if t.n > remaining:
+        if t.n > remaining or (t.n == remaining and isinstance(t.block.exit, ir.TrapExit)):
             # cut the block to the budget; a cut block ends in a plain jump, never a syscall
             block = optimize(self.frontend.lift_block(cpu.mem, pc, remaining))
             cpu.pc = execute_block(block, cpu)

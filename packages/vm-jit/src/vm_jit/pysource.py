@@ -357,7 +357,9 @@ def region_source(blocks: list[ir.Block]) -> tuple[str, dict[str, Any], list[tup
         read |= em.regs_read
         written |= em.regs_written
         parts.append(f"            if pc == {block.pc:#x}:")
-        parts.append(ind + f"if n + {block.insn_count} > budget: break")
+        # a trap is only attempted with budget left after the block's instructions
+        over = ">=" if isinstance(block.exit, ir.TrapExit) else ">"
+        parts.append(ind + f"if n + {block.insn_count} {over} budget: break")
         parts += [ind + line for line in em.lines]
         parts.append(ind + f"n += {block.insn_count}")
         exit_ = block.exit

@@ -242,7 +242,10 @@ class ReferenceEngine:
                 if block is None:
                     block = self._lift(cpu, pc, self.max_block_insns)
                     blocks[pc] = block
-                if block.insn_count > remaining:
+                if block.insn_count > remaining or (
+                    block.insn_count == remaining and isinstance(block.exit, ir.TrapExit)
+                ):
+                    # the budget ends before the trapping instruction: it is not attempted
                     block = self._lift(cpu, pc, remaining)
                 cpu.pc = execute_block(block, cpu)
             except MemoryFault as fault:

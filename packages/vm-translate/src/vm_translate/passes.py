@@ -130,7 +130,7 @@ def fold_constants(block: ir.Block) -> ir.Block:
     out: list[ir.Stmt] = []
     for stmt in block.stmts:
         stmt = _replace_operands(stmt, env)
-        folded = _fold(stmt)
+        folded: ir.Operand | None = _fold(stmt)
         if folded is None:
             folded = _identity(stmt)
         if folded is not None:
