@@ -451,7 +451,7 @@ class PausingEngine:
         if left <= 0:
             self.captured = self.capture()
             raise _SnapshotPoint
-        return self.inner.run(cpu, min(budget, left))  # type: ignore[no-any-return]
+        return self.inner.run(cpu, min(budget, left))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
