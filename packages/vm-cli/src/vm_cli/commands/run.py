@@ -179,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     pm = make_plugin_manager()
     registry = collect_registry(pm)
     if machine == EM_X86_64:
+        if args.snapshot_at is not None:
+            raise UnsupportedError("--snapshot-at: programs run through a hardware accelerator cannot be snapshotted")
         return run_accelerated(args, pm, registry, "x86_64")
     isa = registry.isa_for_elf_machine(machine)
     frontend = isa.factory()
