@@ -235,3 +235,26 @@ def test_malformed_json_gives_snapshot_error_only(data: st.DataObject, junk: Any
         assert str(err).startswith("snapshot: malformed process state")
     else:  # some replacements are still valid values (e.g. a null root): they must round-trip
         assert round_trip(image) == image
+
+
+def test_the_flag_probe_agrees_with_kcmp(tmp_path: Path) -> None:
+    from vm_linux.persist import flag_probe_same_file, kcmp_same_file
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    first = os.open(path, os.O_RDONLY)
+    read_end, write_end = os.pipe()
+    fds = [first, os.dup(first), os.open(path, os.O_RDONLY), read_end, write_end, os.dup(write_end)]
+    try:
+        for a in fds:
+            for b in fds:
+                flags = fcntl.fcntl(a, fcntl.F_GETFL)
+                probed = flag_probe_same_file(a, b)
+                assert fcntl.fcntl(a, fcntl.F_GETFL) == flags  # put back
+                expected = kcmp_same_file(a, b)
+                if expected is None:
+                    pytest.skip("this host refuses kcmp, the oracle")
+                assert probed == expected, (a, b)
+    finally:
+        for fd in fds:
+            os.close(fd)

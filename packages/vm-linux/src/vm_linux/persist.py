@@ -19,7 +19,8 @@ Descriptors are saved by what they are on the host:
 * files opened by path are saved by host path, ``F_GETFL`` flags and offset
   and reopened (never created or truncated again) and positioned there;
   descriptors that share one open file description (``dup``) share it again
-  after the restore (found with ``kcmp(KCMP_FILE)``);
+  after the restore (found with ``kcmp(KCMP_FILE)``, or where the host
+  refuses that, by a status flag flipped on one and seen through the other);
 * anything else (pipes, sockets) and files renamed or deleted since they were
   opened cannot be reopened: :func:`capture_process` refuses them with
   :class:`~vm_core.errors.UnsupportedError`.
@@ -238,8 +239,8 @@ def _image_from_json(data: Any) -> ProcessImage:
 # ---------------------------------------------------------------------------------- capturing
 
 
-def same_open_file(fd_a: int, fd_b: int) -> bool | None:
-    """Whether two host fds are one open file description (``kcmp``); None when the host cannot tell."""
+def kcmp_same_file(fd_a: int, fd_b: int) -> bool | None:
+    """``kcmp(KCMP_FILE)``: are two host fds one open file description? None where the host refuses it."""
     number = _KCMP_NUMBERS.get(platform.machine())
     if number is None:
         return None
@@ -250,15 +251,28 @@ def same_open_file(fd_a: int, fd_b: int) -> bool | None:
     return answer == 0
 
 
+def flag_probe_same_file(fd_a: int, fd_b: int) -> bool:
+    """The same question without ``kcmp``: file status flags belong to the open file description.
+
+    ``O_NONBLOCK`` is flipped on ``fd_a`` and looked at through ``fd_b``,
+    then put back; the VM is paused meanwhile, so the guest never sees it.
+    """
+    flags = fcntl.fcntl(fd_a, fcntl.F_GETFL)
+    fcntl.fcntl(fd_a, fcntl.F_SETFL, flags ^ os.O_NONBLOCK)
+    try:
+        return bool((fcntl.fcntl(fd_b, fcntl.F_GETFL) ^ flags) & os.O_NONBLOCK)
+    finally:
+        fcntl.fcntl(fd_a, fcntl.F_SETFL, flags)
+
+
+def same_open_file(fd_a: int, fd_b: int) -> bool:
+    """Whether two host fds are one open file description (a ``dup``), as the host kernel says."""
+    answer = kcmp_same_file(fd_a, fd_b)
+    return flag_probe_same_file(fd_a, fd_b) if answer is None else answer
+
+
 def _identity(info: os.stat_result) -> tuple[int, int, int]:
     return info.st_dev, info.st_ino, stat.S_IFMT(info.st_mode)
-
-
-def _shared(fd_a: int, fd_b: int, what: str) -> bool:
-    answer = same_open_file(fd_a, fd_b)
-    if answer is None:
-        raise UnsupportedError(f"cannot snapshot {what}: this host cannot tell whether two descriptors are dups")
-    return answer
 
 
 def _host_path(process: Any, guest_path: str) -> str:
@@ -274,7 +288,7 @@ def _stdio_index(fd: int, host_fd: int, info: tuple[int, int, int],
     order = sorted(range(len(std_ids)), key=lambda index: index != fd)
     for index in order:
         std_fd, std_info = std_ids[index]
-        if std_info == info and _shared(host_fd, std_fd, f"guest fd {fd}"):
+        if std_info == info and same_open_file(host_fd, std_fd):
             return index
     return None
 
@@ -292,9 +306,7 @@ def _capture_file(process: Any, fd: int, entry: OpenFile, std_ids: Sequence[tupl
             hint="snapshots support files opened by path and the standard streams",
         )
     for other_fd, other, other_info in earlier:
-        if other.guest_path is not None and other_info == info and _shared(
-            entry.host_fd, other.host_fd, f"guest fd {fd}"
-        ):
+        if other.guest_path is not None and other_info == info and same_open_file(entry.host_fd, other.host_fd):
             return OpenFileImage(guest_fd=fd, cloexec=entry.cloexec, guest_path=entry.guest_path, shares_with=other_fd)
     host_path = _host_path(process, entry.guest_path)
     try:
