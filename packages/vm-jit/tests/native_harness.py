@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from engine_harness import FRONTEND
 from vm_jit.native.compiler import NativeLoader, compile_object
-from vm_jit.native.engine import TieredEngine, named_region
+from vm_jit.native.engine import TieredEngine
 from vm_jit.native.llvm_ir import (
     CTX_BUDGET,
     CTX_ICOUNT,
@@ -31,6 +31,7 @@ from vm_jit.native.llvm_ir import (
     CTX_SLOTS,
     CTX_START,
     CTX_WRITE,
+    region_code,
 )
 from vm_jit.native.pagetable import GuestPageTables
 from vm_jit.settings import JitSettings
@@ -52,7 +53,7 @@ class RegionRunner:
     """IR blocks compiled to one native function, run over a register list and an address space."""
 
     def __init__(self, blocks: list[ir.Block], mem: Any, nregs: int = 67) -> None:
-        code = named_region(blocks)
+        code = region_code(blocks, "vm_test_region")  # every block an entry
         self.code = code
         self.loader = NativeLoader()  # its engine owns the machine code: keep it as long as fn
         self.fn = self.loader.function(compile_object(code.text), code.name)

@@ -28,6 +28,6 @@ class JitSettings:
     max_block_insns: int = 64
     max_region_blocks: int = 16
     native_threshold: int = 50_000
-    native_max_region_blocks: int = 64
+    native_max_region_blocks: int = 32
     native_background: bool = True
     aot_cache: bool = True

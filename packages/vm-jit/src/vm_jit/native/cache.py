@@ -3,7 +3,7 @@
 One file per region, named by a key that hashes the engine's code-generation
 version, the settings that shape regions, the region's entry pc and the
 guest code bytes of its entry block (:meth:`AotCache.entry_key`). A file
-holds the region's block pcs, the SHA-256 of the LLVM IR it was compiled
+holds the region's block pcs and entry pcs, the SHA-256 of the LLVM IR it was compiled
 from, the host it was compiled for (LLVM version, triple, CPU and features)
 and the object code, all under a SHA-256 checksum. Nothing in it is
 trusted: a file that fails the checksum or does not parse is deleted, and
@@ -53,6 +53,7 @@ class CachedRegion:
 
     name: str
     block_pcs: tuple[int, ...]
+    entries: tuple[int, ...]
     ir_sha256: str
     host: str
     obj: bytes = attrs.field(repr=lambda obj: f"<{len(obj)} bytes>")
@@ -60,7 +61,8 @@ class CachedRegion:
 
 def encode_entry(entry: CachedRegion) -> bytes:
     header = json.dumps(
-        {"name": entry.name, "blocks": list(entry.block_pcs), "ir": entry.ir_sha256, "host": entry.host}
+        {"name": entry.name, "blocks": list(entry.block_pcs), "entries": list(entry.entries), "ir": entry.ir_sha256,
+         "host": entry.host}
     ).encode()
     payload = len(header).to_bytes(4, "little") + header + entry.obj
     return MAGIC + hashlib.sha256(payload).digest() + payload
@@ -78,10 +80,13 @@ def decode_entry(data: bytes) -> CachedRegion | None:
     try:
         header = json.loads(payload[4 : 4 + size])
         blocks = tuple(int(pc) for pc in header["blocks"])
-        entry = CachedRegion(str(header["name"]), blocks, str(header["ir"]), str(header["host"]), payload[4 + size :])
+        entries = tuple(int(pc) for pc in header["entries"])
+        entry = CachedRegion(
+            str(header["name"]), blocks, entries, str(header["ir"]), str(header["host"]), payload[4 + size :]
+        )
     except (ValueError, KeyError, TypeError):
         return None
-    return entry if entry.block_pcs and entry.obj else None
+    return entry if entry.block_pcs and entry.entries and entry.obj else None
 
 
 class AotCache:

@@ -9,7 +9,7 @@ region retires counts towards its entry's heat, and at
 reachable from it through constant exits (plus the return sites of calls,
 at most ``native_max_region_blocks``, only blocks already translated and
 fully implementable natively) are compiled by LLVM (:mod:`.llvm_ir`,
-:mod:`.compiler`) into one function, with every block an entry. Compilation
+:mod:`.compiler`) into one function entered at that pc. Compilation
 runs in a background thread (``native_background``), so a program never
 waits for LLVM; the result is installed at the next dispatch if no code page
 it came from was written meanwhile.
@@ -41,12 +41,12 @@ from collections import deque
 from typing import Any
 
 import attrs
-from vm_core.errors import Breakpoint, GuestFault, VmError
+from vm_core.errors import GuestFault, VmError
 from vm_core.logging import get_logger
-from vm_core.types import StopKind, StopReason
+from vm_core.types import StopReason
 from vm_translate import ir
 from vm_translate.cpu import CpuState
-from vm_translate.executor import execute_block, trap_fault
+from vm_translate.executor import execute_block
 from vm_translate.frontend import FrontEnd
 
 from vm_jit.engine import PythonEngine
@@ -61,8 +61,7 @@ from vm_jit.native.llvm_ir import (
     CTX_SLOTS,
     CTX_START,
     CTX_WRITE,
-    SYSCALL,
-    TRAP,
+    SLOW,
     RegionCode,
     native_supported,
     region_code,
@@ -73,19 +72,23 @@ from vm_jit.settings import JitSettings
 log = get_logger("vm_jit.native.engine")
 
 #: Bump when generated code changes meaning: part of every AOT cache key.
-CODEGEN_VERSION = 1
+CODEGEN_VERSION = 2
 _PLACEHOLDER = "vm_region_placeholder"
+#: Besides its first block, a native function can be entered at the blocks that were tier-1 region
+#: entries when it was compiled (where the dispatcher really arrives), at most this many.
+MAX_EXTRA_ENTRIES = 7
 
 
 class NativeRegion:
     """One installed native function and the guest pcs and pages it covers."""
 
-    __slots__ = ("fn", "name", "pages", "pcs", "reg_high", "reg_low")
+    __slots__ = ("entry", "fn", "name", "pages", "pcs", "reg_high", "reg_low")
 
     def __init__(self, fn: Any, code: RegionCode, pages: frozenset[int]) -> None:
         self.fn = fn
+        self.entry: Any = None  # the tier-1-shaped region function the dispatcher calls
         self.name = code.name
-        self.pcs = code.block_pcs
+        self.pcs = code.entries
         self.reg_low = code.reg_low
         self.reg_high = code.reg_high
         self.pages = pages
@@ -105,9 +108,14 @@ def _pages_of(blocks: list[ir.Block]) -> frozenset[int]:
     return frozenset(p for b in blocks for p in (b.pc >> 12, (b.pc + max(b.size, 1) - 1) >> 12))
 
 
-def named_region(blocks: list[ir.Block]) -> RegionCode:
-    """The region's LLVM IR, its function named after the entry pc and a hash of the IR itself."""
-    draft = region_code(blocks, _PLACEHOLDER)
+def named_region(blocks: list[ir.Block], entries: tuple[int, ...]) -> RegionCode:
+    """The region's LLVM IR, its function named after the entry pc and a hash of the IR itself.
+
+    ``entries`` are the blocks the dispatcher may start it at: few, since a
+    control-flow graph that many blocks can be entered into compiles several
+    times slower.
+    """
+    draft = region_code(blocks, _PLACEHOLDER, entries=entries)
     digest = hashlib.sha256(draft.text.encode()).hexdigest()[:20]
     name = f"vm_r{blocks[0].pc:x}_{digest}"
     return attrs.evolve(draft, name=name, text=draft.text.replace(f"@{_PLACEHOLDER}(", f"@{name}("))
@@ -189,6 +197,7 @@ class TieredEngine(PythonEngine):
         self._loader: Any = None
         self._compiler: _CompilerThread | None = None
         self._sync_done: deque[tuple[_Job, bytes | None, float]] = deque()
+        self._cpu: Any = None
 
     # -- lifecycle ------------------------------------------------------------
     def _attach(self, mem: Any) -> None:
@@ -234,6 +243,8 @@ class TieredEngine(PythonEngine):
             for pc in region.pcs:
                 if self.native.get(pc) is region:
                     del self.native[pc]
+                if self.regions.get(pc) is region.entry:
+                    del self.regions[pc]
 
     # -- promotion --------------------------------------------------------------
     def _region_blocks(self, entry: int) -> list[ir.Block]:
@@ -270,7 +281,8 @@ class TieredEngine(PythonEngine):
         if not blocks or not self._ensure_native(cpu):
             self.unpromotable.add(entry)
             return
-        code = named_region(blocks)
+        others = [b.pc for b in blocks[1:] if b.pc in self.regions and b.pc not in self.native]
+        code = named_region(blocks, (blocks[0].pc, *others[: MAX_EXTRA_ENTRIES]))
         pages = _pages_of(blocks)
         job = _Job(code, pages, tuple(self.generation.get(p, 0) for p in sorted(pages)), self._cache_key(cpu, blocks[0]))
         self.pending.add(entry)
@@ -308,7 +320,7 @@ class TieredEngine(PythonEngine):
 
         assert self.cache is not None and job.cache_key is not None
         ir_hash = hashlib.sha256(job.code.text.encode()).hexdigest()
-        entry = CachedRegion(job.code.name, job.code.block_pcs, ir_hash, host_description(), obj)
+        entry = CachedRegion(job.code.name, job.code.block_pcs, job.code.entries, ir_hash, host_description(), obj)
         self.cache.put(job.cache_key, entry)
 
     def _install_done(self, cpu: CpuState) -> None:
@@ -329,14 +341,16 @@ class TieredEngine(PythonEngine):
     def _install(self, cpu: CpuState, code: RegionCode, pages: frozenset[int], obj: bytes) -> None:
         assert self._loader is not None
         region = NativeRegion(self._loader.function(obj, code.name), code, pages)
+        region.entry = self._native_entry(region)
         watch = getattr(cpu.mem, "watch_code", None)
         is_watched = getattr(cpu.mem, "is_code_watched", None)
         for page in pages:
             if watch is not None and is_watched is not None and not is_watched(page):
                 watch(page)
             self.native_pages.setdefault(page, set()).add(region)
-        for pc in code.block_pcs:
+        for pc in code.entries:
             self.native[pc] = region
+            self.regions[pc] = region.entry
         for trap in code.traps:
             self.traps[trap.pc] = trap
         self.stats["native_regions"] += 1
@@ -383,7 +397,7 @@ class TieredEngine(PythonEngine):
             blocks.append(t.block)
         if not all(native_supported(b) for b in blocks):
             return
-        code = named_region(blocks)
+        code = named_region(blocks, entry.entries)
         if code.name != entry.name or hashlib.sha256(code.text.encode()).hexdigest() != entry.ir_sha256:
             log.info("aot_entry_stale", region=entry.name)
             return
@@ -394,87 +408,96 @@ class TieredEngine(PythonEngine):
             return
         self.stats["aot_loaded_regions"] += 1
 
-    # -- execution --------------------------------------------------------------
+    # -- execution: tier 2 plugs into the tier-1 dispatcher as region functions -------
     def run(self, cpu: CpuState, budget: int) -> StopReason:
         """Execute up to ``budget`` guest instructions (see vm_core's StopReason)."""
-        self._attach(cpu.mem)
-        regs = cpu.regs
-        regions = self.regions
-        native = self.native
-        heat = self.heat
-        stats = self.stats
-        threshold = self.settings.native_threshold
-        start = cpu.icount
-        try:
-            while True:
-                if self.pending and (self._compiler is not None and self._compiler.done):
-                    self._install_done(cpu)
-                remaining = budget - (cpu.icount - start)
-                pc = cpu.pc
-                nat = native.get(pc)
-                if nat is not None and remaining > 0:
-                    status, n = self._call_native(nat, cpu, regs, remaining)
-                    if status:
-                        if status == SYSCALL:
-                            return StopReason(StopKind.SYSCALL, cpu.pc)
-                        if status == TRAP:
-                            raise trap_fault(self.traps[cpu.pc], cpu.isa)
-                        if remaining - n <= 0:
-                            return StopReason(StopKind.BUDGET, cpu.pc)
-                        self._slow_step(cpu)
-                        continue
-                    if n:
-                        continue
-                region = regions.get(pc)
-                if region is not None:
-                    entry = pc
-                    pc, n, kind = region(regs, remaining)
-                    cpu.pc = pc
-                    cpu.icount += n
-                    stats["compiled_insns"] += n
-                    entry_heat = heat[entry] = heat.get(entry, 0) + n
-                    if entry_heat >= threshold and self.tier2:
-                        self._maybe_promote(cpu, entry)
-                    if kind:
-                        if kind == 1:
-                            return StopReason(StopKind.SYSCALL, pc)
-                        raise trap_fault(self.traps[pc], cpu.isa)
-                    if n:
-                        continue
-                stop = self._cold_step(cpu, remaining)
-                if stop is not None:
-                    return stop
-        except GuestFault as fault:
-            kind_ = StopKind.BREAKPOINT if isinstance(fault, Breakpoint) else StopKind.FAULT
-            return StopReason(kind_, cpu.pc, fault=fault, signal=fault.signo)
+        self._cpu = cpu
+        if self.pending:
+            self._install_done(cpu)
+        return super().run(cpu, budget)
 
-    def _maybe_promote(self, cpu: CpuState, entry: int) -> None:
-        if entry in self.pending or entry in self.unpromotable or entry in self.native:
+    def _compile(self, cpu: CpuState, entry: Any) -> None:
+        super()._compile(cpu, entry)
+        pc = entry.block.pc
+        fn = self.regions.get(pc)
+        if fn is None:
+            return
+        region = self.native.get(pc)
+        self.regions[pc] = region.entry if region is not None else self._counting(pc, fn)
+
+    def _counting(self, entry: int, fn: Any) -> Any:
+        """``fn`` (a tier-1 region) counting the instructions it retires towards ``entry``'s promotion."""
+        threshold = self.settings.native_threshold
+        heat = self.heat
+
+        def region(regs: list[int], budget: int) -> tuple[int, int, int]:
+            result = fn(regs, budget)
+            total = heat[entry] = heat.get(entry, 0) + result[1]
+            if total >= threshold and self.tier2:
+                self._maybe_promote(entry)
+            elif self.pending:
+                self._install_done(self._cpu)
+            return result
+
+        return region
+
+    def _maybe_promote(self, entry: int) -> None:
+        cpu = self._cpu
+        if self.pending:
+            self._install_done(cpu)
+        native = self.native.get(entry)
+        if native is not None:  # the tier-1 region came back after its entry was dropped: re-point it
+            self.regions[entry] = native.entry
+            return
+        if entry in self.pending or entry in self.unpromotable:
             return
         self._promote(cpu, entry)
 
-    def _call_native(self, nat: NativeRegion, cpu: CpuState, regs: list[int], remaining: int) -> tuple[int, int]:
+    def _native_entry(self, nat: NativeRegion) -> Any:
+        """The region function (tier-1 calling convention) that runs ``nat`` natively."""
+        fn = nat.fn
         low, high = nat.reg_low, nat.reg_high
-        regfile = self.regfile
         ctx = self.ctx
-        regfile[low:high] = regs[low:high]
-        ctx[CTX_BUDGET] = remaining
-        ctx[CTX_START] = cpu.pc
-        ctx[CTX_ICOUNT] = cpu.icount
-        status = nat.fn(self.ctx_address)
-        regs[low:high] = regfile[low:high]
-        n = ctx[CTX_OUT_N]
-        cpu.pc = ctx[CTX_OUT_PC]
-        cpu.icount += n
-        self.stats["native_insns"] += n
-        return status, n
+        ctx_address = self.ctx_address
+        regfile = self.regfile
+        stats = self.stats
 
-    def _slow_step(self, cpu: CpuState) -> None:
-        """Run the one instruction at ``cpu.pc`` on the checked slow path (raises its fault, if any)."""
-        pc = cpu.pc
+        def region(regs: list[int], budget: int) -> tuple[int, int, int]:
+            cpu = self._cpu
+            regfile[low:high] = regs[low:high]
+            ctx[CTX_BUDGET] = budget
+            ctx[CTX_START] = cpu.pc
+            ctx[CTX_ICOUNT] = cpu.icount
+            status = fn(ctx_address)
+            regs[low:high] = regfile[low:high]
+            n = ctx[CTX_OUT_N]
+            pc = ctx[CTX_OUT_PC]
+            stats["native_insns"] += n
+            stats["compiled_insns"] -= n  # the dispatcher counts what regions retire as tier 1
+            if status != SLOW:
+                return pc, n, status  # LEFT 0, SYSCALL 1, TRAP 2: the dispatcher's kinds
+            if n >= budget:
+                return pc, n, 0
+            next_pc, retired = self._slow_step(cpu, pc, n)
+            return next_pc, n + retired, 0
+
+        return region
+
+    def _slow_step(self, cpu: CpuState, pc: int, before: int) -> tuple[int, int]:
+        """Run the instruction at ``pc`` (after ``before`` native ones) on the checked slow path.
+
+        Returns the next pc and the instructions retired (1). A fault propagates with ``cpu.pc`` at the
+        instruction and ``cpu.icount`` counting the instructions retired
+        before it, as the tier-1 region protocol requires.
+        """
         self.stats["slow_path_exits"] += 1
         block = self.single.get(pc)
         if block is None:
             block = self.single[pc] = self.frontend.lift_block(cpu.mem, pc, 1)
-        cpu.pc = execute_block(block, cpu)
+        cpu.pc = pc
+        cpu.icount += before  # a fault propagates from here with the count the protocol asks for
+        next_pc = execute_block(block, cpu)
+        cpu.icount -= before + block.insn_count  # no fault: the dispatcher adds what the region reports
         self.stats["slow_path_insns"] += block.insn_count
+        self.stats["compiled_insns"] -= block.insn_count
+        return next_pc, block.insn_count

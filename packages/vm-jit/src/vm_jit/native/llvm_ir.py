@@ -12,10 +12,11 @@ the ``ecall``), :data:`TRAP` (the next pc is the trapping instruction) or
 :data:`SLOW` (the instruction at the next pc must run on Python's checked
 slow path: a page-table miss, a page-crossing or misaligned access, ...).
 
-Guest registers live in ``alloca`` slots that LLVM promotes to machine
-registers; they are loaded at entry and stored back at every exit, and since
-the IR puts every statement that can fault before the instruction's first
-``PutReg``, the registers stored back at a :data:`SLOW` exit are exactly
+Guest registers are read and written in the register file itself, with
+scoped no-alias metadata saying guest memory never aliases it, so LLVM keeps
+them in host registers where it can and the file holds the guest state at
+every exit; since the IR puts every statement that can fault before the
+instruction's first ``PutReg``, the state at a :data:`SLOW` exit is exactly
 the state before that instruction. Only blocks whose statements are all
 implemented here are compiled (:func:`native_supported`); helpers other than
 those in :data:`NATIVE_HELPERS` (floating point, the clock) keep their block
@@ -42,6 +43,19 @@ _WIDE_OPS = frozenset({"mulhu", "mulhs", "mulhsu", "divu", "divs", "remu", "rems
 _ICMP = {"eq": "eq", "ne": "ne", "ltu": "ult", "leu": "ule", "lts": "slt", "les": "sle"}
 _SIMPLE = {"add": "add", "sub": "sub", "mul": "mul", "and": "and", "or": "or", "xor": "xor"}
 _SHIFT = {"shl": "shl", "shr": "lshr", "sar": "ashr"}
+#: The guest register file and guest memory never alias: scoped no-alias metadata lets LLVM keep
+#: registers in host registers across guest stores (the register file stays the state at every exit).
+_REGS_SCOPE = "!alias.scope !2, !noalias !3"
+_GUEST_SCOPE = "!alias.scope !3, !noalias !2"
+_METADATA = """
+!0 = !{}
+!1 = !{!"branch_weights", i32 1, i32 2000}
+!2 = !{!5}
+!3 = !{!6}
+!4 = distinct !{!4, !"vm"}
+!5 = distinct !{!5, !4, !"guest registers"}
+!6 = distinct !{!6, !4, !"guest memory"}
+"""
 
 
 @attrs.frozen
@@ -51,6 +65,7 @@ class RegionCode:
     name: str
     text: str
     block_pcs: tuple[int, ...]
+    entries: tuple[int, ...]  # the block pcs the function can start at
     reg_low: int  # registers [reg_low, reg_high) cover every register the region reads or writes
     reg_high: int
     traps: tuple[ir.TrapExit, ...]
@@ -88,10 +103,11 @@ def _const(value: int, width: int) -> str:
 class _RegionEmitter:
     """Builds the text of one region function."""
 
-    def __init__(self, blocks: list[ir.Block], name: str) -> None:
+    def __init__(self, blocks: list[ir.Block], name: str, entries: tuple[int, ...]) -> None:
         self.blocks = blocks
         self.name = name
         self.pcs = [b.pc for b in blocks]
+        self.entries = entries
         self.in_region = set(self.pcs)
         self.lines: list[str] = []
         self.stubs: list[str] = []
@@ -169,16 +185,17 @@ class _RegionEmitter:
         self.start_label(cont)
 
     def host_pointer(self, addr: str, size: int, table: str, slow: str) -> str:
-        """The host pointer for a ``size``-byte access at guest ``addr`` through ``table``, or go slow."""
-        top_index, top_bad = self.tmp(), self.tmp()
+        """The host pointer for a ``size``-byte access at guest ``addr`` through ``table``, or go slow.
+
+        Addresses from 2^39 up clamp to the table's extra, empty top-level
+        entry; no top-level entry is null (see :mod:`.pagetable`), so one
+        test covers an absent page and an access crossing the page end.
+        """
+        top_index, clamped, entry_ptr, level2 = self.tmp(), self.tmp(), self.tmp(), self.tmp()
         self.emit(f"{top_index} = lshr i64 {addr}, 26")
-        self.emit(f"{top_bad} = icmp ugt i64 {top_index}, 8191")
-        self.check(top_bad, slow)
-        entry_ptr, level2, missing = self.tmp(), self.tmp(), self.tmp()
-        self.emit(f"{entry_ptr} = getelementptr i64, ptr {table}, i64 {top_index}")
+        self.emit(f"{clamped} = call i64 @llvm.umin.i64(i64 {top_index}, i64 8192)")
+        self.emit(f"{entry_ptr} = getelementptr i64, ptr {table}, i64 {clamped}")
         self.emit(f"{level2} = load i64, ptr {entry_ptr}, align 8, !invariant.load !0")
-        self.emit(f"{missing} = icmp eq i64 {level2}, 0")
-        self.check(missing, slow)
         level2_ptr, pn, index, page_ptr, page = self.tmp(), self.tmp(), self.tmp(), self.tmp(), self.tmp()
         self.emit(f"{level2_ptr} = inttoptr i64 {level2} to ptr")
         self.emit(f"{pn} = lshr i64 {addr}, 12")
@@ -274,7 +291,7 @@ class _RegionEmitter:
         self.aligned_or_slow(addr, size, slow)
         ptr = self.host_pointer(addr, size, "%wr", slow)
         value = self.resize(self.op(s.args[1]), s.args[1].width, size * 8)
-        self.emit(f"store i{size * 8} {value}, ptr {ptr}, align 1")
+        self.emit(f"store i{size * 8} {value}, ptr {ptr}, align 1, {_GUEST_SCOPE}")
         self.emit("store i64 0, ptr %sc.addr")
         self.emit(f"br label %{join}")
         self.start_label(join)
@@ -292,11 +309,11 @@ class _RegionEmitter:
         if isinstance(s, ir.GetReg):
             self.regs_read.add(s.reg)
             out = self.tmp()
-            self.emit(f"{out} = load i64, ptr %r{s.reg}")
+            self.emit(f"{out} = load i64, ptr %r{s.reg}, align 8, {_REGS_SCOPE}")
             self.bind(s.dst, self.resize(out, 64, s.dst.width))
         elif isinstance(s, ir.PutReg):
             self.regs_written.add(s.reg)
-            self.emit(f"store i64 {self.resize(self.op(s.src), s.src.width, 64)}, ptr %r{s.reg}")
+            self.emit(f"store i64 {self.resize(self.op(s.src), s.src.width, 64)}, ptr %r{s.reg}, align 8, {_REGS_SCOPE}")
         elif isinstance(s, ir.BinOp):
             self.binop(s)
         elif isinstance(s, ir.UnOp):
@@ -316,12 +333,12 @@ class _RegionEmitter:
         elif isinstance(s, ir.Load):
             ptr = self.host_pointer(self.addr64(s.addr), s.size, "%rd", slow)
             raw = self.tmp()
-            self.emit(f"{raw} = load i{s.size * 8}, ptr {ptr}, align 1")
+            self.emit(f"{raw} = load i{s.size * 8}, ptr {ptr}, align 1, {_GUEST_SCOPE}")
             self.bind(s.dst, self.resize(raw, s.size * 8, s.dst.width, s.signed))
         elif isinstance(s, ir.Store):
             ptr = self.host_pointer(self.addr64(s.addr), s.size, "%wr", slow)
             value = self.resize(self.op(s.src), s.src.width, s.size * 8)
-            self.emit(f"store i{s.size * 8} {value}, ptr {ptr}, align 1")
+            self.emit(f"store i{s.size * 8} {value}, ptr {ptr}, align 1, {_GUEST_SCOPE}")
         elif isinstance(s, ir.Call):
             self.call(s, nv, slow)
         elif not isinstance(s, ir.Fence):
@@ -401,39 +418,46 @@ class _RegionEmitter:
         slot(CTX_START, "start")
         slot(CTX_ICOUNT, "icount0")
         head += ["  %regs = inttoptr i64 %regs.i to ptr", "  %rd = inttoptr i64 %rd.i to ptr",
-                 "  %wr = inttoptr i64 %wr.i to ptr"]  # fmt: skip
+                 "  %wr = inttoptr i64 %wr.i to ptr",
+                 f"  %out.pc.p = getelementptr i64, ptr %ctx, i64 {CTX_OUT_PC}",
+                 f"  %out.n.p = getelementptr i64, ptr %ctx, i64 {CTX_OUT_N}"]  # fmt: skip
         head += ["  %n.addr = alloca i64", "  %pc.addr = alloca i64", "  %st.addr = alloca i64"]
         if self.uses_sc:
             head.append("  %sc.addr = alloca i64")
         for r in regs:
-            head += [f"  %r{r} = alloca i64", f"  %r{r}.g = getelementptr i64, ptr %regs, i64 {r}",
-                     f"  %r{r}.0 = load i64, ptr %r{r}.g", f"  store i64 %r{r}.0, ptr %r{r}"]  # fmt: skip
+            head.append(f"  %r{r} = getelementptr i64, ptr %regs, i64 {r}")
         head.append("  store i64 0, ptr %n.addr")
-        cases = " ".join(f"i64 {to_signed(pc, 64)}, label %B{pc:x}" for pc in self.pcs)
+        cases = " ".join(f"i64 {to_signed(pc, 64)}, label %B{pc:x}" for pc in self.entries)
         head.append(f"  switch i64 %start, label %{self.exit_stub('%start', LEFT, '0')} [ {cases} ]")
-        tail = ["exit:"]
-        for r in sorted(self.regs_written):
-            tail += [f"  %r{r}.x = load i64, ptr %r{r}", f"  store i64 %r{r}.x, ptr %r{r}.g"]
-        tail += [f"  %out.pc.p = getelementptr i64, ptr %ctx, i64 {CTX_OUT_PC}",
-                 f"  %out.n.p = getelementptr i64, ptr %ctx, i64 {CTX_OUT_N}",
-                 "  %out.pc = load i64, ptr %pc.addr", "  store i64 %out.pc, ptr %out.pc.p",
-                 "  %out.n = load i64, ptr %n.addr", "  store i64 %out.n, ptr %out.n.p",
-                 "  %status = load i64, ptr %st.addr", "  ret i64 %status", "}"]  # fmt: skip
-        return "\n".join(head + self.lines + self.stubs + tail) + "\n"
+        tail = ["exit:", "  %out.pc = load i64, ptr %pc.addr", "  store i64 %out.pc, ptr %out.pc.p",
+                "  %out.n = load i64, ptr %n.addr", "  store i64 %out.n, ptr %out.n.p",
+                "  %status = load i64, ptr %st.addr", "  ret i64 %status", "}"]  # fmt: skip
+        body = head + self.lines + self.stubs + tail
+        return "\n".join(body) + "\n"
 
 
-def region_code(blocks: list[ir.Block], name: str) -> RegionCode:
-    """The LLVM IR module text of the region ``blocks`` (``blocks[0]`` first; every block an entry)."""
+def region_code(blocks: list[ir.Block], name: str, entries: tuple[int, ...] | None = None) -> RegionCode:
+    """The LLVM IR module text of the region ``blocks`` (``blocks[0]`` first).
+
+    ``entries`` are the block pcs the function may start at (default: every
+    block); every other block is only reached from inside. Fewer entries
+    give LLVM a simpler control-flow graph: faster compiles, better code.
+    """
     if not blocks:
         raise ValueError("a region needs at least one block")
-    emitter = _RegionEmitter(blocks, name)
+    pcs = {b.pc for b in blocks}
+    chosen = tuple(b.pc for b in blocks) if entries is None else tuple(pc for pc in entries if pc in pcs)
+    if not chosen:
+        raise ValueError("a region needs at least one entry")
+    emitter = _RegionEmitter(blocks, name, chosen)
     function = emitter.function()
-    text = function + '\n!0 = !{}\n!1 = !{!"branch_weights", i32 1, i32 2000}\n'
+    text = function + "\ndeclare i64 @llvm.umin.i64(i64, i64)\n" + _METADATA
     regs = emitter.regs_read | emitter.regs_written
     return RegionCode(
         name=name,
         text=text,
         block_pcs=tuple(emitter.pcs),
+        entries=emitter.entries,
         reg_low=min(regs, default=0),
         reg_high=max(regs, default=-1) + 1,
         traps=tuple(emitter.traps),

@@ -6,10 +6,13 @@ addresses, one mirroring ``readable`` and one ``writable``: the guest page
 number ``pn`` (below :data:`PAGE_NUMBER_LIMIT`, a 39-bit user space) selects
 top-level entry ``pn >> 14``, the address of a second-level array of 2^14
 entries, whose entry ``pn & 0x3fff`` is the host address of the page's
-``bytearray`` buffer, or 0. A 0 anywhere means "not accessible on the fast
-path": native code then returns to Python, which takes the checked slow path
-(faults, page-crossing accesses, stores into pages watched as code, pages
-above the table's range).
+``bytearray`` buffer, or 0. Top-level entries never hold 0: ranges with no
+pages point at one shared all-zero second level, and so does one extra
+top-level entry (index 2^13, where native code clamps higher addresses), so
+native code needs a single test: a 0 page address means "not accessible on
+the fast path", and native code returns to Python, which takes the checked
+slow path (faults, page-crossing accesses, stores into pages watched as
+code, pages above the table's range).
 
 A page's host address is that of its ``bytearray`` buffer, which stays put
 because vm-mem never resizes a page (every page is exactly 4096 bytes; a
@@ -32,8 +35,10 @@ LEVEL1_SIZE = 1 << 13
 #: Page numbers at or above this are never in the tables (addresses from 2^39 up).
 PAGE_NUMBER_LIMIT = LEVEL1_SIZE * LEVEL2_SIZE
 
-_Level1 = ctypes.c_uint64 * LEVEL1_SIZE
+_Level1 = ctypes.c_uint64 * (LEVEL1_SIZE + 1)
 _Level2 = ctypes.c_uint64 * LEVEL2_SIZE
+#: The second level of every range without pages (never written).
+_EMPTY = _Level2()
 _buffer_address = ctypes.pythonapi.PyByteArray_AsString
 _buffer_address.restype = ctypes.c_void_p
 _buffer_address.argtypes = [ctypes.py_object]
@@ -43,7 +48,7 @@ class HostPageTable:
     """One two-level table (see the module docstring) for one page dict."""
 
     def __init__(self) -> None:
-        self.top = _Level1()
+        self.top = _Level1(*([ctypes.addressof(_EMPTY)] * (LEVEL1_SIZE + 1)))
         self.address = ctypes.addressof(self.top)
         self._level2: dict[int, Any] = {}
         self._pinned: dict[int, bytearray] = {}

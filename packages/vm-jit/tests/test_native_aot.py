@@ -1,0 +1,164 @@
+"""The AOT cache: entries survive processes, corrupt or stale ones are never used, writers never collide.
+
+* entries round-trip, and any damaged byte makes an entry unreadable (its
+  checksum), after which the file is deleted;
+* processes and threads writing the same key at once leave one complete
+  entry, and readers only ever see complete entries or nothing;
+* a second engine over the same cache loads the first one's native code the
+  moment it first translates the region's entry (its promotion threshold is
+  out of reach) and computes exactly what the interpreter computes;
+* an entry whose guest code changed, or whose IR no longer matches what the
+  engine generates, is ignored; an unwritable cache directory only turns
+  the cache off.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from engine_harness import assert_same_runs, interp_engine, run_in_chunks
+from native_harness import llvm_settings
+from test_native_tiers import FRONTEND, summing_loop
+from vm_jit.native.cache import AotCache, CachedRegion, decode_entry, default_cache_dir, encode_entry
+from vm_jit.native.engine import TieredEngine
+
+ENTRIES = st.builds(
+    CachedRegion,
+    name=st.text(min_size=1, max_size=20),
+    block_pcs=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=8).map(tuple),
+    entries=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=3).map(tuple),
+    ir_sha256=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    host=st.text(max_size=40),
+    obj=st.binary(min_size=1, max_size=300),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(entry=ENTRIES, data=st.data())
+def test_entries_round_trip_and_any_damage_is_detected(entry: CachedRegion, data: st.DataObject) -> None:
+    raw = encode_entry(entry)
+    assert decode_entry(raw) == entry
+    where = data.draw(st.integers(0, len(raw) - 1), label="where")
+    flip = data.draw(st.integers(1, 255), label="flip")
+    damaged = raw[:where] + bytes([raw[where] ^ flip]) + raw[where + 1 :]
+    assert decode_entry(damaged) is None
+    assert decode_entry(raw[: data.draw(st.integers(0, len(raw) - 1), label="cut")]) is None
+
+
+def entry(n: int) -> CachedRegion:
+    return CachedRegion(f"vm_r{n}", (0x1000 + n,), (0x1000 + n,), f"{n:064x}", "host", bytes([n % 256]) * (1000 + n))
+
+
+def test_corrupt_file_is_discarded(tmp_path: Path) -> None:
+    cache = AotCache(tmp_path, "ns")
+    cache.put("k", entry(3))
+    path = cache.directory / "k.region"
+    assert AotCache(tmp_path, "ns").get("k") == entry(3)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0x40
+    path.write_bytes(bytes(data))
+    fresh = AotCache(tmp_path, "ns")
+    assert fresh.might_have("k")
+    assert fresh.get("k") is None
+    assert not path.exists() and not fresh.might_have("k")
+    assert AotCache(tmp_path, "other namespace").directory != cache.directory
+
+
+def _writer(directory: str, worker: int, rounds: int) -> None:
+    cache = AotCache(Path(directory), "ns")
+    for i in range(rounds):
+        cache.put("shared", entry(worker * 1000 + i))
+
+
+def test_concurrent_writers_and_readers_see_only_whole_entries(tmp_path: Path) -> None:
+    written = {entry(w * 1000 + i) for w in range(6) for i in range(40)}
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_writer, args=(str(tmp_path), w, 40)) for w in range(3)]
+    threads = [threading.Thread(target=_writer, args=(str(tmp_path), w, 40)) for w in range(3, 6)]
+    seen: list[CachedRegion | None] = []
+    for worker in (*processes, *threads):
+        worker.start()
+    reader = AotCache(tmp_path, "ns")
+    while any(p.is_alive() for p in processes) or any(t.is_alive() for t in threads):
+        seen.append(reader.get("shared"))
+    for worker in (*processes, *threads):
+        worker.join()
+    assert all(p.exitcode == 0 for p in processes)
+    final = reader.get("shared")
+    assert final in written
+    assert all(item is None or item in written for item in seen)
+    assert [name for name in os.listdir(reader.directory)] == ["shared.region"]  # no temporary files left
+
+
+def test_second_engine_starts_hot_from_the_cache(tmp_path: Path) -> None:
+    guest = summing_loop(2000)
+    cache = AotCache(tmp_path, "ns")
+    first = TieredEngine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), cache=cache)
+    expected = run_in_chunks(interp_engine(), guest, [500])
+    assert_same_runs(expected, run_in_chunks(first, guest, [500]))
+    assert cache.stores >= 1 and first.stats["aot_loaded_regions"] == 0
+    warm_cache = AotCache(tmp_path, "ns")
+    second = TieredEngine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), cache=warm_cache)
+    assert_same_runs(expected, run_in_chunks(second, guest, [500]))
+    assert second.stats["aot_loaded_regions"] >= 1 and warm_cache.hits >= 1
+    assert second.stats["native_insns"] > 15_000 and second.stats["native_compile_seconds"] == 0
+
+
+def test_changed_code_or_ir_is_never_loaded(tmp_path: Path) -> None:
+    guest = summing_loop(500)
+    cache = AotCache(tmp_path, "ns")
+    first = TieredEngine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), cache=cache)
+    run_in_chunks(first, guest, [300])
+    assert cache.stores >= 1
+    # the same loop with one different instruction (the multiplier's shift): new keys, nothing loaded
+    import attrs
+
+    changed = attrs.evolve(guest, code=guest.code[:4] + (0x00229313).to_bytes(4, "little") + guest.code[8:])
+    other = TieredEngine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), cache=AotCache(tmp_path, "ns"))
+    assert_same_runs(run_in_chunks(interp_engine(), changed, [300]), run_in_chunks(other, changed, [300]))
+    assert other.stats["aot_loaded_regions"] == 0 and other.stats["native_insns"] == 0
+    # an entry whose IR hash does not match what the engine generates now is ignored
+    for path in cache.directory.iterdir():
+        stored = decode_entry(path.read_bytes())
+        assert stored is not None
+        path.write_bytes(encode_entry(CachedRegion(stored.name, stored.block_pcs, stored.entries, "0" * 64, stored.host, stored.obj)))
+    stale = TieredEngine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), cache=AotCache(tmp_path, "ns"))
+    assert_same_runs(run_in_chunks(interp_engine(), guest, [300]), run_in_chunks(stale, guest, [300]))
+    assert stale.stats["aot_loaded_regions"] == 0 and stale.stats["native_insns"] == 0
+
+
+def test_unwritable_cache_only_turns_the_cache_off(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    cache = AotCache(blocker, "ns")
+    engine = TieredEngine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), cache=cache)
+    guest = summing_loop(300)
+    assert_same_runs(run_in_chunks(interp_engine(), guest, [100]), run_in_chunks(engine, guest, [100]))
+    assert not cache.usable and cache.stores == 0 and engine.stats["native_insns"] > 0
+
+
+def test_cache_directory_follows_the_environment(monkeypatch: object, tmp_path: Path) -> None:
+    import pytest
+
+    patch = pytest.MonkeyPatch()
+    try:
+        patch.delenv("VM_CACHE_DIR", raising=False)
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        assert default_cache_dir() == tmp_path / "xdg" / "vm" / "aot"
+        patch.setenv("VM_CACHE_DIR", str(tmp_path / "override"))
+        assert default_cache_dir() == tmp_path / "override"
+        patch.delenv("VM_CACHE_DIR")
+        patch.delenv("XDG_CACHE_HOME")
+        patch.setenv("HOME", str(tmp_path / "home"))
+        assert default_cache_dir() == tmp_path / "home" / ".cache" / "vm" / "aot"
+    finally:
+        patch.undo()
