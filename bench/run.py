@@ -12,7 +12,15 @@ included), the same measure for vm and for qemu. The instruction count is
 the one ``vm run --stats`` reports; qemu runs the same binary with the same
 arguments, so its MIPS uses that count too.
 
-Run it as ``nox -s bench`` or ``python bench/run.py [--quick] [--engines interp,python]
+The ``llvm`` engine (tier 2, native code) runs each program twice with the
+manifest's larger ``bench_args`` (the others' arguments finish in well under
+a second there, mostly start-up): ``llvm cold`` with an empty AOT cache
+(compiling as it goes, in the background) and ``llvm warm`` with the cache
+the cold run filled; qemu is measured again on those arguments. The ``run
+MIPS`` column is vm's own ``--stats`` figure: guest instructions over the
+time the guest ran, start-up and ELF loading excluded.
+
+Run it as ``nox -s bench`` or ``python bench/run.py [--quick] [--engines interp,python,llvm]
 [--programs bench_sieve,...]``. It is a measurement, never a test: nothing
 here is timed against a threshold. The exit status is 1 if any output
 differs from qemu's, 2 for bad options or a missing toolchain.
@@ -38,7 +46,9 @@ from vm_core.logging import get_logger
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO_ROOT / "guest" / "build.py"
-DEFAULT_ENGINES = ("interp", "python")
+DEFAULT_ENGINES = ("interp", "python", "llvm")
+#: Engines that run with the manifest's ``bench_args`` (full) or the others' full arguments (--quick).
+NATIVE_ENGINES = frozenset({"llvm"})
 #: Per-run time limit, seconds (the slowest engine on the full arguments takes about a minute).
 RUN_TIMEOUT_S = 900.0
 
@@ -51,6 +61,7 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 _RETIRED = re.compile(rb"^vm: instructions retired (\d+)$", re.MULTILINE)
+_RUN_MIPS = re.compile(rb"^vm: guest MIPS ([0-9.]+)$", re.MULTILINE)
 
 log = get_logger("vm_bench")
 
@@ -75,6 +86,7 @@ class Measurement:
     seconds: float
     instructions: int | None
     stdout: bytes = attrs.field(repr=False)
+    run_mips: float | None = attrs.field(default=None, kw_only=True)
     stderr: bytes = attrs.field(repr=False)
     returncode: int
 
@@ -96,10 +108,37 @@ def measure(
         stdout, stderr, returncode = build.run_guest_command(command, Path(cwd), timeout=timeout)
         seconds = time.perf_counter() - start
     instructions = None
+    run_mips = None
     if launcher != "qemu":
+        found = _RUN_MIPS.search(stderr)
+        run_mips = float(found.group(1)) if found else None
         stderr, instructions = split_stats(stderr)
     log.debug("bench_run", program=program, launcher=launcher, seconds=round(seconds, 3), insns=instructions)
-    return Measurement(program, launcher, seconds, instructions, stdout, stderr, returncode)
+    return Measurement(program, launcher, seconds, instructions, stdout, stderr, returncode, run_mips=run_mips)
+
+
+def argument_sets(
+    name: str, program: object, engines: list[str], quick: bool
+) -> list[tuple[tuple[str, ...], list[str]]]:
+    """The argument lists a program runs with, each with the launchers (engines) that use it."""
+    plain = ARGUMENTS[name][1 if quick else 0]
+    native = ARGUMENTS[name][0] if quick else tuple(getattr(program, "bench_args", ()) or plain)
+    sets: dict[tuple[str, ...], list[str]] = {}
+    for engine in engines:
+        if engine in NATIVE_ENGINES:
+            sets.setdefault(native, []).extend([f"{engine} cold", f"{engine} warm"])
+        else:
+            sets.setdefault(plain, []).append(engine)
+    return list(sets.items())
+
+
+def vm_command(launcher: str, binary: str, args: Sequence[str], cache_dir: str) -> list[str]:
+    """``vm run --stats`` for an engine, or for ``"<engine> cold|warm"`` with its own AOT cache directory."""
+    engine, _, _ = launcher.partition(" ")
+    command = [sys.executable, "-m", "vm_cli", "run", "--engine", engine, "--stats", binary, *args]
+    if engine in NATIVE_ENGINES:
+        command = ["/usr/bin/env", f"VM_CACHE_DIR={cache_dir}", *command]
+    return command
 
 
 def differences(vm_run: Measurement, qemu_run: Measurement) -> list[str]:
@@ -155,35 +194,42 @@ def run_benchmarks(options: argparse.Namespace, console: Console) -> int:
     binaries = build.build_all(programs=[manifest[name] for name in names])
     qemu = build.find_tool(build.QEMU)
     table = Table(title=f"vm guest benchmarks ({'quick' if options.quick else 'full'} arguments)")
-    for column, justify in (("program", "left"), ("engine", "left"), ("wall s", "right"),
-                            ("guest insns", "right"), ("MIPS", "right"), ("vs qemu", "right")):  # fmt: skip
+    for column, justify in (("program", "left"), ("engine", "left"), ("wall s", "right"), ("guest insns", "right"),
+                            ("MIPS", "right"), ("run MIPS", "right"), ("vs qemu", "right")):  # fmt: skip
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     failures: list[str] = []
     for name in names:
-        args = ARGUMENTS[name][1 if options.quick else 0]
-        binary = str(binaries[name])
-        console.print(f"[dim]running {name} {' '.join(args)}[/dim]")
-        qemu_run = measure(build, "qemu", [qemu, binary, *args], name, timeout=options.timeout)
-        if qemu_run.returncode != manifest[name].expected_returncode:
-            failures.append(f"{name}: qemu exit status {qemu_run.returncode}")
-        runs = []
-        for engine in engines:
-            command = [sys.executable, "-m", "vm_cli", "run", "--engine", engine, "--stats", binary, *args]
-            vm_run = measure(build, engine, command, name, timeout=options.timeout)
-            runs.append(vm_run)
-            failures += [f"{name} under {engine}: {what} differs from qemu" for what in differences(vm_run, qemu_run)]
-        counts = {run.instructions for run in runs if run.instructions is not None}
-        if len(counts) > 1:
-            failures.append(f"{name}: engines retired different instruction counts {sorted(counts)}")
-        reference = max(counts) if counts else None
-        for run in runs:
-            table.add_row(name, run.launcher, f"{run.seconds:.2f}", f"{run.instructions:,}" if run.instructions else "-",
-                          mips(run.instructions, run.seconds), ratio_text(qemu_run.seconds, run.seconds))  # fmt: skip
-        table.add_row(name, "qemu-riscv64 *", f"{qemu_run.seconds:.2f}", f"{reference:,}" if reference else "-",
-                      mips(reference, qemu_run.seconds), "1x", end_section=True)  # fmt: skip
+        for args, launchers in argument_sets(name, manifest[name], engines, options.quick):
+            binary = str(binaries[name])
+            label = f"{name} {' '.join(args)}"
+            console.print(f"[dim]running {label}[/dim]")
+            qemu_run = measure(build, "qemu", [qemu, binary, *args], name, timeout=options.timeout)
+            if qemu_run.returncode != manifest[name].expected_returncode:
+                failures.append(f"{label}: qemu exit status {qemu_run.returncode}")
+            runs = []
+            with tempfile.TemporaryDirectory(prefix="vm-bench-aot-") as cache_dir:
+                for launcher in launchers:
+                    command = vm_command(launcher, binary, args, cache_dir)
+                    vm_run = measure(build, launcher, command, name, timeout=options.timeout)
+                    runs.append(vm_run)
+                    failures += [f"{label} under {launcher}: {what} differs from qemu"
+                                 for what in differences(vm_run, qemu_run)]  # fmt: skip
+            counts = {run.instructions for run in runs if run.instructions is not None}
+            if len(counts) > 1:
+                failures.append(f"{label}: engines retired different instruction counts {sorted(counts)}")
+            reference = max(counts) if counts else None
+            for run in runs:
+                table.add_row(label, run.launcher, f"{run.seconds:.2f}",
+                              f"{run.instructions:,}" if run.instructions else "-",
+                              mips(run.instructions, run.seconds), f"{run.run_mips:.2f}" if run.run_mips else "-",
+                              ratio_text(qemu_run.seconds, run.seconds))  # fmt: skip
+            table.add_row(label, "qemu-riscv64 *", f"{qemu_run.seconds:.2f}", f"{reference:,}" if reference else "-",
+                          mips(reference, qemu_run.seconds), "-", "1x", end_section=True)  # fmt: skip
     table.caption = (
         "* qemu's instruction count is vm's --stats count: the same static binary with the same arguments. "
-        "Wall time is the whole command (start-up and ELF loading included); 'vs qemu' is qemu time / vm time."
+        "Wall time is the whole command (start-up and ELF loading included); 'vs qemu' is qemu time / vm time; "
+        "'run MIPS' is vm's own --stats figure (start-up excluded). llvm cold: empty AOT cache; warm: the cache "
+        "the cold run filled."
     )
     console.print(table)
     for failure in failures:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_guest_programs import test_vm_run_matches_qemu  # noqa: F401 - collected again with vm_command below
 
-NATIVE_SETTINGS = "native_threshold=1000,native_background=false"
+NATIVE_SETTINGS = "native_threshold=1000,native_start_insns=0,native_background=false"
 
 
 @pytest.fixture(scope="session")

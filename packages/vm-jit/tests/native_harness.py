@@ -40,7 +40,7 @@ from vm_translate import ir
 
 def llvm_settings(threshold: int = 1, max_block_insns: int = 64, **changes: Any) -> JitSettings:
     base = dict(compile_threshold=threshold, max_block_insns=max_block_insns, native_threshold=1,
-                native_background=False, aot_cache=False)  # fmt: skip
+                native_start_insns=0, native_background=False, aot_cache=False)  # fmt: skip
     base.update(changes)
     return JitSettings(**base)
 

@@ -43,13 +43,18 @@ def settings_from_text(text: str, base: JitSettings | None = None) -> JitSetting
             if raw.lower() not in _TRUE | _FALSE:
                 raise ConfigurationError(f"{SETTINGS_ENV}: {name} must be true or false, not {raw!r}")
             changes[name] = raw.lower() in _TRUE
+        elif isinstance(getattr(settings, name), float):
+            try:
+                changes[name] = float(raw)
+            except ValueError:
+                raise ConfigurationError(f"{SETTINGS_ENV}: {name} must be a number, not {raw!r}") from None
         else:
             try:
                 value = int(raw, 0)
             except ValueError:
                 raise ConfigurationError(f"{SETTINGS_ENV}: {name} must be an integer, not {raw!r}") from None
-            if value < 1:
-                raise ConfigurationError(f"{SETTINGS_ENV}: {name} must be positive, not {value}")
+            if value < 0:
+                raise ConfigurationError(f"{SETTINGS_ENV}: {name} must not be negative, not {value}")
             changes[name] = value
     return attrs.evolve(settings, **changes)
 

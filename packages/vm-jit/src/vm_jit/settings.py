@@ -17,6 +17,8 @@ class JitSettings:
     Tier 2 (the ``llvm`` engine, :mod:`vm_jit.native`):
     ``native_threshold``: guest instructions a tier-1 region retires, counted
     at its entry, before the region around that entry is compiled by LLVM.
+    ``native_start_insns``: guest instructions the program must have retired
+    before the first promotion starts LLVM (short programs never pay for it).
     ``native_max_region_blocks``: most blocks in one native function.
     ``native_background``: compile in a background thread (False: the
     dispatcher waits for LLVM, deterministic; for tests and ``vm aot``).
@@ -28,6 +30,7 @@ class JitSettings:
     max_block_insns: int = 64
     max_region_blocks: int = 16
     native_threshold: int = 50_000
+    native_start_insns: int = 2_000_000
     native_max_region_blocks: int = 32
     native_background: bool = True
     aot_cache: bool = True

@@ -58,7 +58,7 @@ def aot(args: argparse.Namespace) -> int:
     isa = registry.isa_for_elf_machine(machine)
     frontend = isa.factory()
     settings = attrs.evolve(
-        JitSettings(), native_threshold=args.threshold, native_background=False, aot_cache=True
+        JitSettings(), native_threshold=args.threshold, native_start_insns=0, native_background=False, aot_cache=True
     )
     engine: Any = registry.engine("llvm").factory(frontend, settings)
     mem = AddressSpace()

@@ -5,7 +5,9 @@ Tier 0 is the reference interpreter, tier 1 the ``python`` engine's regions
 native code. A block is interpreted until it has run ``compile_threshold``
 times, then its tier-1 region is compiled; every guest instruction a tier-1
 region retires counts towards its entry's heat, and at
-``native_threshold`` the region around that entry is promoted: the blocks
+``native_threshold`` the region around that entry is promoted (the first
+promotion, which starts LLVM, waits until the program has retired
+``native_start_insns`` instructions, so short programs never pay for it): the blocks
 reachable from it through constant exits (plus the return sites of calls,
 at most ``native_max_region_blocks``, only blocks already translated and
 fully implementable natively) are compiled by LLVM (:mod:`.llvm_ir`,
@@ -451,6 +453,8 @@ class TieredEngine(PythonEngine):
             return
         if entry in self.pending or entry in self.unpromotable:
             return
+        if self._loader is None and cpu.icount < self.settings.native_start_insns:
+            return  # a short program never pays for starting LLVM
         self._promote(cpu, entry)
 
     def _native_entry(self, nat: NativeRegion) -> Any:
