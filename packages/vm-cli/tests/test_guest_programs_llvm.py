@@ -3,8 +3,9 @@
 ``test_vm_run_matches_qemu`` (see ``test_guest_programs``) is collected
 again here with a ``vm_command`` that runs the ``llvm`` engine with
 promotion forced early and synchronous (``VM_JIT_SETTINGS``: every tier-1
-region that retires 1000 instructions is compiled to native code at once), so
-every program's hot code, libc's included, runs natively: stdout, stderr,
+region that retires 2000 instructions is compiled to native code at once,
+at most 12 blocks per native function to keep compiles short), so every
+program's hot code, libc's included, runs natively: stdout, stderr,
 exit status or signal and the files left behind must be exactly qemu's.
 The AOT cache is a per-session temporary directory (``VM_CACHE_DIR``), so
 programs that share code also exercise loading regions from the cache.
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from test_guest_programs import test_vm_run_matches_qemu  # noqa: F401 - collected again with vm_command below
 
-NATIVE_SETTINGS = "native_threshold=1000,native_start_insns=0,native_background=false"
+NATIVE_SETTINGS = "native_threshold=2000,native_start_insns=0,native_background=false,native_max_region_blocks=12"
 
 
 @pytest.fixture(scope="session")
