@@ -1,7 +1,7 @@
 """vm-gc installs and loads as a plugin, and claims nothing it does not implement.
 
-The collector itself is not written yet (see README's status table); until it
-is, vm-gc must register no part at all rather than a placeholder.
+The collector is a library the translating engines build in (vm-jit's code
+cache), not an ISA, engine or device, so the plugin registers no part.
 """
 
 from __future__ import annotations

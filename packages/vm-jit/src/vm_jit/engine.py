@@ -11,6 +11,19 @@ keyed by their entry pc.
 
 A store into a guest page that holds translated code (vm-mem's code watch)
 drops every translation and region covering that page before it runs again.
+
+Translations live in a bounded code cache (:class:`vm_gc.CodeCache`, bound by
+``code_cache_blocks`` and ``code_cache_bytes``): one cache entry per entry pc
+covers the block's translation and the region compiled from it, sized from
+the IR statement count and the region's code object. A region is linked to
+the translations its constant exits lead to and holds the blocks it was
+compiled from as members. The dispatcher remembers recently entered pcs in
+a small direct-mapped table (``gc_recent_entries`` slots, like qemu's jump
+cache); those, and the pc the vCPU is about to enter, are the collector's
+roots. The engine offers the cache a safepoint before every block it runs
+outside compiled code; reclaimed entries leave ``translations``, ``regions``
+and ``pages`` through the cache's ``on_retire`` hook, and invalidation by a
+code write goes through the same cache (:meth:`vm_gc.CodeCache.invalidate`).
 """
 
 from __future__ import annotations
@@ -19,9 +32,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vm_core.errors import Breakpoint, GuestFault
+from vm_core.errors import Breakpoint, ConfigurationError, GuestFault
 from vm_core.logging import get_logger
 from vm_core.types import StopKind, StopReason
+from vm_gc import CacheLimits, CodeCache, GcPolicy, estimate_function_bytes, estimate_ir_bytes
 from vm_translate import ir
 from vm_translate.cpu import CpuState
 from vm_translate.executor import execute_block, trap_fault
@@ -34,6 +48,10 @@ from vm_jit.settings import JitSettings
 log = get_logger("vm_jit.engine")
 
 Region = Callable[[list[int], int], tuple[int, int, int]]
+
+#: The smallest code cache the engine accepts: a region and its members must fit with room to spare.
+MIN_CODE_CACHE_BLOCKS = 64
+MIN_CODE_CACHE_BYTES = 256 << 10
 
 
 class _Translation:
@@ -75,12 +93,49 @@ class PythonEngine:
             "compile_seconds": 0.0,
         }
         self._mem: Any = None
+        self.code_cache = self._make_code_cache()
+        self._recent: list[int] = [-1] * self.settings.gc_recent_entries
+        self._recent_mask = self.settings.gc_recent_entries - 1
+        self._key_pages: dict[int, set[int]] = {}  # cache key (entry pc) -> guest pages it covers
 
     # -- translation cache ------------------------------------------------------
+    def _make_code_cache(self) -> CodeCache:
+        s = self.settings
+        if s.code_cache_blocks < MIN_CODE_CACHE_BLOCKS or s.code_cache_bytes < MIN_CODE_CACHE_BYTES:
+            raise ConfigurationError(
+                f"code cache bound {s.code_cache_blocks} blocks, {s.code_cache_bytes} bytes is too small",
+                hint=f"at least {MIN_CODE_CACHE_BLOCKS} blocks and {MIN_CODE_CACHE_BYTES >> 10}K",
+            )
+        recent = s.gc_recent_entries
+        if recent < 1 or recent & (recent - 1):
+            raise ConfigurationError(f"gc_recent_entries must be a power of two, got {recent}")
+        policy = GcPolicy(
+            trigger_fraction=s.gc_trigger_fraction,
+            promote_after=s.gc_promote_after,
+            major_every=s.gc_major_every,
+            concurrent=s.gc_concurrent,
+        )
+        cache = CodeCache(CacheLimits(s.code_cache_blocks, s.code_cache_bytes), policy, stats=self.stats)
+        cache.on_retire.append(self._retire)
+        return cache
+
+    def _retire(self, key: Any) -> None:
+        """The code cache dropped entry ``key``: forget its translation, region and page notes."""
+        self.translations.pop(key, None)
+        self.regions.pop(key, None)
+        for page in self._key_pages.pop(key, ()):
+            keys = self.pages.get(page)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.pages[page]  # the page stays watched: vm-mem un-watches it on the next store
+
     def _attach(self, mem: Any) -> None:
         if self._mem is mem:
             return
         self._mem = mem
+        self.code_cache.clear()
+        self._key_pages.clear()
         self.translations.clear()
         self.regions.clear()
         self.pages.clear()
@@ -90,9 +145,9 @@ class PythonEngine:
 
     def invalidate_page(self, page: int) -> None:
         """Drop every translation and region that covers guest page ``page``."""
-        for pc in self.pages.pop(page, ()):
-            self.translations.pop(pc, None)
-            self.regions.pop(pc, None)
+        keys = self.pages.pop(page, ())
+        if keys:
+            self.code_cache.invalidate(keys)
 
     def _note_pages(self, mem: Any, key: int, block: ir.Block) -> None:
         watch = getattr(mem, "watch_code", None)
@@ -101,10 +156,12 @@ class PythonEngine:
             if not keys and watch is not None:
                 watch(page)
             keys.add(key)
+            self._key_pages.setdefault(key, set()).add(page)
 
     def _translate(self, cpu: CpuState, pc: int) -> _Translation:
         block = optimize(self.frontend.lift_block(cpu.mem, pc, self.settings.max_block_insns))
         t = _Translation(block)
+        self.code_cache.insert(pc, estimate_ir_bytes(len(block.stmts)))
         self.translations[pc] = t
         self._note_pages(cpu.mem, pc, block)
         if isinstance(block.exit, ir.TrapExit):
@@ -128,9 +185,19 @@ class PythonEngine:
             queue.extend(_successors(t.block))
         fn, traps = compile_region(blocks, cpu)
         self.traps.update(traps)
-        self.regions[entry.block.pc] = fn
+        key = entry.block.pc
+        self.regions[key] = fn
         for block in blocks:
-            self._note_pages(cpu.mem, entry.block.pc, block)
+            self._note_pages(cpu.mem, key, block)
+        cache = self.code_cache
+        cache.grow(key, estimate_function_bytes(fn))
+        for block in blocks[1:]:
+            cache.add_member(key, block.pc)
+        inside = {block.pc for block in blocks}
+        for block in blocks:
+            for target in _successors(block):
+                if target not in inside:  # an exit out of the region: a chain link
+                    cache.link(key, target)
         self.stats["compile_seconds"] += time.perf_counter() - start
         self.stats["compiled_regions"] += 1
 
@@ -138,14 +205,20 @@ class PythonEngine:
     def run(self, cpu: CpuState, budget: int) -> StopReason:
         """Execute up to ``budget`` guest instructions (see vm_core's StopReason)."""
         self._attach(cpu.mem)
+        if self.code_cache.safepoint_due:
+            self.code_cache.safepoint(self._recent, (cpu.pc,))
         regs = cpu.regs
         regions = self.regions
+        recent = self._recent
+        mask = self._recent_mask
         start = cpu.icount
         try:
             while True:
                 remaining = budget - (cpu.icount - start)
-                region = regions.get(cpu.pc)
+                pc = cpu.pc
+                region = regions.get(pc)
                 if region is not None:
+                    recent[(pc >> 1) & mask] = pc
                     pc, n, kind = region(regs, remaining)
                     cpu.pc = pc
                     cpu.icount += n
@@ -168,6 +241,10 @@ class PythonEngine:
         if remaining <= 0:
             return StopReason(StopKind.BUDGET, cpu.pc)
         pc = cpu.pc
+        cache = self.code_cache
+        if cache.safepoint_due:  # outside compiled code, about to enter pc: the collector may sweep now
+            cache.safepoint(self._recent, (pc,))
+        self._recent[(pc >> 1) & self._recent_mask] = pc
         t = self.translations.get(pc) or self._translate(cpu, pc)
         if t.n > remaining or (t.n == remaining and isinstance(t.block.exit, ir.TrapExit)):
             # cut the block to the budget; a cut block ends in a plain jump, never a syscall

@@ -24,6 +24,14 @@ class JitSettings:
     dispatcher waits for LLVM, deterministic; for tests and ``vm aot``).
     ``aot_cache``: keep native code in the on-disk AOT cache and load it
     from there.
+
+    The code cache (:mod:`vm_gc`): ``code_cache_blocks`` and ``code_cache_bytes``
+    bound the translations kept (``vm run --code-cache-size``); beyond them the
+    collector reclaims translations not recently used. ``gc_concurrent``: mark
+    in a background thread (False: inside the pause, deterministic).
+    ``gc_trigger_fraction``, ``gc_promote_after``, ``gc_major_every``: see
+    :class:`vm_gc.GcPolicy`. ``gc_recent_entries``: slots (a power of two) of
+    the dispatcher's table of recently entered pcs, the collector's roots.
     """
 
     compile_threshold: int = 2
@@ -34,3 +42,10 @@ class JitSettings:
     native_max_region_blocks: int = 32
     native_background: bool = True
     aot_cache: bool = True
+    code_cache_blocks: int = 32768
+    code_cache_bytes: int = 128 << 20
+    gc_concurrent: bool = True
+    gc_trigger_fraction: float = 0.75
+    gc_promote_after: int = 1
+    gc_major_every: int = 4
+    gc_recent_entries: int = 1024

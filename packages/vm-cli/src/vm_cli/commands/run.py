@@ -3,7 +3,11 @@
 The guest's stdout, stderr, files and exit status are the program's own. A
 guest killed by a signal ends the ``vm`` process with the same signal, after
 one line on stderr, as qemu-user does. ``--stats`` prints instructions
-retired, wall time and guest MIPS on stderr after the guest ends.
+retired, wall time and guest MIPS on stderr after the guest ends, then the
+engine's own counters (the translating engines: their code cache and its
+collector, ``gc ...`` and ``code cache ...`` lines). ``--code-cache-size``
+bounds the translating engines' code cache: ``64M`` (bytes, K/M/G suffixes),
+``2000blocks`` (translations) or both, ``64M,2000blocks``.
 
 x86-64 programs run natively through a hardware accelerator instead
 (``--accel auto|kvm|none``; the plugins' ``vm_select_accelerator`` hook
@@ -85,6 +89,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--root", metavar="DIR", help="confine every guest path to DIR (like a chroot)")
     p.add_argument("--stats", action="store_true", help="print instructions, wall time and MIPS on stderr")
     p.add_argument("--name", help="name of the VM this run is recorded as (default: a generated one)")
+    p.add_argument("--code-cache-size", metavar="SIZE",
+                   help="bound on translated code kept: 64M (bytes), 2000blocks, or 64M,2000blocks")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "none"),
                    help="hardware accelerator for x86-64 programs (default auto: KVM when usable)")
     p.add_argument("--snapshot-at", type=int, metavar="N",
@@ -171,6 +177,19 @@ def run_accelerated(args: argparse.Namespace, pm: Any, registry: Any, isa: str) 
     return exit_status or 0
 
 
+def engine_settings(args: argparse.Namespace) -> Any:
+    """The engine factory's settings: the translating engines' with ``--code-cache-size``, else None."""
+    size_text = getattr(args, "code_cache_size", None)
+    if size_text is None:
+        return None
+    from vm_gc import CacheLimits, parse_cache_size
+    from vm_jit.settings import JitSettings
+
+    defaults = JitSettings()
+    limits = parse_cache_size(size_text).limits(CacheLimits(defaults.code_cache_blocks, defaults.code_cache_bytes))
+    return JitSettings(code_cache_blocks=limits.blocks, code_cache_bytes=limits.bytes)
+
+
 def run(args: argparse.Namespace) -> int:
     from vm_linux.process import LinuxProcess
 
@@ -185,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     isa = registry.isa_for_elf_machine(machine)
     frontend = isa.factory()
     engine_spec = choose_engine(pm, registry, isa.name, args.engine)
-    engine: Any = engine_spec.factory(frontend, None)
+    engine: Any = engine_spec.factory(frontend, engine_settings(args))
     mem = AddressSpace()
     cpu = CpuState(isa.name, frontend.layout.size, mem)
     process = LinuxProcess(isa.name, mem, program, [program, *args.args], root=args.root)

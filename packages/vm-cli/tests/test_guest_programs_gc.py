@@ -1,0 +1,85 @@
+"""The guest suite under a code cache far smaller than the programs' code: output still exactly qemu's.
+
+Programs of the suite run under ``vm run --engine python --code-cache-size ...``
+with a bound far below the code they translate (700 to 2,400 blocks, several
+MiB), so vm-gc collects tens of times per run, marking concurrently while the
+guest runs; ``jit_codegen`` keeps generating new code (and overwriting old).
+qemu-riscv64 is the oracle, compared exactly as in ``test_guest_programs``.
+A last check makes sure the bound really made the collector work.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+def _guest_programs_module() -> ModuleType:
+    """``test_guest_programs`` (its comparison helpers), loaded by path: tests are not importable modules here."""
+    name = "vm_cli_tests_guest_programs"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_guest_programs.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_suite = _guest_programs_module()
+VM_TIMEOUT_S = _suite.VM_TIMEOUT_S
+run_in_fresh_dir = _suite.run_in_fresh_dir
+run_under_qemu = _suite.run_under_qemu
+without_uncaught_signal_report = _suite.without_uncaught_signal_report
+
+#: (program, vm run options): bounds well below each program's working set of translated code. The
+#: programs are those whose hot loops still fit (a bound below the hot working set makes every collection
+#: an emergency one and the run minutes long; correct, but too slow for the suite).
+CASES = [
+    *[(name, ["--code-cache-size", "256blocks"]) for name in (
+        "hello", "sort_search", "setjmp_longjmp", "segv", "segv_handler", "stdio_interleave", "atomics", "file_io",
+        "jit_codegen",
+    )],
+    *[(name, ["--code-cache-size", "512K"]) for name in ("hello", "setjmp_longjmp", "jit_codegen")],
+]
+
+
+@pytest.mark.guest_vm
+@pytest.mark.parametrize(("name", "options"), CASES, ids=[f"{n}-{o[-1]}" for n, o in CASES])
+def test_vm_run_with_a_small_code_cache_matches_qemu(
+    name: str, options: list[str], guest_build: ModuleType, guest_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    program = next(p for p in guest_build.load_manifest() if p.name == name)
+    binary = guest_binaries[name]
+    expected = run_under_qemu(guest_build, binary, program, tmp_path / "qemu")
+    command = [sys.executable, "-m", "vm_cli", "run", "--engine", "python", *options, str(binary), *program.args]
+    actual = run_in_fresh_dir(guest_build, command, tmp_path / "vm", timeout=VM_TIMEOUT_S)
+    assert actual.returncode == expected.returncode, actual.stderr.decode(errors="replace")[-2000:]
+    assert actual.stdout == expected.stdout
+    if program.ending == "signal":
+        assert without_uncaught_signal_report(actual.stderr) == without_uncaught_signal_report(expected.stderr)
+    else:
+        assert actual.stderr == expected.stderr
+    assert actual.files == expected.files
+
+
+@pytest.mark.guest_vm
+def test_small_code_cache_is_collected_and_stays_bounded(
+    guest_build: ModuleType, guest_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "vm_cli", "run", "--engine", "python", "--stats", "--code-cache-size",
+               "64blocks", str(guest_binaries["jit_codegen"]), "40", "16"]
+    outcome = run_in_fresh_dir(guest_build, command, tmp_path / "vm", timeout=VM_TIMEOUT_S)
+    assert outcome.returncode == 0, outcome.stderr.decode(errors="replace")[-2000:]
+    assert outcome.stdout.endswith(b"checksum 731e6e243160b740 mismatches 0\n")  # qemu-riscv64's last line
+    stats = {m[1]: int(m[2]) for m in re.finditer(rb"^vm: (gc [a-z ]+|code cache [a-z ]+) (\d+)$",
+                                                 outcome.stderr, re.MULTILINE)}
+    assert stats[b"gc collections"] > 10
+    assert stats[b"gc minor collections"] > 0 and stats[b"gc major collections"] > 0
+    assert stats[b"gc reclaimed translations"] > 1000  # the 1,280 generated functions and more
+    assert stats[b"code cache translations"] <= 64 + 1
