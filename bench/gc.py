@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     build = load_guest_build()
     build.check_toolchain()
     program = next(p for p in build.load_manifest() if p.name == "jit_codegen")
-    console = Console()
+    console = Console(width=160)
     table = Table(title="jit_codegen under vm run --engine python (new code every round)")
     for column in ("rounds", "cache bound", "peak RSS MiB", "cache peak MiB", "translations left", "collections",
                    "GC pause s (max ms)", "marker s", "GC cost", "wall s"):
