@@ -85,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run a static Linux program for another CPU (like qemu-user)",
         description="Run PROGRAM (a static riscv64 Linux ELF) with ARGS; its exit status becomes vm's.",
     )
-    p.add_argument("--engine", default="auto", help="execution engine: interp, python, or auto (default)")
+    p.add_argument("--engine", default="auto", help="execution engine: interp, python, llvm, or auto (default: the fastest installed)")
     p.add_argument("--root", metavar="DIR", help="confine every guest path to DIR (like a chroot)")
     p.add_argument("--stats", action="store_true", help="print instructions, wall time and MIPS on stderr")
     p.add_argument("--name", help="name of the VM this run is recorded as (default: a generated one)")
