@@ -83,7 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
         help="run a static Linux program for another CPU (like qemu-user)",
-        description="Run PROGRAM (a static riscv64 Linux ELF) with ARGS; its exit status becomes vm's.",
+        description="Run PROGRAM (a static riscv64 Linux ELF, or x86-64 through KVM) with ARGS; its exit status becomes vm's.",
     )
     p.add_argument("--engine", default="auto", help="execution engine: interp, python, llvm, or auto (default: the fastest installed)")
     p.add_argument("--root", metavar="DIR", help="confine every guest path to DIR (like a chroot)")
