@@ -157,7 +157,10 @@ def test_store_from_native_code_into_another_code_page_invalidates_it() -> None:
 
 
 def test_background_compilation_installs_native_code_and_changes_nothing() -> None:
-    guest = summing_loop(200_000)
+    # long enough (30M instructions) that a slow, loaded machine still installs the background
+    # compile before the loop ends
+    iterations = 3_000_000
+    guest = summing_loop(iterations)
     engine = TieredEngine(FRONTEND, llvm_settings(native_background=True, native_threshold=100))
     try:
         cpu = make_cpu(guest)
@@ -171,7 +174,7 @@ def test_background_compilation_installs_native_code_and_changes_nothing() -> No
     finally:
         engine.close()
     reference = run_in_chunks(interp_engine(), summing_loop(2000), [10**9])[-1]
-    assert cpu.regs[10] == 3 * 200_000 * 200_001 // 2 and cpu.icount == 10 * 200_000
+    assert cpu.regs[10] == 3 * iterations * (iterations + 1) // 2 and cpu.icount == 10 * iterations
     assert reference.regs[10] == 3 * 2000 * 2001 // 2 and reference.icount == 10 * 2000  # same loop, checked
 
 
