@@ -75,7 +75,7 @@ log = get_logger("vm_jit.native.engine")
 
 #: Bump when generated code changes meaning: part of every AOT cache key.
 CODEGEN_VERSION = 2
-_PLACEHOLDER = "vm_region_placeholder"
+_PROVISIONAL_NAME = "vm_region_unnamed"  # replaced by the content-derived name
 #: Besides its first block, a native function can be entered at the blocks that were tier-1 region
 #: entries when it was compiled (where the dispatcher really arrives), at most this many.
 MAX_EXTRA_ENTRIES = 7
@@ -117,10 +117,10 @@ def named_region(blocks: list[ir.Block], entries: tuple[int, ...]) -> RegionCode
     control-flow graph that many blocks can be entered into compiles several
     times slower.
     """
-    draft = region_code(blocks, _PLACEHOLDER, entries=entries)
+    draft = region_code(blocks, _PROVISIONAL_NAME, entries=entries)
     digest = hashlib.sha256(draft.text.encode()).hexdigest()[:20]
     name = f"vm_r{blocks[0].pc:x}_{digest}"
-    return attrs.evolve(draft, name=name, text=draft.text.replace(f"@{_PLACEHOLDER}(", f"@{name}("))
+    return attrs.evolve(draft, name=name, text=draft.text.replace(f"@{_PROVISIONAL_NAME}(", f"@{name}("))
 
 
 class _CompilerThread:
