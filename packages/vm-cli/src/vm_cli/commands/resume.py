@@ -16,11 +16,11 @@ import sys
 import time
 from typing import Any
 
-from vm_core.errors import SnapshotError, VmError
+from vm_core.errors import SnapshotError
 from vm_core.logging import get_logger
 from vm_core.plugins import collect_registry, make_plugin_manager
 
-from vm_cli.commands.run import die_like_the_guest
+from vm_cli.commands.run import RecordedRun, die_like_the_guest
 from vm_cli.machine import choose_engine
 from vm_cli.snapshot import LoadedSnapshot, SavedSnapshot, SnapshotStore, restore_linux, run_or_snapshot
 
@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=resume)
 
 
-class ResumeRecord:
+class ResumeRecord(RecordedRun):
     """The VM a snapshot belongs to: restored from it (refused while the VM runs), resumed, stopped.
 
     A snapshot taken while the event store was unavailable names no VM; one
@@ -51,8 +51,9 @@ class ResumeRecord:
     one) stop the resume before the guest runs.
     """
 
+    not_recorded_event = "resume_stop_not_recorded"
+
     def __init__(self, loaded: LoadedSnapshot) -> None:
-        self.app: Any = None
         self.vm_id = loaded.snapshot.vm_id
         if self.vm_id is None:
             return
@@ -72,16 +73,6 @@ class ResumeRecord:
             )
         self.app.restore_from(self.vm_id, loaded.snapshot_id)
         self.app.resume(self.vm_id)
-
-    def stopped(self, exit_status: int | None, signo: int | None, instructions: int, wall: float) -> None:
-        if self.app is None:
-            return
-        try:
-            self.app.stop(
-                self.vm_id, exit_status=exit_status, signal=signo, instructions_retired=instructions, wall_time_s=wall
-            )
-        except VmError as err:
-            log.warning("resume_stop_not_recorded", reason=str(err))
 
 
 def resume(args: argparse.Namespace) -> int:

@@ -39,16 +39,36 @@ log = get_logger("vm_cli.run")
 USER_ADDRESS_SPACE = 1 << 38
 
 
-class RunRecord:
-    """Records one ``vm run`` as a VM in the event store (``vm ls`` / ``vm show``).
+class RecordedRun:
+    """A guest run recorded on a VM in the event store; ``stopped`` records how it ended.
 
     Recording must never cost the guest its run: if the store cannot be
-    opened or written, a warning is logged and the program runs anyway.
+    written, a warning is logged and the guest's outcome stands.
+    """
+
+    app: Any = None
+    vm_id: Any = None
+    not_recorded_event = "run_stop_not_recorded"
+
+    def stopped(self, exit_status: int | None, signo: int | None, instructions: int, wall: float) -> None:
+        if self.app is None:
+            return
+        try:
+            self.app.stop(
+                self.vm_id, exit_status=exit_status, signal=signo, instructions_retired=instructions, wall_time_s=wall
+            )
+        except VmError as err:
+            log.warning(self.not_recorded_event, reason=str(err))
+
+
+class RunRecord(RecordedRun):
+    """Records one ``vm run`` as a VM in the event store (``vm ls`` / ``vm show``).
+
+    If the store cannot be opened, a warning is logged and the program runs
+    anyway (unless the user asked for a ``--name``).
     """
 
     def __init__(self, args: argparse.Namespace, isa: str, engine: str) -> None:
-        self.app: Any = None
-        self.vm_id: Any = None
         try:
             from vm_core.application import VmApplication
 
@@ -67,16 +87,6 @@ class RunRecord:
                 raise
             log.warning("run_not_recorded", reason=str(err))
             self.app = None
-
-    def stopped(self, exit_status: int | None, signo: int | None, instructions: int, wall: float) -> None:
-        if self.app is None:
-            return
-        try:
-            self.app.stop(
-                self.vm_id, exit_status=exit_status, signal=signo, instructions_retired=instructions, wall_time_s=wall
-            )
-        except VmError as err:
-            log.warning("run_stop_not_recorded", reason=str(err))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
