@@ -33,6 +33,7 @@ from engine_harness import (
 from native_harness import llvm_settings
 from vm_core.types import StopKind
 from vm_jit.native.engine import TieredEngine
+from vm_jit.native.float_ops import HOST_HAS_MXCSR
 from vm_translate.riscv import RiscvFrontEnd
 from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s
 
@@ -178,15 +179,26 @@ def test_background_compilation_installs_native_code_and_changes_nothing() -> No
     assert reference.regs[10] == 3 * 2000 * 2001 // 2 and reference.icount == 10 * 2000  # same loop, checked
 
 
-def test_regions_of_fp_code_stay_in_tier_1() -> None:
-    """fadd.d needs a softfloat helper: its block is not native, the integer loop around it may be."""
-    fadd_d = 0x02B57553  # fadd.d fa0, fa0, fa1 (rm = dyn)
+def _fadd_loop(fadd_d: int) -> Guest:
     body = [fadd_d, addi(COUNTER, COUNTER, -1)]
     body.append(enc_b(0x63, 1, COUNTER, 0, -8))
     x = [0] * 32
     x[COUNTER] = 300
     one = 0x3FF0000000000000
-    guest = Guest(code=encode(body), x=tuple(x), f=(0,) * 10 + (one, one) + (0,) * 20)
+    return Guest(code=encode(body), x=tuple(x), f=(0,) * 10 + (one, one) + (0,) * 20)
+
+
+def test_blocks_with_helpers_native_code_lacks_stay_in_tier_1() -> None:
+    """fadd.d rounding to nearest, ties away (RMM) has no host equivalent: its block stays in tier 1."""
+    guest = _fadd_loop(0x02B54553)  # fadd.d fa0, fa0, fa1, rmm
     engine = TieredEngine(FRONTEND, llvm_settings())
     assert_same_runs(run_in_chunks(interp_engine(), guest, [50]), run_in_chunks(engine, guest, [50]))
     assert CODE not in engine.native and engine.stats["compiled_insns"] > 0
+
+
+@pytest.mark.skipif(not HOST_HAS_MXCSR, reason="native floating point is x86-64 only")
+def test_floating_point_loops_run_natively() -> None:
+    guest = _fadd_loop(0x02B57553)  # fadd.d fa0, fa0, fa1 (rm = dyn)
+    engine = TieredEngine(FRONTEND, llvm_settings())
+    assert_same_runs(run_in_chunks(interp_engine(), guest, [50]), run_in_chunks(engine, guest, [50]))
+    assert CODE in engine.native and engine.stats["native_insns"] > 0

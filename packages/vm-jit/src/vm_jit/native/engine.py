@@ -74,7 +74,7 @@ from vm_jit.settings import JitSettings
 log = get_logger("vm_jit.native.engine")
 
 #: Bump when generated code changes meaning: part of every AOT cache key.
-CODEGEN_VERSION = 2
+CODEGEN_VERSION = 3
 _PROVISIONAL_NAME = "vm_region_unnamed"  # replaced by the content-derived name
 #: Besides its first block, a native function can be entered at the blocks that were tier-1 region
 #: entries when it was compiled (where the dispatcher really arrives), at most this many.

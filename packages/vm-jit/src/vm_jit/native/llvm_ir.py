@@ -18,9 +18,9 @@ them in host registers where it can and the file holds the guest state at
 every exit; since the IR puts every statement that can fault before the
 instruction's first ``PutReg``, the state at a :data:`SLOW` exit is exactly
 the state before that instruction. Only blocks whose statements are all
-implemented here are compiled (:func:`native_supported`); helpers other than
-those in :data:`NATIVE_HELPERS` (floating point, the clock) keep their block
-in tier 1. IR semantics follow :mod:`vm_translate.executor` exactly,
+implemented here are compiled (:func:`native_supported`): the helpers in
+:data:`NATIVE_HELPERS`, and on x86-64 hosts the floating-point helpers
+(:mod:`.float_ops`); any other helper (the clock) keeps its block in tier 1. IR semantics follow :mod:`vm_translate.executor` exactly,
 division by zero and signed overflow included.
 """
 
@@ -29,6 +29,8 @@ from __future__ import annotations
 import attrs
 from vm_translate import ir
 from vm_translate.ir import to_signed
+
+from vm_jit.native.float_ops import FLOAT_HELPERS, FloatLowering, float_call_supported
 
 #: ctx slot indexes.
 CTX_REGS, CTX_READ, CTX_WRITE, CTX_BUDGET, CTX_START, CTX_ICOUNT, CTX_OUT_PC, CTX_OUT_N = range(8)
@@ -77,6 +79,8 @@ def _stmt_supported(stmt: ir.Stmt) -> bool:
     if isinstance(stmt, ir.Store):
         return stmt.size in _ACCESS_SIZES
     if isinstance(stmt, ir.Call):
+        if stmt.helper in FLOAT_HELPERS:
+            return float_call_supported(stmt)
         if stmt.helper not in NATIVE_HELPERS:
             return False
         if stmt.helper == "riscv_read_instret":
@@ -118,6 +122,7 @@ class _RegionEmitter:
         self.out_stubs: dict[int, str] = {}
         self.uses_sc = False
         self.traps: list[ir.TrapExit] = []
+        self.fp = FloatLowering(self)
 
     # -- names ------------------------------------------------------------------
     def tmp(self) -> str:
@@ -265,6 +270,9 @@ class _RegionEmitter:
         self.emit(f"{out} = select i1 {zero}, {t} {by_zero}, {t} {raw}")
 
     def call(self, s: ir.Call, nv: str, slow: str) -> None:
+        if s.helper in FLOAT_HELPERS:
+            self.fp.call(s, slow)
+            return
         if s.helper == "riscv_read_instret":
             assert isinstance(s.args[0], ir.Const)
             base, out = self.tmp(), self.tmp()
@@ -405,7 +413,8 @@ class _RegionEmitter:
         for block in self.blocks:
             self.block(block)
         regs = sorted(self.regs_read | self.regs_written)
-        head = [f"define i64 @{self.name}(ptr noalias %ctx) nounwind {{", "entry:"]
+        strict = " strictfp" if self.fp.used else ""
+        head = [f"define i64 @{self.name}(ptr noalias %ctx) nounwind{strict} {{", "entry:"]
 
         def slot(index: int, name: str) -> None:
             head.append(f"  %{name}.p = getelementptr i64, ptr %ctx, i64 {index}")
@@ -424,12 +433,15 @@ class _RegionEmitter:
         head += ["  %n.addr = alloca i64", "  %pc.addr = alloca i64", "  %st.addr = alloca i64"]
         if self.uses_sc:
             head.append("  %sc.addr = alloca i64")
+        if self.fp.used:
+            head += self.fp.prologue()
         for r in regs:
             head.append(f"  %r{r} = getelementptr i64, ptr %regs, i64 {r}")
         head.append("  store i64 0, ptr %n.addr")
         cases = " ".join(f"i64 {to_signed(pc, 64)}, label %B{pc:x}" for pc in self.entries)
         head.append(f"  switch i64 %start, label %{self.exit_stub('%start', LEFT, '0')} [ {cases} ]")
-        tail = ["exit:", "  %out.pc = load i64, ptr %pc.addr", "  store i64 %out.pc, ptr %out.pc.p",
+        tail = ["exit:", *(self.fp.epilogue() if self.fp.used else []),
+                "  %out.pc = load i64, ptr %pc.addr", "  store i64 %out.pc, ptr %out.pc.p",
                 "  %out.n = load i64, ptr %n.addr", "  store i64 %out.n, ptr %out.n.p",
                 "  %status = load i64, ptr %st.addr", "  ret i64 %status", "}"]  # fmt: skip
         body = head + self.lines + self.stubs + tail
@@ -452,6 +464,8 @@ def region_code(blocks: list[ir.Block], name: str, entries: tuple[int, ...] | No
     emitter = _RegionEmitter(blocks, name, chosen)
     function = emitter.function()
     text = function + "\ndeclare i64 @llvm.umin.i64(i64, i64)\n" + _METADATA
+    if emitter.fp.used:
+        text += emitter.fp.module_tail()
     regs = emitter.regs_read | emitter.regs_written
     return RegionCode(
         name=name,

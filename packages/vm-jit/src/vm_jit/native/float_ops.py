@@ -1,0 +1,384 @@
+"""Tier 2 floating point: the RISC-V F and D helpers as host SSE arithmetic with exact ``fflags``.
+
+vm-translate lifts every rounded F/D instruction to a call of a pure
+softfloat helper (``riscv.fadd.d``, ``riscv.fcvt.w.s`` ...) returning
+``(value, fflags)``. Native code computes the same pair with the host's own
+IEEE 754 arithmetic:
+
+- the rounding mode (static, or ``frm`` for DYN) goes into the x86 MXCSR
+  rounding-control field with every exception flag cleared and every
+  exception masked; the operation runs as an LLVM *constrained* intrinsic
+  (``fpexcept.strict``, ``round.dynamic``, in a ``strictfp`` function, so
+  LLVM neither folds nor moves it across the MXCSR accesses); MXCSR's sticky
+  flags then give RISC-V's NV, DZ, OF and NX (x86 IE, ZE, OE, PE);
+- a NaN result becomes RISC-V's canonical NaN (x86 returns its "default NaN"
+  or an operand's payload instead); single-precision operands are unboxed
+  and results NaN-boxed exactly as the softfloat helpers do;
+- what the host does not do the RISC-V way leaves native code for the
+  instruction's checked slow path (the softfloat helper, see
+  :mod:`.llvm_ir`'s ``SLOW``): RMM and the reserved rounding modes, an
+  inexact result no larger than the smallest normal number (where the
+  underflow flag depends on how tininess is detected, and a result rounded
+  up to the smallest normal may still be tiny), NaN operands of
+  comparisons, min/max and float-to-integer conversions, a NaN result of a
+  fused multiply-add (RISC-V raises NV for 0 * inf + qNaN, x86 does not),
+  and integer conversions out of range.
+
+Comparisons, min/max, ``fclass`` and single-precision sign injection are
+integer operations on the register bits. The region function saves MXCSR on
+entry and restores it on every exit, so Python's own floating point never
+sees a changed rounding mode. This lowering is for x86-64 hosts only
+(:data:`HOST_HAS_MXCSR`); elsewhere blocks with F/D helpers stay in tier 1.
+"""
+
+from __future__ import annotations
+
+import platform
+import struct
+from typing import Protocol
+
+import attrs
+from vm_translate import ir
+
+#: Whether the host is x86-64, whose MXCSR this lowering reads and writes.
+HOST_HAS_MXCSR = platform.machine().lower() in ("x86_64", "amd64")
+
+#: MXCSR with every exception masked, no flags, round to nearest; the rounding control is bits 13-14.
+_MXCSR_BASE = 0x1F80
+#: RISC-V rm 0..3 (RNE, RTZ, RDN, RUP) as MXCSR rounding control (nearest 0, down 1, up 2, zero 3),
+#: one nibble per rm.
+_RC_NIBBLES = 0x2130
+_RC_OF_RM = (0, 3, 1, 2)
+_BOX = 0xFFFFFFFF_00000000
+ATTRIBUTES = "attributes #0 = { strictfp }\n"
+
+
+@attrs.frozen
+class _Format:
+    bits: int
+    llvm: str  # "float" or "double"
+    suffix: str  # intrinsic type suffix
+    exp: int  # the exponent field, all ones
+    canonical_nan: int
+    min_normal: int
+    quiet: int  # the quiet bit of a NaN
+
+
+_F32 = _Format(32, "float", "f32", 0x7F800000, 0x7FC00000, 0x00800000, 0x00400000)
+_F64 = _Format(64, "double", "f64", 0x7FF00000_00000000, 0x7FF80000_00000000, 0x00100000_00000000, 1 << 51)
+_FORMATS = {"s": _F32, "d": _F64}
+
+
+@attrs.frozen
+class FloatOp:
+    """How one helper is lowered: its ``kind`` and the parameters that kind needs."""
+
+    kind: str  # arith, sqrt, fma, minmax, compare, classify, sign, to_int, from_int, convert
+    fmt: _Format  # the operand format (the result format for from_int and convert)
+    op: str = ""
+    bits: int = 0  # integer width of a conversion
+    signed: bool = False
+    negate_product: bool = False
+    negate_addend: bool = False
+    source: _Format | None = None  # convert: the operand format
+
+
+def _helpers() -> dict[str, FloatOp]:
+    table: dict[str, FloatOp] = {}
+    for s, fmt in _FORMATS.items():
+        for stem in ("fadd", "fsub", "fmul", "fdiv"):
+            table[f"riscv.{stem}.{s}"] = FloatOp("arith", fmt, stem)
+        table[f"riscv.fsqrt.{s}"] = FloatOp("sqrt", fmt)
+        for stem, product, addend in (("fmadd", False, False), ("fmsub", False, True),
+                                      ("fnmsub", True, False), ("fnmadd", True, True)):  # fmt: skip
+            table[f"riscv.{stem}.{s}"] = FloatOp("fma", fmt, negate_product=product, negate_addend=addend)
+        table[f"riscv.fmin.{s}"] = FloatOp("minmax", fmt, "min")
+        table[f"riscv.fmax.{s}"] = FloatOp("minmax", fmt, "max")
+        for stem in ("feq", "flt", "fle"):
+            table[f"riscv.{stem}.{s}"] = FloatOp("compare", fmt, stem[1:])
+        table[f"riscv.fclass.{s}"] = FloatOp("classify", fmt)
+        for kind, bits, signed in (("w", 32, True), ("wu", 32, False), ("l", 64, True), ("lu", 64, False)):
+            table[f"riscv.fcvt.{kind}.{s}"] = FloatOp("to_int", fmt, bits=bits, signed=signed)
+            table[f"riscv.fcvt.{s}.{kind}"] = FloatOp("from_int", fmt, bits=bits, signed=signed)
+    for stem in ("fsgnj", "fsgnjn", "fsgnjx"):
+        table[f"riscv.{stem}.s"] = FloatOp("sign", _F32, stem)
+    table["riscv.fcvt.s.d"] = FloatOp("convert", _F32, source=_F64)
+    table["riscv.fcvt.d.s"] = FloatOp("convert", _F64, source=_F32)
+    return table
+
+
+#: Every helper this module lowers, by helper name.
+FLOAT_HELPERS: dict[str, FloatOp] = _helpers() if HOST_HAS_MXCSR else {}
+_ROUNDED = frozenset({"arith", "sqrt", "fma", "to_int", "from_int", "convert"})
+
+
+def float_call_supported(stmt: ir.Call) -> bool:
+    """Whether ``stmt`` calls a helper lowered here, with a rounding mode the host has (not RMM)."""
+    spec = FLOAT_HELPERS.get(stmt.helper)
+    if spec is None:
+        return False
+    if spec.kind in _ROUNDED:
+        rm = stmt.args[-2]
+        return not isinstance(rm, ir.Const) or rm.value < 4
+    return True
+
+
+def _literal(value: float) -> str:
+    """An LLVM floating-point literal (LLVM writes float constants as doubles, too)."""
+    bits = struct.unpack("<Q", struct.pack("<d", value))[0]
+    return f"0x{bits:016X}"
+
+
+def _signed(value: int, width: int) -> str:
+    return str(value - (1 << width) if value >> (width - 1) else value)
+
+
+class Emitter(Protocol):
+    """What this lowering needs from the region emitter (:class:`.llvm_ir._RegionEmitter`)."""
+
+    def tmp(self) -> str: ...
+    def emit(self, line: str) -> None: ...
+    def op(self, o: ir.Operand) -> str: ...
+    def resize(self, value: str, frm: int, to: int, signed: bool = False) -> str: ...
+    def bind(self, dst: ir.Temp, value: str) -> None: ...
+    def check(self, bad: str, slow: str) -> None: ...
+
+
+class FloatLowering:
+    """Emits the floating-point helper calls of one region (see the module docstring)."""
+
+    def __init__(self, e: Emitter) -> None:
+        self.e = e
+        self.used = False
+        self.declarations: set[str] = set()
+
+    # -- plumbing -----------------------------------------------------------------------
+    def _t(self, line: str) -> str:
+        out = self.e.tmp()
+        self.e.emit(f"{out} = {line}")
+        return out
+
+    def _intrinsic(self, ret: str, name: str, args: list[str], rounded: bool = True) -> str:
+        params = ", ".join(arg.rsplit(" ", 1)[0] for arg in args)
+        extra = ", metadata" * (2 if rounded else 1)
+        self.declarations.add(f"declare {ret} @llvm.experimental.constrained.{name}({params}{extra})")
+        meta = ['metadata !"round.dynamic"'] if rounded else []
+        call_args = ", ".join([*args, *meta, 'metadata !"fpexcept.strict"'])
+        return self._t(f"call {ret} @llvm.experimental.constrained.{name}({call_args}) #0")
+
+    def _bits(self, o: ir.Operand, fmt: _Format) -> str:
+        """The ``fmt`` bits of an f-register operand (single precision unboxed: canonical NaN unless boxed)."""
+        value = self.e.resize(self.e.op(o), o.width, 64)
+        if fmt.bits == 64:
+            return value
+        boxed = self._t(f"icmp uge i64 {value}, {_signed(_BOX, 64)}")
+        low = self._t(f"trunc i64 {value} to i32")
+        return self._t(f"select i1 {boxed}, i32 {low}, i32 {fmt.canonical_nan}")
+
+    def _float(self, bits: str, fmt: _Format) -> str:
+        return self._t(f"bitcast i{fmt.bits} {bits} to {fmt.llvm}")
+
+    def _is_nan(self, bits: str, fmt: _Format) -> str:
+        magnitude = self._t(f"and i{fmt.bits} {bits}, {_signed((1 << (fmt.bits - 1)) - 1, fmt.bits)}")
+        return self._t(f"icmp ugt i{fmt.bits} {magnitude}, {_signed(fmt.exp, fmt.bits)}")
+
+    def _register(self, bits: str, fmt: _Format) -> str:
+        """The 64-bit f-register value holding ``bits`` (single precision NaN-boxed)."""
+        if fmt.bits == 64:
+            return bits
+        wide = self._t(f"zext i32 {bits} to i64")
+        return self._t(f"or i64 {wide}, {_signed(_BOX, 64)}")
+
+    def _slow_if_nan(self, bits: list[str], fmt: _Format, slow: str) -> None:
+        nans = [self._is_nan(b, fmt) for b in bits]
+        either = nans[0] if len(nans) == 1 else self._t(f"or i1 {nans[0]}, {nans[1]}")
+        self.e.check(either, slow)
+
+    def _begin(self, rm: ir.Operand, slow: str) -> None:
+        """Load MXCSR with the rounding mode ``rm`` and no flags (RMM and reserved modes: go slow)."""
+        if isinstance(rm, ir.Const):
+            mxcsr = str(_MXCSR_BASE | _RC_OF_RM[rm.value] << 13)
+        else:
+            mode = self.e.resize(self.e.op(rm), rm.width, 64)
+            self.e.check(self._t(f"icmp ugt i64 {mode}, 3"), slow)
+            shift = self._t(f"shl i64 {mode}, 2")
+            nibble = self._t(f"lshr i64 {_RC_NIBBLES}, {shift}")
+            control = self._t(f"and i64 {nibble}, 3")
+            placed = self._t(f"shl i64 {control}, 13")
+            wide = self._t(f"or i64 {placed}, {_MXCSR_BASE}")
+            mxcsr = self._t(f"trunc i64 {wide} to i32")
+        self.e.emit(f"store i32 {mxcsr}, ptr %fp.mx")
+        self.e.emit("call void @llvm.x86.sse.ldmxcsr(ptr %fp.mx) #0")
+
+    def _end(self) -> tuple[str, str]:
+        """Read MXCSR's flags: (RISC-V fflags as i64, the inexact flag as i1)."""
+        self.e.emit("call void @llvm.x86.sse.stmxcsr(ptr %fp.mx) #0")
+        m32 = self._t("load i32, ptr %fp.mx")
+        m = self._t(f"zext i32 {m32} to i64")
+        invalid = self._t(f"shl i64 {self._t(f'and i64 {m}, 1')}, 4")  # IE (bit 0) -> NV (bit 4)
+        by_zero = self._t(f"shl i64 {self._t(f'and i64 {m}, 4')}, 1")  # ZE (bit 2) -> DZ (bit 3)
+        overflow = self._t(f"lshr i64 {self._t(f'and i64 {m}, 8')}, 1")  # OE (bit 3) -> OF (bit 2)
+        inexact = self._t(f"lshr i64 {self._t(f'and i64 {m}, 32')}, 5")  # PE (bit 5) -> NX (bit 0)
+        flags = self._t(f"or i64 {self._t(f'or i64 {invalid}, {by_zero}')}, {self._t(f'or i64 {overflow}, {inexact}')}")
+        return flags, self._t(f"icmp ne i64 {inexact}, 0")
+
+    def _result(self, value: str, fmt: _Format, inexact: str, slow: str, nan_is_slow: bool = False) -> str:
+        """The register value of a rounded result (canonical NaN); a tiny inexact result goes slow."""
+        bits = self._t(f"bitcast {fmt.llvm} {value} to i{fmt.bits}")
+        magnitude = self._t(f"and i{fmt.bits} {bits}, {_signed((1 << (fmt.bits - 1)) - 1, fmt.bits)}")
+        tiny = self._t(f"icmp ule i{fmt.bits} {magnitude}, {_signed(fmt.min_normal, fmt.bits)}")
+        self.e.check(self._t(f"and i1 {tiny}, {inexact}"), slow)
+        nan = self._t(f"icmp ugt i{fmt.bits} {magnitude}, {_signed(fmt.exp, fmt.bits)}")
+        if nan_is_slow:
+            self.e.check(nan, slow)
+        canonical = self._t(f"select i1 {nan}, i{fmt.bits} {_signed(fmt.canonical_nan, fmt.bits)}, i{fmt.bits} {bits}")
+        return self._register(canonical, fmt)
+
+    def _order_key(self, bits: str, fmt: _Format) -> str:
+        """A signed integer ordering non-NaN values as their floating-point values (-0 equals +0)."""
+        w = fmt.bits
+        magnitude = self._t(f"and i{w} {bits}, {_signed((1 << (w - 1)) - 1, w)}")
+        negative = self._t(f"icmp slt i{w} {bits}, 0")
+        negated = self._t(f"sub i{w} 0, {magnitude}")
+        return self._t(f"select i1 {negative}, i{w} {negated}, i{w} {magnitude}")
+
+    # -- the helpers ------------------------------------------------------------------------
+    def call(self, s: ir.Call, slow: str) -> None:
+        """Emit ``s`` (a helper in :data:`FLOAT_HELPERS`); bind its destinations."""
+        spec = FLOAT_HELPERS[s.helper]
+        self.used = True
+        fmt = spec.fmt
+        flags = "0"
+        if spec.kind in ("arith", "sqrt", "fma"):
+            count = {"arith": 2, "sqrt": 1, "fma": 3}[spec.kind]
+            bits = [self._bits(a, fmt) for a in s.args[:count]]
+            if spec.negate_product:
+                bits[0] = self._t(f"xor i{fmt.bits} {bits[0]}, {_signed(1 << (fmt.bits - 1), fmt.bits)}")
+            if spec.negate_addend:
+                bits[2] = self._t(f"xor i{fmt.bits} {bits[2]}, {_signed(1 << (fmt.bits - 1), fmt.bits)}")
+            values = [f"{fmt.llvm} {self._float(b, fmt)}" for b in bits]
+            self._begin(s.args[count], slow)
+            name = {"arith": spec.op, "sqrt": "sqrt", "fma": "fma"}[spec.kind]
+            result = self._intrinsic(fmt.llvm, f"{name}.{fmt.suffix}", values)
+            flags, inexact = self._end()
+            # RISC-V raises NV for 0 * inf + qNaN, x86 does not: a NaN result of a fused op goes slow
+            value = self._result(result, fmt, inexact, slow, nan_is_slow=spec.kind == "fma")
+        elif spec.kind == "convert":
+            assert spec.source is not None
+            source = spec.source
+            operand = f"{source.llvm} {self._float(self._bits(s.args[0], source), source)}"
+            self._begin(s.args[1], slow)
+            if source.bits > fmt.bits:
+                result = self._intrinsic(fmt.llvm, f"fptrunc.{fmt.suffix}.{source.suffix}", [operand])
+            else:
+                result = self._intrinsic(fmt.llvm, f"fpext.{fmt.suffix}.{source.suffix}", [operand], rounded=False)
+            flags, inexact = self._end()
+            value = self._result(result, fmt, inexact, slow)
+        elif spec.kind == "from_int":
+            x = self.e.resize(self.e.op(s.args[0]), s.args[0].width, 64)
+            x = self.e.resize(x, 64, spec.bits)
+            self._begin(s.args[1], slow)
+            name = f"{'si' if spec.signed else 'ui'}tofp.{fmt.suffix}.i{spec.bits}"
+            result = self._intrinsic(fmt.llvm, name, [f"i{spec.bits} {x}"])
+            flags, inexact = self._end()
+            value = self._result(result, fmt, inexact, slow)
+        elif spec.kind == "to_int":
+            value, flags = self._to_int(s, spec, slow)
+        else:
+            value = self._integer_op(s, spec, slow)
+        self.e.bind(s.dsts[0], self.e.resize(value, 64, s.dsts[0].width))
+        if len(s.dsts) > 1:
+            self.e.bind(s.dsts[1], self.e.resize(flags, 64, s.dsts[1].width))
+
+    def _to_int(self, s: ir.Call, spec: FloatOp, slow: str) -> tuple[str, str]:
+        """fcvt.{w,wu,l,lu}: round to an integral value, check the range, convert exactly."""
+        fmt = spec.fmt
+        bits = self._bits(s.args[0], fmt)
+        self._slow_if_nan([bits], fmt, slow)
+        operand = f"{fmt.llvm} {self._float(bits, fmt)}"
+        self._begin(s.args[1], slow)
+        rounded = self._intrinsic(fmt.llvm, f"rint.{fmt.suffix}", [operand])
+        flags, _ = self._end()
+        low, high = (-(2.0 ** (spec.bits - 1)), 2.0 ** (spec.bits - 1)) if spec.signed else (-1.0, 2.0**spec.bits)
+        low_cmp = "oge" if spec.signed else "ogt"
+        fits_low = self._compare(rounded, fmt, low_cmp, _literal(low))
+        fits_high = self._compare(rounded, fmt, "olt", _literal(high))
+        fits = self._t(f"and i1 {fits_low}, {fits_high}")
+        self.e.check(self._t(f"xor i1 {fits}, true"), slow)
+        conversion = f"{'fptosi' if spec.signed else 'fptoui'}.i64.{fmt.suffix}"
+        value = self._intrinsic("i64", conversion, [f"{fmt.llvm} {rounded}"], rounded=False)
+        if spec.bits == 32:  # W forms: the 32-bit result sign-extended to 64 bits
+            value = self.e.resize(self.e.resize(value, 64, 32), 32, 64, signed=True)
+        return value, flags
+
+    def _compare(self, value: str, fmt: _Format, predicate: str, literal: str) -> str:
+        name = f"fcmp.{fmt.suffix}"
+        self.declarations.add(f"declare i1 @llvm.experimental.constrained.{name}({fmt.llvm}, {fmt.llvm}, metadata, metadata)")
+        return self._t(
+            f"call i1 @llvm.experimental.constrained.{name}({fmt.llvm} {value}, {fmt.llvm} {literal}, "
+            f'metadata !"{predicate}", metadata !"fpexcept.strict") #0'
+        )
+
+    def _integer_op(self, s: ir.Call, spec: FloatOp, slow: str) -> str:
+        """The helpers that are bit manipulation: compare, min/max, fclass, single sign injection."""
+        fmt = spec.fmt
+        w = fmt.bits
+        sign = _signed(1 << (w - 1), w)
+        if spec.kind == "classify":
+            return self._classify(self._bits(s.args[0], fmt), fmt)
+        a, b = self._bits(s.args[0], fmt), self._bits(s.args[1], fmt)
+        if spec.kind == "sign":
+            magnitude = self._t(f"and i{w} {a}, {_signed((1 << (w - 1)) - 1, w)}")
+            source = self._t(f"xor i{w} {b}, -1") if spec.op == "fsgnjn" else b
+            sign_bit = self._t(f"and i{w} {source}, {sign}")
+            combined = self._t(f"xor i{w} {a}, {sign_bit}") if spec.op == "fsgnjx" else self._t(f"or i{w} {magnitude}, {sign_bit}")
+            return self._register(combined, fmt)
+        self._slow_if_nan([a, b], fmt, slow)  # NaN operands: flags and results as the slow path says
+        ka, kb = self._order_key(a, fmt), self._order_key(b, fmt)
+        if spec.kind == "compare":
+            predicate = {"eq": "eq", "lt": "slt", "le": "sle"}[spec.op]
+            return self._t(f"zext i1 {self._t(f'icmp {predicate} i{w} {ka}, {kb}')} to i64")
+        a_first = self._t(f"icmp slt i{w} {ka}, {kb}")
+        b_first = self._t(f"icmp slt i{w} {kb}, {ka}")
+        if spec.op == "max":
+            a_first, b_first = b_first, a_first
+        tie = self._t(f"{'or' if spec.op == 'min' else 'and'} i{w} {a}, {b}")  # -0 vs +0: min -0, max +0
+        pick = self._t(f"select i1 {b_first}, i{w} {b}, i{w} {tie}")
+        return self._register(self._t(f"select i1 {a_first}, i{w} {a}, i{w} {pick}"), fmt)
+
+    def _classify(self, bits: str, fmt: _Format) -> str:
+        """fclass: one bit set, 0 -inf, 1 -normal, 2 -subnormal, 3 -0, 4 +0, 5 +subnormal, 6 +normal, 7 +inf,
+        8 signaling NaN, 9 quiet NaN."""
+        w = fmt.bits
+        magnitude = self._t(f"and i{w} {bits}, {_signed((1 << (w - 1)) - 1, w)}")
+        negative = self._t(f"icmp slt i{w} {bits}, 0")
+        exponent = self._t(f"and i{w} {bits}, {_signed(fmt.exp, w)}")
+        is_zero = self._t(f"icmp eq i{w} {magnitude}, 0")
+        is_subnormal = self._t(f"icmp eq i{w} {exponent}, 0")
+        is_inf = self._t(f"icmp eq i{w} {magnitude}, {_signed(fmt.exp, w)}")
+        is_nan = self._t(f"icmp ugt i{w} {magnitude}, {_signed(fmt.exp, w)}")
+        quiet = self._t(f"icmp ne i{w} {self._t(f'and i{w} {bits}, {_signed(fmt.quiet, w)}')}, 0")
+        # positive classes 4..7; the negative class of the same kind is 7 - class
+        kind = self._t(f"select i1 {is_subnormal}, i64 5, i64 6")
+        kind = self._t(f"select i1 {is_zero}, i64 4, i64 {kind}")
+        kind = self._t(f"select i1 {is_inf}, i64 7, i64 {kind}")
+        mirrored = self._t(f"sub i64 7, {kind}")
+        kind = self._t(f"select i1 {negative}, i64 {mirrored}, i64 {kind}")
+        nan_kind = self._t(f"select i1 {quiet}, i64 9, i64 8")
+        kind = self._t(f"select i1 {is_nan}, i64 {nan_kind}, i64 {kind}")
+        return self._t(f"shl i64 1, {kind}")
+
+    # -- the region function's prologue and epilogue -------------------------------------------
+    def prologue(self) -> list[str]:
+        """Entry lines: the MXCSR scratch slot and the caller's MXCSR, saved."""
+        return ["  %fp.mx = alloca i32", "  %fp.saved = alloca i32", "  call void @llvm.x86.sse.stmxcsr(ptr %fp.saved) #0"]
+
+    def epilogue(self) -> list[str]:
+        """Exit lines: the caller's MXCSR restored."""
+        return ["  call void @llvm.x86.sse.ldmxcsr(ptr %fp.saved) #0"]
+
+    def module_tail(self) -> str:
+        """Declarations and attributes the module needs."""
+        lines = sorted(self.declarations)
+        lines += ["declare void @llvm.x86.sse.ldmxcsr(ptr)", "declare void @llvm.x86.sse.stmxcsr(ptr)"]
+        return "\n".join(lines) + "\n" + ATTRIBUTES
