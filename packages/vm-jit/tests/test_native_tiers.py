@@ -202,3 +202,37 @@ def test_floating_point_loops_run_natively() -> None:
     engine = TieredEngine(FRONTEND, llvm_settings())
     assert_same_runs(run_in_chunks(interp_engine(), guest, [50]), run_in_chunks(engine, guest, [50]))
     assert CODE in engine.native and engine.stats["native_insns"] > 0
+
+
+def calling_loop(count: int) -> Guest:
+    """A loop calling a leaf function through a register (jalr): loop and function are separate regions."""
+    function = 4 * 5
+    body = [
+        addi(10, 10, 1),  # loop: a0 += 1
+        enc_i(0x67, 1, 0, 18, 0),  # jalr ra, 0(s2): call the function
+        addi(COUNTER, COUNTER, -1),
+        enc_b(0x63, 1, COUNTER, 0, -12),  # bne counter, zero, loop
+        jal(0, 20),  # jump over the function to the end
+        enc_r(0x33, 11, 0, 11, 10, 0),  # function: a1 += a0
+        enc_i(0x13, 12, 1, 11, 1),  # slli a2, a1, 1
+        enc_r(0x33, 13, 0, 13, 12, 0),  # add a3, a3, a2
+        enc_i(0x67, 0, 0, 1, 0),  # ret
+    ]
+    x = [0] * 32
+    x[18], x[COUNTER] = CODE + function, count
+    return Guest(code=encode(body), x=tuple(x))
+
+
+@pytest.mark.parametrize("budgets", [[100_000], [7], [1, 30, 999]])
+def test_native_regions_chain_into_each_other(budgets: list[int]) -> None:
+    """Calls and returns between native regions stay in native code (few calls from Python), exactly."""
+    guest = calling_loop(3000)
+    engine = TieredEngine(FRONTEND, llvm_settings(threshold=2, native_threshold=200))
+    expected = run_in_chunks(interp_engine(), guest, budgets)
+    actual = run_in_chunks(engine, guest, budgets)
+    assert_same_runs(expected, actual)
+    assert_matches_unicorn(guest, actual[-1])
+    s = engine.stats
+    assert s["native_regions"] >= 2 and s["native_insns"] > 15_000
+    if budgets == [100_000]:  # unchained, every call and every return would leave native code: 6000 calls
+        assert s["native_calls"] < 100

@@ -54,7 +54,11 @@ from vm_translate.frontend import FrontEnd
 from vm_jit.engine import PythonEngine
 from vm_jit.native.cache import AotCache, CachedRegion, default_cache_dir
 from vm_jit.native.llvm_ir import (
+    CHAIN_EMPTY,
+    CHAIN_SLOTS,
     CTX_BUDGET,
+    CTX_CHAIN_TABLE,
+    CTX_CHAINED,
     CTX_ICOUNT,
     CTX_OUT_N,
     CTX_OUT_PC,
@@ -74,7 +78,7 @@ from vm_jit.settings import JitSettings
 log = get_logger("vm_jit.native.engine")
 
 #: Bump when generated code changes meaning: part of every AOT cache key.
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 4
 _PROVISIONAL_NAME = "vm_region_unnamed"  # replaced by the content-derived name
 #: Besides its first block, a native function can be entered at the blocks that were tier-1 region
 #: entries when it was compiled (where the dispatcher really arrives), at most this many.
@@ -84,10 +88,11 @@ MAX_EXTRA_ENTRIES = 7
 class NativeRegion:
     """One installed native function and the guest pcs and pages it covers."""
 
-    __slots__ = ("entry", "fn", "name", "pages", "pcs", "reg_high", "reg_low")
+    __slots__ = ("address", "entry", "fn", "name", "pages", "pcs", "reg_high", "reg_low")
 
-    def __init__(self, fn: Any, code: RegionCode, pages: frozenset[int]) -> None:
-        self.fn = fn
+    def __init__(self, address: int, code: RegionCode, pages: frozenset[int]) -> None:
+        self.address = address  # of the machine code; the chain table holds it
+        self.fn = _FUNCTION_TYPE(address)
         self.entry: Any = None  # the tier-1-shaped region function the dispatcher calls
         self.name = code.name
         self.pcs = code.entries
@@ -121,6 +126,32 @@ def named_region(blocks: list[ir.Block], entries: tuple[int, ...]) -> RegionCode
     digest = hashlib.sha256(draft.text.encode()).hexdigest()[:20]
     name = f"vm_r{blocks[0].pc:x}_{digest}"
     return attrs.evolve(draft, name=name, text=draft.text.replace(f"@{_PROVISIONAL_NAME}(", f"@{name}("))
+
+
+_FUNCTION_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64)
+
+
+class ChainTable:
+    """The direct-mapped ``pc -> native function`` table native regions chain through (see :mod:`.llvm_ir`)."""
+
+    def __init__(self) -> None:
+        self.words = (ctypes.c_uint64 * (2 * CHAIN_SLOTS))()
+        self.address = ctypes.addressof(self.words)
+        self.clear()
+
+    def clear(self) -> None:
+        ctypes.memset(self.address, 0xFF, ctypes.sizeof(self.words))  # every pc CHAIN_EMPTY
+
+    def add(self, pc: int, address: int) -> None:
+        slot = 2 * ((pc >> 1) & (CHAIN_SLOTS - 1))
+        self.words[slot + 1] = address
+        self.words[slot] = pc
+
+    def remove(self, pc: int, address: int) -> None:
+        """Forget ``pc`` if its slot still leads to ``address`` (a later region may have taken the slot)."""
+        slot = 2 * ((pc >> 1) & (CHAIN_SLOTS - 1))
+        if self.words[slot] == pc and self.words[slot + 1] == address:
+            self.words[slot] = CHAIN_EMPTY
 
 
 class _CompilerThread:
@@ -185,6 +216,7 @@ class TieredEngine(PythonEngine):
         self.single: dict[int, ir.Block] = {}
         self.stats.update(
             native_regions=0,
+            native_calls=0,
             native_insns=0,
             slow_path_exits=0,
             slow_path_insns=0,
@@ -193,6 +225,11 @@ class TieredEngine(PythonEngine):
         )
         self.ctx = (ctypes.c_uint64 * CTX_SLOTS)()
         self.ctx_address = ctypes.addressof(self.ctx)
+        self.chains = ChainTable()
+        self.ctx[CTX_CHAIN_TABLE] = self.chains.address
+        # the registers any installed native region uses: every native call loads them all, since a
+        # chain of regions may reach any of them
+        self.native_regs = (0, 0)
         self.regfile: Any = None
         self.tables: GuestPageTables | None = None
         self.tier2 = True  # turns False if LLVM cannot be used here
@@ -208,6 +245,7 @@ class TieredEngine(PythonEngine):
         super()._attach(mem)
         self.native.clear()
         self.native_pages.clear()
+        self.chains.clear()
         self.heat.clear()
         self.single.clear()
         if self.tables is not None:
@@ -243,6 +281,7 @@ class TieredEngine(PythonEngine):
         self.single.clear()
         for region in self.native_pages.pop(page, ()):
             for pc in region.pcs:
+                self.chains.remove(pc, region.address)
                 if self.native.get(pc) is region:
                     del self.native[pc]
                 if self.regions.get(pc) is region.entry:
@@ -342,8 +381,10 @@ class TieredEngine(PythonEngine):
 
     def _install(self, cpu: CpuState, code: RegionCode, pages: frozenset[int], obj: bytes) -> None:
         assert self._loader is not None
-        region = NativeRegion(self._loader.function(obj, code.name), code, pages)
+        region = NativeRegion(self._loader.load(obj, code.name), code, pages)
         region.entry = self._native_entry(region)
+        low, high = self.native_regs
+        self.native_regs = (min(low, code.reg_low), max(high, code.reg_high)) if high else (code.reg_low, code.reg_high)
         watch = getattr(cpu.mem, "watch_code", None)
         is_watched = getattr(cpu.mem, "is_code_watched", None)
         for page in pages:
@@ -353,6 +394,7 @@ class TieredEngine(PythonEngine):
         for pc in code.entries:
             self.native[pc] = region
             self.regions[pc] = region.entry
+            self.chains.add(pc, region.address)
         for trap in code.traps:
             self.traps[trap.pc] = trap
         self.stats["native_regions"] += 1
@@ -368,6 +410,7 @@ class TieredEngine(PythonEngine):
             self.tables.detach()
             self.tables = None
         self.native.clear()
+        self.chains.clear()
 
     # -- AOT: a translated block may be the entry of a cached region ---------------
     def _translate(self, cpu: CpuState, pc: int) -> Any:
@@ -460,7 +503,6 @@ class TieredEngine(PythonEngine):
     def _native_entry(self, nat: NativeRegion) -> Any:
         """The region function (tier-1 calling convention) that runs ``nat`` natively."""
         fn = nat.fn
-        low, high = nat.reg_low, nat.reg_high
         ctx = self.ctx
         ctx_address = self.ctx_address
         regfile = self.regfile
@@ -468,14 +510,17 @@ class TieredEngine(PythonEngine):
 
         def region(regs: list[int], budget: int) -> tuple[int, int, int]:
             cpu = self._cpu
+            low, high = self.native_regs
             regfile[low:high] = regs[low:high]
             ctx[CTX_BUDGET] = budget
             ctx[CTX_START] = cpu.pc
             ctx[CTX_ICOUNT] = cpu.icount
+            ctx[CTX_CHAINED] = 0
             status = fn(ctx_address)
             regs[low:high] = regfile[low:high]
             n = ctx[CTX_OUT_N]
             pc = ctx[CTX_OUT_PC]
+            stats["native_calls"] += 1
             stats["native_insns"] += n
             stats["compiled_insns"] -= n  # the dispatcher counts what regions retire as tier 1
             if status != SLOW:

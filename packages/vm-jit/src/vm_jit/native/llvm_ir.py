@@ -4,13 +4,29 @@ The function is ``i64 @name(ptr %ctx)``; ``ctx`` is an array of 64-bit
 slots (see :data:`CTX_SLOTS`): the addresses of the guest register file and
 of the readable and writable host page tables (:mod:`.pagetable`), the
 instruction budget, the pc to start at (any block of the region is an
-entry), the retired-instruction count at entry (for ``rdinstret``), and two
-out slots that receive the next pc and the instructions retired. The return
-value is a status: :data:`LEFT` (the next pc is outside the region, or the
-next block does not fit in the budget), :data:`SYSCALL` (the next pc follows
-the ``ecall``), :data:`TRAP` (the next pc is the trapping instruction) or
-:data:`SLOW` (the instruction at the next pc must run on Python's checked
-slow path: a page-table miss, a page-crossing or misaligned access, ...).
+entry), the retired-instruction count at entry (for ``rdinstret``), two
+out slots that receive the next pc and the instructions retired, and the
+chaining slots (below). The return value is a status: :data:`LEFT` (the
+next pc is outside the region, or the next block does not fit in the
+budget), :data:`SYSCALL` (the next pc follows the ``ecall``), :data:`TRAP`
+(the next pc is the trapping instruction) or :data:`SLOW` (the instruction
+at the next pc must run on Python's checked slow path: a page-table miss, a
+page-crossing or misaligned access, ...).
+
+Chaining: a region that leaves for a pc outside itself (a call, a return,
+a jump to another region) looks that pc up in the engine's *chain table*, a
+direct-mapped table of :data:`CHAIN_SLOTS` ``(pc, function address)``
+pairs indexed by ``(pc >> 1) & (CHAIN_SLOTS - 1)`` (like qemu's jump
+cache). On a hit, with budget left, it passes the budget, start pc and
+instruction count on in ``ctx`` and tail-calls that region's function
+(``musttail``: the host stack does not grow), so execution stays in native
+code across regions and returns to Python only for system calls, traps,
+slow paths, pcs with no native code and an exhausted budget.
+``ctx[CTX_CHAINED]`` (zeroed by the caller) sums what the earlier regions
+of a chain retired, so ``CTX_OUT_N`` is the chain's total. Since every
+region in a chain reads and writes the register file, the caller must load
+it with every register that any installed region uses. A null table
+address turns chaining off.
 
 Guest registers are read and written in the register file itself, with
 scoped no-alias metadata saying guest memory never aliases it, so LLVM keeps
@@ -20,8 +36,9 @@ instruction's first ``PutReg``, the state at a :data:`SLOW` exit is exactly
 the state before that instruction. Only blocks whose statements are all
 implemented here are compiled (:func:`native_supported`): the helpers in
 :data:`NATIVE_HELPERS`, and on x86-64 hosts the floating-point helpers
-(:mod:`.float_ops`); any other helper (the clock) keeps its block in tier 1. IR semantics follow :mod:`vm_translate.executor` exactly,
-division by zero and signed overflow included.
+(:mod:`.float_ops`); any other helper (the clock) keeps its block in tier 1.
+IR semantics follow :mod:`vm_translate.executor` exactly, division by zero
+and signed overflow included.
 """
 
 from __future__ import annotations
@@ -34,9 +51,16 @@ from vm_jit.native.float_ops import FLOAT_HELPERS, FloatLowering, float_call_sup
 
 #: ctx slot indexes.
 CTX_REGS, CTX_READ, CTX_WRITE, CTX_BUDGET, CTX_START, CTX_ICOUNT, CTX_OUT_PC, CTX_OUT_N = range(8)
-CTX_SLOTS = 8
+CTX_CHAIN_TABLE, CTX_CHAINED = 8, 9
+CTX_SLOTS = 10
 
 LEFT, SYSCALL, TRAP, SLOW = 0, 1, 2, 3
+#: Internal status: leave with LEFT, but do not chain (the budget ran out, or the start pc is no entry).
+_STAY = 4
+#: Slots of the chain table (a power of two); each slot is two 64-bit words, pc then function address.
+CHAIN_SLOTS = 1 << 16
+#: The pc an empty chain-table slot holds (no guest pc is odd).
+CHAIN_EMPTY = (1 << 64) - 1
 
 #: Helpers that native code implements itself (semantics of vm-translate's RISC-V helpers).
 NATIVE_HELPERS = frozenset({"riscv_check_aligned", "riscv_read_instret", "riscv_store_conditional"})
@@ -361,7 +385,7 @@ class _RegionEmitter:
         self.emit(f"{nv} = load i64, ptr %n.addr")
         self.emit(f"{need} = add i64 {nv}, {block.insn_count}")
         self.emit(f"{over} = icmp ugt i64 {need}, %budget")
-        self.emit(f"br i1 {over}, label %{self.exit_stub(str(to_signed(pc, 64)), LEFT, nv)}, label %{body}")
+        self.emit(f"br i1 {over}, label %{self.exit_stub(str(to_signed(pc, 64)), _STAY, nv)}, label %{body}")
         self.start_label(body)
         index, slow = -1, ""
         insn_pc = pc
@@ -439,13 +463,57 @@ class _RegionEmitter:
             head.append(f"  %r{r} = getelementptr i64, ptr %regs, i64 {r}")
         head.append("  store i64 0, ptr %n.addr")
         cases = " ".join(f"i64 {to_signed(pc, 64)}, label %B{pc:x}" for pc in self.entries)
-        head.append(f"  switch i64 %start, label %{self.exit_stub('%start', LEFT, '0')} [ {cases} ]")
-        tail = ["exit:", *(self.fp.epilogue() if self.fp.used else []),
-                "  %out.pc = load i64, ptr %pc.addr", "  store i64 %out.pc, ptr %out.pc.p",
-                "  %out.n = load i64, ptr %n.addr", "  store i64 %out.n, ptr %out.n.p",
-                "  %status = load i64, ptr %st.addr", "  ret i64 %status", "}"]  # fmt: skip
+        head.append(f"  switch i64 %start, label %{self.exit_stub('%start', _STAY, '0')} [ {cases} ]")
+        tail = ["exit:", *(self.fp.epilogue() if self.fp.used else []), *_EXIT]
         body = head + self.lines + self.stubs + tail
         return "\n".join(body) + "\n"
+
+
+#: The common exit: chain to the region that has the next pc (see the module docstring), or return.
+_EXIT = f"""\
+  %out.pc = load i64, ptr %pc.addr
+  %out.n = load i64, ptr %n.addr
+  %status = load i64, ptr %st.addr
+  %chained.p = getelementptr i64, ptr %ctx, i64 {CTX_CHAINED}
+  %chained = load i64, ptr %chained.p
+  %table.p = getelementptr i64, ptr %ctx, i64 {CTX_CHAIN_TABLE}
+  %table.i = load i64, ptr %table.p
+  %left = icmp eq i64 %status, {LEFT}
+  %fits = icmp ult i64 %out.n, %budget
+  %has.table = icmp ne i64 %table.i, 0
+  %may = and i1 %left, %fits
+  %may.chain = and i1 %may, %has.table
+  br i1 %may.chain, label %chain.look, label %finish
+chain.look:
+  %table = inttoptr i64 %table.i to ptr
+  %half = lshr i64 %out.pc, 1
+  %slot = and i64 %half, {CHAIN_SLOTS - 1}
+  %slot.word = shl i64 %slot, 1
+  %slot.pc.p = getelementptr i64, ptr %table, i64 %slot.word
+  %slot.pc = load i64, ptr %slot.pc.p
+  %hit = icmp eq i64 %slot.pc, %out.pc
+  br i1 %hit, label %chain, label %finish
+chain:
+  %slot.fn.p = getelementptr i64, ptr %slot.pc.p, i64 1
+  %slot.fn.i = load i64, ptr %slot.fn.p
+  %slot.fn = inttoptr i64 %slot.fn.i to ptr
+  %chained.next = add i64 %chained, %out.n
+  store i64 %chained.next, ptr %chained.p
+  %budget.next = sub i64 %budget, %out.n
+  store i64 %budget.next, ptr %budget.p
+  store i64 %out.pc, ptr %start.p
+  %icount.next = add i64 %icount0, %out.n
+  store i64 %icount.next, ptr %icount0.p
+  %chain.status = musttail call i64 %slot.fn(ptr %ctx)
+  ret i64 %chain.status
+finish:
+  store i64 %out.pc, ptr %out.pc.p
+  %total = add i64 %out.n, %chained
+  store i64 %total, ptr %out.n.p
+  %stay = icmp eq i64 %status, {_STAY}
+  %status.out = select i1 %stay, i64 {LEFT}, i64 %status
+  ret i64 %status.out
+}}""".splitlines()
 
 
 def region_code(blocks: list[ir.Block], name: str, entries: tuple[int, ...] | None = None) -> RegionCode:
