@@ -52,6 +52,8 @@ Region = Callable[[list[int], int], tuple[int, int, int]]
 #: The smallest code cache the engine accepts: a region and its members must fit with room to spare.
 MIN_CODE_CACHE_BLOCKS = 64
 MIN_CODE_CACHE_BYTES = 256 << 10
+#: Blocks cut short by a budget's end that are kept for reuse (slices of a hot loop end at the same places).
+MAX_CUT_BLOCKS = 256
 
 
 class _Translation:
@@ -97,6 +99,8 @@ class PythonEngine:
         self._recent: list[int] = [-1] * self.settings.gc_recent_entries
         self._recent_mask = self.settings.gc_recent_entries - 1
         self._key_pages: dict[int, set[int]] = {}  # cache key (entry pc) -> guest pages it covers
+        self._cuts: dict[tuple[int, int], ir.Block] = {}  # (pc, instructions) -> block cut to a budget's end
+        self._rest: tuple[int, int] | None = None  # (pc, instructions) left of the block the last cut ended in
 
     # -- translation cache ------------------------------------------------------
     def _make_code_cache(self) -> CodeCache:
@@ -123,6 +127,7 @@ class PythonEngine:
         """The code cache dropped entry ``key``: forget its translation, region and page notes."""
         self.translations.pop(key, None)
         self.regions.pop(key, None)
+        self._cuts.clear()
         for page in self._key_pages.pop(key, ()):
             keys = self.pages.get(page)
             if keys is not None:
@@ -139,12 +144,14 @@ class PythonEngine:
         self.translations.clear()
         self.regions.clear()
         self.pages.clear()
+        self._cuts.clear()
         callbacks = getattr(mem, "on_code_write", None)
         if callbacks is not None:
             callbacks.append(self.invalidate_page)
 
     def invalidate_page(self, page: int) -> None:
         """Drop every translation and region that covers guest page ``page``."""
+        self._cuts.clear()
         keys = self.pages.pop(page, ())
         if keys:
             self.code_cache.invalidate(keys)
@@ -236,6 +243,21 @@ class PythonEngine:
             kind_ = StopKind.BREAKPOINT if isinstance(fault, Breakpoint) else StopKind.FAULT
             return StopReason(kind_, cpu.pc, fault=fault, signal=fault.signo)
 
+    def _cut_block(self, cpu: CpuState, pc: int, insns: int) -> ir.Block:
+        """The block at ``pc`` cut to ``insns`` instructions: it ends in a plain jump, never a syscall.
+
+        Every budget that ends inside a block needs one; they are kept (until
+        code is written or the cache reclaims), as a loop's slices end at the
+        same few places.
+        """
+        key = (pc, insns)
+        block = self._cuts.get(key)
+        if block is None:
+            if len(self._cuts) >= MAX_CUT_BLOCKS:
+                self._cuts.clear()
+            block = self._cuts[key] = optimize(self.frontend.lift_block(cpu.mem, pc, insns))
+        return block
+
     def _cold_step(self, cpu: CpuState, remaining: int) -> StopReason | None:
         """Run one block outside compiled code; return a stop reason or None."""
         if remaining <= 0:
@@ -245,17 +267,27 @@ class PythonEngine:
         if cache.safepoint_due:  # outside compiled code, about to enter pc: the collector may sweep now
             cache.safepoint(self._recent, (pc,))
         self._recent[(pc >> 1) & self._recent_mask] = pc
-        t = self.translations.get(pc) or self._translate(cpu, pc)
+        rest, self._rest = self._rest, None
+        t = self.translations.get(pc)
+        tail = False
+        if t is None and rest is not None and rest[0] == pc:
+            # the rest of a block a budget cut (a slice of a hot loop ends anywhere): interpreted, never a
+            # translation, region or tier-2 entry of its own
+            t, tail = _Translation(self._cut_block(cpu, pc, rest[1])), True
+        elif t is None:
+            t = self._translate(cpu, pc)
         if t.n > remaining or (t.n == remaining and isinstance(t.block.exit, ir.TrapExit)):
-            # cut the block to the budget; a cut block ends in a plain jump, never a syscall
-            block = optimize(self.frontend.lift_block(cpu.mem, pc, remaining))
+            block = self._cut_block(cpu, pc, remaining)
             cpu.pc = execute_block(block, cpu)
             self.stats["interpreted_insns"] += block.insn_count
+            if t.n > block.insn_count:
+                self._rest = (cpu.pc, t.n - block.insn_count)
             return None
-        t.runs += 1
-        if t.runs >= self.settings.compile_threshold and pc not in self.regions:
-            self._compile(cpu, t)
-            return None
+        if not tail:
+            t.runs += 1
+            if t.runs >= self.settings.compile_threshold and pc not in self.regions:
+                self._compile(cpu, t)
+                return None
         cpu.pc = execute_block(t.block, cpu)
         self.stats["interpreted_insns"] += t.n
         if isinstance(t.block.exit, ir.SyscallExit):
