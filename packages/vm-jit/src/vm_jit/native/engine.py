@@ -434,8 +434,7 @@ class TieredEngine(PythonEngine):
         heat = self.heat
         native = self.native
         t = self.translations.get(entry)
-        first = t.n if t is not None and native_supported(t.block) else 0
-        after = _successors(t.block) if first else []
+        first, after = (t.n, _successors(t.block)) if t is not None and native_supported(t.block) else (0, [])
 
         def region(regs: list[int], budget: int) -> tuple[int, int, int]:
             if first and first < budget and any(pc in native for pc in after):
