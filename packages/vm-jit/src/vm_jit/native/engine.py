@@ -29,9 +29,10 @@ slow path, so faults are raised there with precise guest state, and a store
 into translated code invalidates it exactly as in tier 1.
 
 With ``aot_cache`` the machine code of each region is stored on disk
-(:mod:`.cache`), keyed by its entry; when a later run first translates the
-entry block of a cached region, the region is re-lifted, checked against
-the cached IR hash and installed at once, so a second run starts hot.
+(:mod:`.cache`), keyed by its entry, with an alias per other block; when
+a later run first translates any block of a cached region, the region is
+re-lifted, checked against the cached IR hash and installed at once, so a
+second run starts hot.
 LLVM is only imported when the first region is promoted or loaded.
 """
 
@@ -105,6 +106,7 @@ class _Job:
     pages: frozenset[int]
     generations: tuple[int, ...]
     cache_key: str | None
+    aliases: tuple[str, ...] = ()  # the cache keys of its other blocks, each to lead to cache_key
 
 
 def _pages_of(blocks: list[ir.Block]) -> frozenset[int]:
@@ -286,7 +288,9 @@ class TieredEngine(PythonEngine):
             return
         code = named_region(blocks, tuple(b.pc for b in blocks))
         pages = _pages_of(blocks)
-        job = _Job(code, pages, tuple(self.generation.get(p, 0) for p in sorted(pages)), self._cache_key(cpu, blocks[0]))
+        key = self._cache_key(cpu, blocks[0])
+        aliases = tuple(alias for b in blocks[1:] if (alias := self._cache_key(cpu, b)) is not None) if key else ()
+        job = _Job(code, pages, tuple(self.generation.get(p, 0) for p in sorted(pages)), key, aliases)
         self.pending.update(code.block_pcs)
         store = self._store if self.cache is not None and job.cache_key is not None else None
         if self.settings.native_background:
@@ -324,6 +328,8 @@ class TieredEngine(PythonEngine):
         ir_hash = hashlib.sha256(job.code.text.encode()).hexdigest()
         entry = CachedRegion(job.code.name, job.code.block_pcs, job.code.entries, ir_hash, host_description(), obj)
         self.cache.put(job.cache_key, entry)
+        for alias in job.aliases:
+            self.cache.put_alias(alias, job.cache_key)
 
     def _install_done(self, cpu: CpuState) -> None:
         """Install the regions the compiler has finished (unless their code pages changed meanwhile)."""
