@@ -186,6 +186,10 @@ class _CompilerThread:
         self.stopping = True
         self.jobs.put(None)
         self.thread.join()
+        with self._lock:
+            if self._in_flight:  # jobs left in the queue are dropped
+                self._in_flight = 0
+                sys.setswitchinterval(self._saved_interval)
 
 
 class TieredEngine(PythonEngine):
