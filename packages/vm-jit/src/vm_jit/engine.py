@@ -1,8 +1,8 @@
 """The ``python`` engine: hot code compiled to Python functions, cold code interpreted.
 
-Each guest block is lifted once, optimised by vm-translate's IR passes and
-run by the reference executor until it has run ``compile_threshold`` times.
-Then it is compiled by :mod:`vm_jit.pysource` together with the blocks its
+Each guest block is lifted once and run by the reference executor until it
+has run ``compile_threshold`` times. Then it is optimised by vm-translate's
+IR passes and compiled by :mod:`vm_jit.pysource` together with the blocks its
 constant exits lead to (a *region*, at most ``max_region_blocks`` blocks that
 have already run): inside a region, blocks chain to their successors
 directly, with guest registers kept in Python locals, so a hot loop runs
@@ -57,14 +57,27 @@ MAX_CUT_BLOCKS = 256
 
 
 class _Translation:
-    """One guest block: its IR and how often it ran in the interpreter."""
+    """One guest block: its IR and how often it ran in the interpreter.
 
-    __slots__ = ("block", "n", "runs")
+    ``block`` is the optimised IR, made when first asked for (to compile
+    it): most blocks only ever run in the interpreter, which runs ``ir``, the
+    IR at hand (as lifted until ``block`` is made), just as well; optimising
+    costs about as much as lifting.
+    """
 
-    def __init__(self, block: ir.Block) -> None:
-        self.block = block
-        self.n = block.insn_count
+    __slots__ = ("_optimized", "ir", "n", "runs")
+
+    def __init__(self, lifted: ir.Block) -> None:
+        self.ir = lifted
+        self._optimized: ir.Block | None = None
+        self.n = lifted.insn_count
         self.runs = 0
+
+    @property
+    def block(self) -> ir.Block:
+        if self._optimized is None:
+            self._optimized = self.ir = optimize(self.ir)
+        return self._optimized
 
 
 def _successors(block: ir.Block) -> list[int]:
@@ -166,7 +179,7 @@ class PythonEngine:
             self._key_pages.setdefault(key, set()).add(page)
 
     def _translate(self, cpu: CpuState, pc: int) -> _Translation:
-        block = optimize(self.frontend.lift_block(cpu.mem, pc, self.settings.max_block_insns))
+        block = self.frontend.lift_block(cpu.mem, pc, self.settings.max_block_insns)
         t = _Translation(block)
         self.code_cache.insert(pc, estimate_ir_bytes(len(block.stmts)))
         self.translations[pc] = t
@@ -255,7 +268,7 @@ class PythonEngine:
         if block is None:
             if len(self._cuts) >= MAX_CUT_BLOCKS:
                 self._cuts.clear()
-            block = self._cuts[key] = optimize(self.frontend.lift_block(cpu.mem, pc, insns))
+            block = self._cuts[key] = self.frontend.lift_block(cpu.mem, pc, insns)  # interpreted only
         return block
 
     def _cold_step(self, cpu: CpuState, remaining: int) -> StopReason | None:
@@ -276,7 +289,7 @@ class PythonEngine:
             t, tail = _Translation(self._cut_block(cpu, pc, rest[1])), True
         elif t is None:
             t = self._translate(cpu, pc)
-        if t.n > remaining or (t.n == remaining and isinstance(t.block.exit, ir.TrapExit)):
+        if t.n > remaining or (t.n == remaining and isinstance(t.ir.exit, ir.TrapExit)):
             block = self._cut_block(cpu, pc, remaining)
             cpu.pc = execute_block(block, cpu)
             self.stats["interpreted_insns"] += block.insn_count
@@ -288,8 +301,8 @@ class PythonEngine:
             if t.runs >= self.settings.compile_threshold and pc not in self.regions:
                 self._compile(cpu, t)
                 return None
-        cpu.pc = execute_block(t.block, cpu)
+        cpu.pc = execute_block(t.ir, cpu)
         self.stats["interpreted_insns"] += t.n
-        if isinstance(t.block.exit, ir.SyscallExit):
+        if isinstance(t.ir.exit, ir.SyscallExit):
             return StopReason(StopKind.SYSCALL, cpu.pc)
         return None

@@ -408,7 +408,7 @@ class TieredEngine(PythonEngine):
         t = super()._translate(cpu, pc)
         cache = self.cache
         if cache is not None and self.tier2 and pc not in self.native:
-            key = self._cache_key(cpu, t.block)
+            key = self._cache_key(cpu, t.ir)
             if key is not None and cache.might_have(key):
                 self._load_cached(cpu, key)
         return t
