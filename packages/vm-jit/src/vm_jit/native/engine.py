@@ -16,9 +16,9 @@ blocks: a budget's end leaves native code at any block of a loop, and the
 next slice enters it there again. A tier-1 entry that a region being
 compiled already covers is not promoted on its own, and a tier-1 region
 whose first block leads straight into native code runs only that block.
-Compilation runs in a background thread (``native_background``), so a program never
-waits for LLVM; the result is installed at the next dispatch if no code page
-it came from was written meanwhile.
+Compilation runs in a background thread (``native_background``), so a
+program never waits for LLVM; the result is installed at the next dispatch
+if no code page it came from was written meanwhile.
 
 Native code leaves for the dispatcher at system calls, traps, pcs outside
 the region and when the next block does not fit the budget. A memory access
@@ -471,8 +471,8 @@ class TieredEngine(PythonEngine):
 
         def region(regs: list[int], budget: int) -> tuple[int, int, int]:
             if first and first < budget and any(pc in native for pc in after):
-                # the entry block leads straight into native code (it is typically the rest of a block a
-                # budget cut): run only it, so that the dispatcher enters the native code next
+                # the entry block leads straight into native code (say the rest of a block after a slow-path
+                # step, or a block just outside a native loop): run only it, the dispatcher enters native next
                 budget = first
             result = fn(regs, budget)
             total = heat[entry] = heat.get(entry, 0) + result[1]
