@@ -22,12 +22,12 @@ class JitSettings:
     ``native_threshold``: guest instructions a tier-1 region retires, counted
     at its entry, before the region around that entry is compiled by LLVM.
     ``native_start_insns``: guest instructions the program must have retired
-    before the first promotion starts LLVM, so short programs never pay for it:
-    a program that runs 0.1 s in tiers 0-1 retires well under 1M (start-up code
-    runs at well under 1 MIPS, hot tier-1 loops at 5-10 MIPS here). Starting
-    LLVM costs the program about 30 ms (importing llvmlite) plus waiting at exit
-    for a compile in flight; every further million instructions before the
-    first promotion cost long runs about 0.09 s (bench/README.md).
+    before the first promotion starts LLVM, so short programs never pay for it
+    (a program that runs 0.1 s in tiers 0-1 retires well under a million here).
+    Starting LLVM costs a program about 30 ms (importing llvmlite) plus, if it
+    ends soon after, waiting for the compile in flight: measured on programs
+    of 1.4-1.7M instructions, 1M made them up to 0.1-0.4 s slower than tier 1,
+    while it saved long runs only 0.04-0.06 s against 2M (bench/README.md).
     ``native_max_region_blocks``: most blocks in one native function.
     ``native_background``: compile in a background thread (False: the
     dispatcher waits for LLVM, deterministic; for tests and ``vm aot``).
@@ -47,7 +47,7 @@ class JitSettings:
     max_block_insns: int = 64
     max_region_blocks: int = 16
     native_threshold: int = 50_000
-    native_start_insns: int = 1_000_000
+    native_start_insns: int = 2_000_000
     native_max_region_blocks: int = 32
     native_background: bool = True
     aot_cache: bool = True
