@@ -25,9 +25,9 @@ class JitSettings:
     before the first promotion starts LLVM, so short programs never pay for it
     (a program that runs 0.1 s in tiers 0-1 retires well under a million here).
     Starting LLVM costs a program about 30 ms (importing llvmlite) plus, if it
-    ends soon after, waiting for the compile in flight: measured on programs
-    of 1.4-1.7M instructions, 1M made them up to 0.1-0.4 s slower than tier 1,
-    while it saved long runs only 0.04-0.06 s against 2M (bench/README.md).
+    ends soon after, waiting for the compile in flight: with 1M, bench_matmul
+    60 (1.65M instructions) took 0.74-1.1 s against 0.66 s in tier 1, while
+    long runs gained only 0.04-0.06 s over 2M (bench/README.md).
     ``native_max_region_blocks``: most blocks in one native function.
     ``native_background``: compile in a background thread (False: the
     dispatcher waits for LLVM, deterministic; for tests and ``vm aot``).
