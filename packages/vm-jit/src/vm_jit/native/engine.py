@@ -121,7 +121,7 @@ def named_region(blocks: list[ir.Block], entries: tuple[int, ...]) -> RegionCode
 
     ``entries`` are the blocks the dispatcher may start it at (the engine
     gives every block: with LLVM 22 that compiles no slower than a single
-    entry, measured on the guest suite's largest regions).
+    entry, measured on 18 regions of 14-32 blocks from the guest suite).
     """
     draft = region_code(blocks, _PROVISIONAL_NAME, entries=entries)
     digest = hashlib.sha256(draft.text.encode()).hexdigest()[:20]
