@@ -47,7 +47,8 @@ DEBIAN_PACKAGES = "gcc-riscv64-linux-gnu qemu-user"
 COMMON_CFLAGS = ("-static", "-O2", "-Wall", "-Wextra")
 C_LIBS = ("-lm",)
 
-#: The whole environment a guest sees, under qemu and under ``vm run`` alike.
+#: The whole environment a guest sees, under qemu and under ``vm run`` alike (plus ``PYTHONPATH``, see
+#: :func:`launcher_env`).
 GUEST_ENV: Mapping[str, str] = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC"}
 #: The umask guest processes start with (programs that create files also set it themselves).
 GUEST_UMASK = 0o022
@@ -248,6 +249,19 @@ def guest_process_setup() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def launcher_env() -> dict[str, str]:
+    """The environment every guest launcher runs in: :data:`GUEST_ENV`, and this process's ``PYTHONPATH``.
+
+    ``PYTHONPATH`` is passed on (to qemu and ``vm run`` alike, so guests
+    still see the same environment) so that ``vm run`` imports the vm the
+    caller imports, a work tree's sources rather than an installed copy.
+    """
+    env = dict(GUEST_ENV)
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
 def run_guest_command(
     command: Sequence[str], cwd: Path, *, timeout: float = DEFAULT_RUN_TIMEOUT_S
 ) -> tuple[bytes, bytes, int]:
@@ -256,7 +270,7 @@ def run_guest_command(
         result = subprocess.run(
             list(command),
             cwd=cwd,
-            env=dict(GUEST_ENV),
+            env=launcher_env(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout,

@@ -5,8 +5,9 @@
 * processes and threads writing the same key at once leave one complete
   entry, and readers only ever see complete entries or nothing;
 * a second engine over the same cache loads the first one's native code the
-  moment it first translates the region's entry (its promotion threshold is
-  out of reach) and computes exactly what the interpreter computes;
+  moment it first translates the region's entry, or any other of its blocks
+  (through an alias; a corrupt alias is deleted), with its promotion
+  threshold out of reach, and computes exactly what the interpreter computes;
 * an entry whose guest code changed, or whose IR no longer matches what the
   engine generates, is ignored; an unwritable cache directory only turns
   the cache off.
@@ -25,11 +26,12 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from engine_harness import assert_same_runs, interp_engine, run_in_chunks
+from engine_harness import CODE, Guest, assert_same_runs, encode, interp_engine, run_in_chunks
 from native_harness import llvm_settings
-from test_native_tiers import FRONTEND, summing_loop
+from test_native_tiers import COUNTER, FRONTEND, addi, jal, summing_loop
 from vm_jit.native.cache import AotCache, CachedRegion, decode_entry, default_cache_dir, encode_entry
 from vm_jit.native.engine import TieredEngine
+from vm_translate.riscv.encoding import enc_b, enc_i
 
 ENTRIES = st.builds(
     CachedRegion,
@@ -113,6 +115,66 @@ def test_second_engine_starts_hot_from_the_cache(tmp_path: Path) -> None:
     assert second.stats["native_insns"] > 15_000 and second.stats["native_compile_seconds"] == 0
 
 
+#: Block offsets in :func:`branchy_loop`: the head, its two arms and the back edge.
+LOOP_BLOCKS = {"H": 4, "Y": 16, "X": 24, "J": 28}
+
+
+def branchy_loop(start: int, count: int = 400) -> Guest:
+    """A loop of four blocks: head H (counter -= 1, test its low bit), arms Y and X, back edge J.
+
+    The first instruction jumps to the loop block at offset ``start``; all
+    the loop's bytes are the same whichever it is.
+    """
+    h, y, x, j = LOOP_BLOCKS.values()
+    code = [
+        jal(0, start),  # 0: jal x0, start
+        addi(COUNTER, COUNTER, -1),  # H: counter -= 1
+        enc_i(0x13, 5, 7, COUNTER, 1),  # andi t0, counter, 1
+        enc_b(0x63, 0, 5, 0, x - 12),  # beq t0, x0, X
+        addi(10, 10, 1),  # Y: a0 += 1
+        jal(0, j - (y + 4)),  # jal x0, J
+        addi(11, 11, 1),  # X: a1 += 1, then falls into J
+        enc_b(0x63, 1, COUNTER, 0, h - j),  # J: bne counter, x0, H
+    ]
+    regs = [0] * 32
+    regs[COUNTER] = count
+    return Guest(code=encode(code), x=tuple(regs))
+
+
+def test_a_region_loads_at_whichever_of_its_blocks_is_translated_first(tmp_path: Path) -> None:
+    """A later run that enters the loop at a block other than its region's entry loads it there (an alias)."""
+    cache = AotCache(tmp_path, "ns")
+    first = TieredEngine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), cache=cache)
+    cold = branchy_loop(LOOP_BLOCKS["H"])
+    assert_same_runs(run_in_chunks(interp_engine(), cold, [300]), run_in_chunks(first, cold, [300]))
+    (region,) = set(first.native.values())
+    entry = region.pcs[0]
+    assert cache.stores == 1 and len(list(cache.directory.glob("*.alias"))) == len(region.pcs) - 1 == 3
+    start = next(pc for pc in region.pcs if pc != entry and pc != CODE + LOOP_BLOCKS["J"]) - CODE
+    warm = branchy_loop(start)
+    second = TieredEngine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), cache=AotCache(tmp_path, "ns"))
+    expected = run_in_chunks(interp_engine(), warm, [10**6])
+    actual = run_in_chunks(second, warm, [10**6])
+    assert_same_runs(expected, actual)
+    assert second.stats["aot_loaded_regions"] == 1 and second.stats["native_compile_seconds"] == 0
+    # loaded as the start block was translated: only the first jump and that block (run as it is translated)
+    # are not native; loaded at the entry, the blocks on the way there would run in tiers 0-1 as well
+    start_block = second.translations[CODE + start].n
+    assert second.stats["native_insns"] == actual[-1].icount - 1 - start_block
+
+
+def test_a_corrupt_alias_is_deleted_and_never_followed(tmp_path: Path) -> None:
+    cache = AotCache(tmp_path, "ns")
+    stored = CachedRegion("r", (1,), (1,), "0" * 64, "host", b"code")
+    cache.put("a" * 64, stored)
+    cache.put_alias("b" * 64, "a" * 64)
+    assert cache.might_have("b" * 64) and cache.get("b" * 64) == stored
+    (cache.directory / ("c" * 64 + ".alias")).write_bytes(b"VMAOTALIAS1\n" + b"../" * 21 + b"x")
+    fresh = AotCache(tmp_path, "ns")
+    assert fresh.might_have("c" * 64) and fresh.get("c" * 64) is None
+    assert not (fresh.directory / ("c" * 64 + ".alias")).exists() and fresh.get("b" * 64) == stored
+
+
 def test_changed_code_or_ir_is_never_loaded(tmp_path: Path) -> None:
     guest = summing_loop(500)
     cache = AotCache(tmp_path, "ns")
@@ -127,7 +189,7 @@ def test_changed_code_or_ir_is_never_loaded(tmp_path: Path) -> None:
     assert_same_runs(run_in_chunks(interp_engine(), changed, [300]), run_in_chunks(other, changed, [300]))
     assert other.stats["aot_loaded_regions"] == 0 and other.stats["native_insns"] == 0
     # an entry whose IR hash does not match what the engine generates now is ignored
-    for path in cache.directory.iterdir():
+    for path in cache.directory.glob("*.region"):
         stored = decode_entry(path.read_bytes())
         assert stored is not None
         path.write_bytes(encode_entry(CachedRegion(stored.name, stored.block_pcs, stored.entries, "0" * 64, stored.host, stored.obj)))

@@ -92,6 +92,23 @@ def test_budget_stops_inside_native_loops_are_exact(budget: int) -> None:
         assert engine.stats["native_insns"] > 0
 
 
+def test_a_short_program_never_starts_llvm() -> None:
+    """Before ``native_start_insns`` retired instructions nothing is promoted, however hot: LLVM is not loaded."""
+    start = 60_000
+    guest = summing_loop(20_000)  # 200,000 instructions
+    engine = TieredEngine(FRONTEND, llvm_settings(threshold=2, native_threshold=500, native_start_insns=start))
+    cpu = make_cpu(guest)
+    while cpu.icount + 1000 < start:
+        assert engine.run(cpu, 1000).kind is StopKind.BUDGET
+    assert max(engine.heat.values()) > 50 * 500  # far past native_threshold: only the start rule holds it back
+    assert engine._loader is None and engine._compiler is None and not engine.native
+    assert engine.stats["native_insns"] == 0 and engine.stats["native_compile_seconds"] == 0
+    while cpu.pc != guest.end:
+        engine.run(cpu, 1000)
+    assert engine._loader is not None and engine.stats["native_regions"] >= 1 and engine.stats["native_insns"] > 0
+    assert cpu.regs[10] == 3 * 20_000 * 20_001 // 2 and cpu.icount == 200_000
+
+
 def walking_store_loop(step: int, count: int) -> Guest:
     """sd a0, 0(s10); s10 += step; loop: walks off the data page into the read-only page and faults."""
     body = [enc_s(0x23, 3, 26, 10, 0), addi(26, 26, step), addi(10, 10, 1), addi(COUNTER, COUNTER, -1)]

@@ -1,8 +1,8 @@
 """The ``python`` engine: hot code compiled to Python functions, cold code interpreted.
 
-Each guest block is lifted once, optimised by vm-translate's IR passes and
-run by the reference executor until it has run ``compile_threshold`` times.
-Then it is compiled by :mod:`vm_jit.pysource` together with the blocks its
+Each guest block is lifted once and run by the reference executor until it
+has run ``compile_threshold`` times. Then it is optimised by vm-translate's
+IR passes and compiled by :mod:`vm_jit.pysource` together with the blocks its
 constant exits lead to (a *region*, at most ``max_region_blocks`` blocks that
 have already run): inside a region, blocks chain to their successors
 directly, with guest registers kept in Python locals, so a hot loop runs
@@ -52,17 +52,32 @@ Region = Callable[[list[int], int], tuple[int, int, int]]
 #: The smallest code cache the engine accepts: a region and its members must fit with room to spare.
 MIN_CODE_CACHE_BLOCKS = 64
 MIN_CODE_CACHE_BYTES = 256 << 10
+#: Blocks cut short by a budget's end that are kept for reuse (slices of a hot loop end at the same places).
+MAX_CUT_BLOCKS = 256
 
 
 class _Translation:
-    """One guest block: its IR and how often it ran in the interpreter."""
+    """One guest block: its IR and how often it ran in the interpreter.
 
-    __slots__ = ("block", "n", "runs")
+    ``block`` is the optimised IR, made when first asked for (to compile
+    it): most blocks only ever run in the interpreter, which runs ``ir``, the
+    IR at hand (as lifted until ``block`` is made), just as well; optimising
+    costs about as much as lifting.
+    """
 
-    def __init__(self, block: ir.Block) -> None:
-        self.block = block
-        self.n = block.insn_count
+    __slots__ = ("_optimized", "ir", "n", "runs")
+
+    def __init__(self, lifted: ir.Block) -> None:
+        self.ir = lifted
+        self._optimized: ir.Block | None = None
+        self.n = lifted.insn_count
         self.runs = 0
+
+    @property
+    def block(self) -> ir.Block:
+        if self._optimized is None:
+            self._optimized = self.ir = optimize(self.ir)
+        return self._optimized
 
 
 def _successors(block: ir.Block) -> list[int]:
@@ -97,6 +112,8 @@ class PythonEngine:
         self._recent: list[int] = [-1] * self.settings.gc_recent_entries
         self._recent_mask = self.settings.gc_recent_entries - 1
         self._key_pages: dict[int, set[int]] = {}  # cache key (entry pc) -> guest pages it covers
+        self._cuts: dict[tuple[int, int], ir.Block] = {}  # (pc, instructions) -> block cut to a budget's end
+        self._rest: tuple[int, int] | None = None  # (pc, instructions) left of the block the last cut ended in
 
     # -- translation cache ------------------------------------------------------
     def _make_code_cache(self) -> CodeCache:
@@ -123,6 +140,7 @@ class PythonEngine:
         """The code cache dropped entry ``key``: forget its translation, region and page notes."""
         self.translations.pop(key, None)
         self.regions.pop(key, None)
+        self._cuts.clear()
         for page in self._key_pages.pop(key, ()):
             keys = self.pages.get(page)
             if keys is not None:
@@ -139,12 +157,14 @@ class PythonEngine:
         self.translations.clear()
         self.regions.clear()
         self.pages.clear()
+        self._cuts.clear()
         callbacks = getattr(mem, "on_code_write", None)
         if callbacks is not None:
             callbacks.append(self.invalidate_page)
 
     def invalidate_page(self, page: int) -> None:
         """Drop every translation and region that covers guest page ``page``."""
+        self._cuts.clear()
         keys = self.pages.pop(page, ())
         if keys:
             self.code_cache.invalidate(keys)
@@ -159,7 +179,7 @@ class PythonEngine:
             self._key_pages.setdefault(key, set()).add(page)
 
     def _translate(self, cpu: CpuState, pc: int) -> _Translation:
-        block = optimize(self.frontend.lift_block(cpu.mem, pc, self.settings.max_block_insns))
+        block = self.frontend.lift_block(cpu.mem, pc, self.settings.max_block_insns)
         t = _Translation(block)
         self.code_cache.insert(pc, estimate_ir_bytes(len(block.stmts)))
         self.translations[pc] = t
@@ -236,6 +256,21 @@ class PythonEngine:
             kind_ = StopKind.BREAKPOINT if isinstance(fault, Breakpoint) else StopKind.FAULT
             return StopReason(kind_, cpu.pc, fault=fault, signal=fault.signo)
 
+    def _cut_block(self, cpu: CpuState, pc: int, insns: int) -> ir.Block:
+        """The block at ``pc`` cut to ``insns`` instructions: it ends in a plain jump, never a syscall.
+
+        Every budget that ends inside a block needs one; they are kept (until
+        code is written or the cache reclaims), as a loop's slices end at the
+        same few places.
+        """
+        key = (pc, insns)
+        block = self._cuts.get(key)
+        if block is None:
+            if len(self._cuts) >= MAX_CUT_BLOCKS:
+                self._cuts.clear()
+            block = self._cuts[key] = self.frontend.lift_block(cpu.mem, pc, insns)  # interpreted only
+        return block
+
     def _cold_step(self, cpu: CpuState, remaining: int) -> StopReason | None:
         """Run one block outside compiled code; return a stop reason or None."""
         if remaining <= 0:
@@ -245,19 +280,29 @@ class PythonEngine:
         if cache.safepoint_due:  # outside compiled code, about to enter pc: the collector may sweep now
             cache.safepoint(self._recent, (pc,))
         self._recent[(pc >> 1) & self._recent_mask] = pc
-        t = self.translations.get(pc) or self._translate(cpu, pc)
-        if t.n > remaining or (t.n == remaining and isinstance(t.block.exit, ir.TrapExit)):
-            # cut the block to the budget; a cut block ends in a plain jump, never a syscall
-            block = optimize(self.frontend.lift_block(cpu.mem, pc, remaining))
+        rest, self._rest = self._rest, None
+        t = self.translations.get(pc)
+        tail = False
+        if t is None and rest is not None and rest[0] == pc:
+            # the rest of a block a budget cut (a slice of a hot loop ends anywhere): interpreted, never a
+            # translation, region or tier-2 entry of its own
+            t, tail = _Translation(self._cut_block(cpu, pc, rest[1])), True
+        elif t is None:
+            t = self._translate(cpu, pc)
+        if t.n > remaining or (t.n == remaining and isinstance(t.ir.exit, ir.TrapExit)):
+            block = self._cut_block(cpu, pc, remaining)
             cpu.pc = execute_block(block, cpu)
             self.stats["interpreted_insns"] += block.insn_count
+            if t.n > block.insn_count:
+                self._rest = (cpu.pc, t.n - block.insn_count)
             return None
-        t.runs += 1
-        if t.runs >= self.settings.compile_threshold and pc not in self.regions:
-            self._compile(cpu, t)
-            return None
-        cpu.pc = execute_block(t.block, cpu)
+        if not tail:
+            t.runs += 1
+            if t.runs >= self.settings.compile_threshold and pc not in self.regions:
+                self._compile(cpu, t)
+                return None
+        cpu.pc = execute_block(t.ir, cpu)
         self.stats["interpreted_insns"] += t.n
-        if isinstance(t.block.exit, ir.SyscallExit):
+        if isinstance(t.ir.exit, ir.SyscallExit):
             return StopReason(StopKind.SYSCALL, cpu.pc)
         return None

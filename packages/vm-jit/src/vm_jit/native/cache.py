@@ -2,7 +2,10 @@
 
 One file per region, named by a key that hashes the engine's code-generation
 version, the settings that shape regions, the region's entry pc and the
-guest code bytes of its entry block (:meth:`AotCache.entry_key`). A file
+guest code bytes of its entry block (:meth:`AotCache.entry_key`); each of
+its other blocks gets a small alias file (the same kind of key, for that
+block) naming the region's key, so a later run finds the region at whichever
+of its blocks it translates first. A region file
 holds the region's block pcs and entry pcs, the SHA-256 of the LLVM IR it was compiled
 from, the host it was compiled for (LLVM version, triple, CPU and features)
 and the object code, all under a SHA-256 checksum. Nothing in it is
@@ -33,8 +36,11 @@ from vm_core.logging import get_logger
 log = get_logger("vm_jit.native.cache")
 
 MAGIC = b"VMAOT1\n"
+ALIAS_MAGIC = b"VMAOTALIAS1\n"
 _DIGEST = 32
 _SUFFIX = ".region"
+_ALIAS_SUFFIX = ".alias"
+_KEY_CHARS = frozenset("0123456789abcdef")
 
 
 def default_cache_dir() -> Path:
@@ -104,7 +110,7 @@ class AotCache:
     def _listing(self) -> set[str]:
         if self._names is None:
             try:
-                self._names = {name for name in os.listdir(self.directory) if name.endswith(_SUFFIX)}
+                self._names = {name for name in os.listdir(self.directory) if name.endswith((_SUFFIX, _ALIAS_SUFFIX))}
             except OSError:
                 self._names = set()
         return self._names
@@ -114,11 +120,17 @@ class AotCache:
         return hashlib.sha256(f"{self.namespace}|{pc:#x}|".encode() + code).hexdigest()
 
     def might_have(self, key: str) -> bool:
-        """Cheap (no system call) pre-check: the directory listed ``key`` when first looked at."""
-        return key + _SUFFIX in self._listing()
+        """Cheap (no system call) pre-check: the directory listed ``key`` (or an alias) when first looked at."""
+        names = self._listing()
+        return key + _SUFFIX in names or key + _ALIAS_SUFFIX in names
 
     def get(self, key: str) -> CachedRegion | None:
-        """The valid entry stored under ``key``, or None (a corrupt file is deleted)."""
+        """The valid entry stored under ``key`` or found through its alias, or None (a corrupt file is deleted)."""
+        if key + _SUFFIX not in self._listing() and key + _ALIAS_SUFFIX in self._listing():
+            target = self._read_alias(key)
+            if target is None:
+                return None
+            key = target
         path = self.directory / (key + _SUFFIX)
         try:
             data = path.read_bytes()
@@ -136,17 +148,43 @@ class AotCache:
         self.hits += 1
         return entry
 
+    def _read_alias(self, alias: str) -> str | None:
+        """The region key the alias file ``alias`` names, or None (a malformed alias file is deleted)."""
+        path = self.directory / (alias + _ALIAS_SUFFIX)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        key = data[len(ALIAS_MAGIC) :].decode("ascii", "replace")
+        if data.startswith(ALIAS_MAGIC) and len(key) == 64 and set(key) <= _KEY_CHARS:
+            return key
+        log.warning("aot_alias_corrupt", path=str(path))
+        self._listing().discard(path.name)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
+
     def put(self, key: str, entry: CachedRegion) -> None:
         """Store ``entry`` under ``key`` atomically; failures only disable the cache."""
+        if self._write(key + _SUFFIX, encode_entry(entry)):
+            self.stores += 1
+
+    def put_alias(self, alias: str, key: str) -> None:
+        """Make ``alias`` lead to the entry stored under ``key`` (atomically; failures only disable the cache)."""
+        self._write(alias + _ALIAS_SUFFIX, ALIAS_MAGIC + key.encode("ascii"))
+
+    def _write(self, name: str, data: bytes) -> bool:
         if not self.usable:
-            return
+            return False
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=self.directory)
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(encode_entry(entry))
-                os.replace(temp, self.directory / (key + _SUFFIX))
+                    f.write(data)
+                os.replace(temp, self.directory / name)
             except BaseException:
                 try:
                     os.unlink(temp)
@@ -156,6 +194,6 @@ class AotCache:
         except OSError as err:
             log.warning("aot_cache_unusable", directory=str(self.directory), reason=str(err))
             self.usable = False
-            return
-        self._listing().add(key + _SUFFIX)
-        self.stores += 1
+            return False
+        self._listing().add(name)
+        return True
