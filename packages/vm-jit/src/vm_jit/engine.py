@@ -29,7 +29,7 @@ code write goes through the same cache (:meth:`vm_gc.CodeCache.invalidate`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from vm_core.errors import Breakpoint, ConfigurationError, GuestFault
@@ -55,17 +55,23 @@ MIN_CODE_CACHE_BYTES = 256 << 10
 
 
 class _Translation:
-    """One guest block: its IR and how often it ran in the interpreter."""
+    """One guest block: its IR, how often it ran in the interpreter, the trap pcs its entry holds.
 
-    __slots__ = ("block", "n", "runs")
+    It is the payload of its code cache entry, which also covers the region
+    compiled from the block (``trap_pcs`` lists the block's and the region's).
+    """
+
+    __slots__ = ("block", "n", "runs", "trap_pcs")
 
     def __init__(self, block: ir.Block) -> None:
         self.block = block
         self.n = block.insn_count
         self.runs = 0
+        self.trap_pcs: list[int] = []
 
 
-def _successors(block: ir.Block) -> list[int]:
+def successors(block: ir.Block) -> list[int]:
+    """The pcs ``block``'s constant exits lead to."""
     exit_ = block.exit
     if isinstance(exit_, ir.Branch):
         return [exit_.taken, exit_.fallthrough]
@@ -84,7 +90,8 @@ class PythonEngine:
         self.settings = settings or JitSettings()
         self.translations: dict[int, _Translation] = {}
         self.regions: dict[int, Region] = {}
-        self.traps: dict[int, ir.TrapExit] = {}
+        self.traps: dict[int, ir.TrapExit] = {}  # trap pc -> exit, for regions that stop at it
+        self._trap_owners: dict[int, set[Any]] = {}  # trap pc -> the cache payloads holding it
         self.pages: dict[int, set[int]] = {}  # guest page -> pcs of translations and regions touching it
         self.stats: dict[str, float] = {
             "compiled_regions": 0,
@@ -117,6 +124,7 @@ class PythonEngine:
         )
         cache = CodeCache(CacheLimits(s.code_cache_blocks, s.code_cache_bytes), policy, stats=self.stats)
         cache.on_retire.append(self._retire)
+        cache.on_release.append(self._release)
         return cache
 
     def _retire(self, key: Any) -> None:
@@ -129,6 +137,28 @@ class PythonEngine:
                 keys.discard(key)
                 if not keys:
                     del self.pages[page]  # the page stays watched: vm-mem un-watches it on the next store
+
+    def _release(self, key: Any, payload: Any) -> None:
+        """The code cache freed entry ``key`` (no region of it runs any more): drop the traps only it held."""
+        for pc in getattr(payload, "trap_pcs", ()):
+            owners = self._trap_owners.get(pc)
+            if owners is None:
+                continue
+            owners.discard(payload)
+            if not owners:
+                del self._trap_owners[pc]
+                self.traps.pop(pc, None)
+
+    def _own_traps(self, owner: Any, traps: Iterable[ir.TrapExit]) -> None:
+        """Make ``traps`` known to the dispatcher until cache payload ``owner`` is released.
+
+        A trap pc may be held by several payloads (a block and the regions
+        compiled from it): it stays while any of them lives.
+        """
+        for trap in traps:
+            self.traps[trap.pc] = trap
+            self._trap_owners.setdefault(trap.pc, set()).add(owner)
+            owner.trap_pcs.append(trap.pc)
 
     def _attach(self, mem: Any) -> None:
         if self._mem is mem:
@@ -161,18 +191,18 @@ class PythonEngine:
     def _translate(self, cpu: CpuState, pc: int) -> _Translation:
         block = optimize(self.frontend.lift_block(cpu.mem, pc, self.settings.max_block_insns))
         t = _Translation(block)
-        self.code_cache.insert(pc, estimate_ir_bytes(len(block.stmts)))
+        self.code_cache.insert(pc, estimate_ir_bytes(len(block.stmts)), t)
         self.translations[pc] = t
         self._note_pages(cpu.mem, pc, block)
         if isinstance(block.exit, ir.TrapExit):
-            self.traps[block.exit.pc] = block.exit
+            self._own_traps(t, (block.exit,))
         return t
 
     def _compile(self, cpu: CpuState, entry: _Translation) -> None:
         start = time.perf_counter()
         blocks = [entry.block]
         seen = {entry.block.pc}
-        queue = _successors(entry.block)
+        queue = successors(entry.block)
         while queue and len(blocks) < self.settings.max_region_blocks:
             pc = queue.pop(0)
             if pc in seen:
@@ -182,9 +212,9 @@ class PythonEngine:
             if t is None or t.runs == 0:
                 continue  # never ran: leave it to the dispatcher
             blocks.append(t.block)
-            queue.extend(_successors(t.block))
+            queue.extend(successors(t.block))
         fn, traps = compile_region(blocks, cpu)
-        self.traps.update(traps)
+        self._own_traps(entry, traps.values())
         key = entry.block.pc
         self.regions[key] = fn
         for block in blocks:
@@ -195,7 +225,7 @@ class PythonEngine:
             cache.add_member(key, block.pc)
         inside = {block.pc for block in blocks}
         for block in blocks:
-            for target in _successors(block):
+            for target in successors(block):
                 if target not in inside:  # an exit out of the region: a chain link
                     cache.link(key, target)
         self.stats["compile_seconds"] += time.perf_counter() - start

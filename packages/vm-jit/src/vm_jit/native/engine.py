@@ -40,7 +40,7 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from vm_core.errors import GuestFault, VmError
@@ -51,7 +51,7 @@ from vm_translate.cpu import CpuState
 from vm_translate.executor import execute_block
 from vm_translate.frontend import FrontEnd
 
-from vm_jit.engine import PythonEngine
+from vm_jit.engine import PythonEngine, successors
 from vm_jit.native.cache import AotCache, CachedRegion, default_cache_dir
 from vm_jit.native.llvm_ir import (
     CTX_BUDGET,
@@ -71,6 +71,9 @@ from vm_jit.native.llvm_ir import (
 from vm_jit.native.pagetable import GuestPageTables
 from vm_jit.settings import JitSettings
 
+if TYPE_CHECKING:
+    from vm_jit.native.compiler import NativeCode
+
 log = get_logger("vm_jit.native.engine")
 
 #: Bump when generated code changes meaning: part of every AOT cache key.
@@ -82,18 +85,31 @@ MAX_EXTRA_ENTRIES = 7
 
 
 class NativeRegion:
-    """One installed native function and the guest pcs and pages it covers."""
+    """One installed native function: a code cache entry (its own key and payload), its pcs and pages.
 
-    __slots__ = ("entry", "fn", "name", "pages", "pcs", "reg_high", "reg_low")
+    ``fn`` is None once its machine code has been freed.
+    """
 
-    def __init__(self, fn: Any, code: RegionCode, pages: frozenset[int]) -> None:
-        self.fn = fn
+    __slots__ = ("code", "entry", "fn", "name", "pages", "pcs", "reg_high", "reg_low", "trap_pcs")
+
+    def __init__(self, code: NativeCode, region: RegionCode, pages: frozenset[int], pcs: tuple[int, ...]) -> None:
+        self.code = code
+        self.fn = code.function
         self.entry: Any = None  # the tier-1-shaped region function the dispatcher calls
-        self.name = code.name
-        self.pcs = code.entries
-        self.reg_low = code.reg_low
-        self.reg_high = code.reg_high
+        self.name = region.name
+        self.pcs = pcs  # the entries it is dispatched at
+        self.reg_low = region.reg_low
+        self.reg_high = region.reg_high
         self.pages = pages
+        self.trap_pcs: list[int] = []
+
+    def __repr__(self) -> str:
+        return f"<native region {self.name}{' (freed)' if self.fn is None else ''}>"
+
+    def free(self) -> None:
+        """Free the machine code: only when nothing can be executing it or call it again."""
+        self.fn = None
+        self.code.free()
 
 
 @attrs.frozen
@@ -178,6 +194,7 @@ class TieredEngine(PythonEngine):
         self.cache = cache
         self.native: dict[int, NativeRegion] = {}
         self.native_pages: dict[int, set[NativeRegion]] = {}
+        self.tier1: dict[int, Any] = {}  # entry pc -> its tier-1 region (counting), while native code replaces it
         self.heat: dict[int, int] = {}
         self.unpromotable: set[int] = set()
         self.pending: set[int] = set()
@@ -190,6 +207,8 @@ class TieredEngine(PythonEngine):
             slow_path_insns=0,
             native_compile_seconds=0.0,
             aot_loaded_regions=0,
+            native_retired_regions=0,
+            native_freed_regions=0,
         )
         self.ctx = (ctypes.c_uint64 * CTX_SLOTS)()
         self.ctx_address = ctypes.addressof(self.ctx)
@@ -205,9 +224,10 @@ class TieredEngine(PythonEngine):
     def _attach(self, mem: Any) -> None:
         if self._mem is mem:
             return
-        super()._attach(mem)
+        super()._attach(mem)  # the code cache drops (and frees) every native region too
         self.native.clear()
         self.native_pages.clear()
+        self.tier1.clear()
         self.heat.clear()
         self.single.clear()
         if self.tables is not None:
@@ -241,12 +261,49 @@ class TieredEngine(PythonEngine):
         super().invalidate_page(page)
         self.generation[page] = self.generation.get(page, 0) + 1
         self.single.clear()
-        for region in self.native_pages.pop(page, ()):
-            for pc in region.pcs:
-                if self.native.get(pc) is region:
-                    del self.native[pc]
-                if self.regions.get(pc) is region.entry:
+        regions = self.native_pages.get(page)
+        if regions:  # retired now, freed at the next safepoint: the guest may be inside one of them
+            self.code_cache.invalidate(list(regions))
+
+    # -- native regions in the code cache -------------------------------------------
+    def _retire(self, key: Any) -> None:
+        """The code cache dropped ``key``: a native region, or an entry pc (block, tier-1 region)."""
+        if isinstance(key, NativeRegion):
+            self._retire_native(key)
+            return
+        super()._retire(key)  # its translation, and whatever region function the dispatcher had at key
+        self.tier1.pop(key, None)
+        self.heat.pop(key, None)
+        self.unpromotable.discard(key)
+        region = self.native.pop(key, None)
+        if region is not None:
+            region.pcs = tuple(pc for pc in region.pcs if pc != key)
+
+    def _retire_native(self, region: NativeRegion) -> None:
+        """Take ``region`` out of every dispatch table; its entries go back to their tier-1 regions."""
+        for pc in region.pcs:
+            if self.native.get(pc) is region:
+                del self.native[pc]
+            if self.regions.get(pc) is region.entry:
+                tier1 = self.tier1.get(pc)
+                if tier1 is not None:
+                    self.regions[pc] = tier1
+                else:
                     del self.regions[pc]
+        for page in region.pages:
+            on_page = self.native_pages.get(page)
+            if on_page is not None:
+                on_page.discard(region)
+                if not on_page:
+                    del self.native_pages[page]
+        self.stats["native_retired_regions"] += 1
+
+    def _release(self, key: Any, payload: Any) -> None:
+        """The code cache freed ``key`` at a safepoint (no guest code runs): a native region's code goes."""
+        super()._release(key, payload)
+        if isinstance(payload, NativeRegion):
+            payload.free()
+            self.stats["native_freed_regions"] += 1
 
     # -- promotion --------------------------------------------------------------
     def _region_blocks(self, entry: int) -> list[ir.Block]:
@@ -340,22 +397,47 @@ class TieredEngine(PythonEngine):
                     continue  # guest code changed while compiling: the heat will promote it again
                 self._install(cpu, job.code, job.pages, obj)
 
-    def _install(self, cpu: CpuState, code: RegionCode, pages: frozenset[int], obj: bytes) -> None:
+    def _install(self, cpu: CpuState, code: RegionCode, pages: frozenset[int], obj: bytes) -> bool:
+        """Load ``obj`` and dispatch it at its entries whose translations the cache still holds.
+
+        The region is a code cache entry sized by what its loaded code holds;
+        it keeps its blocks (members) and links to its exits' targets, and each
+        entry pc's entry has it as a member, so the dispatcher's recent pcs
+        root it. False if no entry is left (the collector took them while it compiled).
+        """
+        from vm_jit.native.compiler import estimate_loaded_bytes
+
+        cache = self.code_cache
+        entries = tuple(pc for pc in code.entries if pc in cache)
+        if not entries:
+            return False
         assert self._loader is not None
-        region = NativeRegion(self._loader.function(obj, code.name), code, pages)
+        region = NativeRegion(self._loader.load(obj, code.name), code, pages, entries)
         region.entry = self._native_entry(region)
+        cache.insert(region, estimate_loaded_bytes(len(obj)), region)
+        inside = set(code.block_pcs)
+        for pc in code.block_pcs:
+            t = self.translations.get(pc)
+            if t is None:
+                continue
+            cache.add_member(region, pc)
+            for target in successors(t.block):
+                if target not in inside:
+                    cache.link(region, target)
+        for pc in entries:
+            cache.add_member(pc, region)
         watch = getattr(cpu.mem, "watch_code", None)
         is_watched = getattr(cpu.mem, "is_code_watched", None)
         for page in pages:
             if watch is not None and is_watched is not None and not is_watched(page):
                 watch(page)
             self.native_pages.setdefault(page, set()).add(region)
-        for pc in code.entries:
+        for pc in entries:
             self.native[pc] = region
             self.regions[pc] = region.entry
-        for trap in code.traps:
-            self.traps[trap.pc] = trap
+        self._own_traps(region, code.traps)
         self.stats["native_regions"] += 1
+        return True
 
     def close(self) -> None:
         """Stop the compiler thread (after its current job) and release the page tables."""
@@ -404,11 +486,11 @@ class TieredEngine(PythonEngine):
             log.info("aot_entry_stale", region=entry.name)
             return
         try:
-            self._install(cpu, code, _pages_of(blocks), entry.obj)
+            installed = self._install(cpu, code, _pages_of(blocks), entry.obj)
         except VmError as err:
             log.warning("aot_entry_unloadable", region=entry.name, reason=str(err))
             return
-        self.stats["aot_loaded_regions"] += 1
+        self.stats["aot_loaded_regions"] += installed
 
     # -- execution: tier 2 plugs into the tier-1 dispatcher as region functions -------
     def run(self, cpu: CpuState, budget: int) -> StopReason:
@@ -424,8 +506,9 @@ class TieredEngine(PythonEngine):
         fn = self.regions.get(pc)
         if fn is None:
             return
+        counting = self.tier1[pc] = self._counting(pc, fn)
         region = self.native.get(pc)
-        self.regions[pc] = region.entry if region is not None else self._counting(pc, fn)
+        self.regions[pc] = region.entry if region is not None else counting
 
     def _counting(self, entry: int, fn: Any) -> Any:
         """``fn`` (a tier-1 region) counting the instructions it retires towards ``entry``'s promotion."""
@@ -459,7 +542,6 @@ class TieredEngine(PythonEngine):
 
     def _native_entry(self, nat: NativeRegion) -> Any:
         """The region function (tier-1 calling convention) that runs ``nat`` natively."""
-        fn = nat.fn
         low, high = nat.reg_low, nat.reg_high
         ctx = self.ctx
         ctx_address = self.ctx_address
@@ -467,6 +549,9 @@ class TieredEngine(PythonEngine):
         stats = self.stats
 
         def region(regs: list[int], budget: int) -> tuple[int, int, int]:
+            fn = nat.fn
+            if fn is None:  # retirement takes it out of every table before its code is freed
+                raise VmError(f"{nat!r} was called after its machine code was freed")
             cpu = self._cpu
             regfile[low:high] = regs[low:high]
             ctx[CTX_BUDGET] = budget
