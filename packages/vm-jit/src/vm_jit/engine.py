@@ -24,6 +24,17 @@ roots. The engine offers the cache a safepoint before every block it runs
 outside compiled code; reclaimed entries leave ``translations``, ``regions``
 and ``pages`` through the cache's ``on_retire`` hook, and invalidation by a
 code write goes through the same cache (:meth:`vm_gc.CodeCache.invalidate`).
+The trap exits a region may stop at (``traps``, looked up by the dispatcher)
+belong to the cache entries whose block or region holds them (the entry's
+payload, its :class:`_Translation`, lists them); a trap pc goes when the
+last of them is released (``on_release``: at a safepoint, after a region that
+was invalidated while it ran has returned).
+
+The dispatcher's store into the recent-entry table costs 27 ns per region
+entered, and regions loop inside: ``bench_sieve 2000000`` enters regions 982
+times in 32 million instructions (0.03 ms of 3-4 s), ``sort_search`` (calls
+through function pointers) 83,753 times in 1.3 million (2.3 ms of 1.05 s,
+0.2%); removing it changes ``bench/run.py`` timings less than their noise.
 """
 
 from __future__ import annotations

@@ -12,19 +12,20 @@ of this works on this host.
 Why one engine per region
     MCJIT cannot remove one object file from an engine, and the code cache
     (:mod:`vm_gc`) frees native regions one at a time. Measured with
-    ``python bench/native_code.py`` on this project's 2-core host (the 114
-    regions that four guest programs promote, 11.9 KB of object code on
-    average): one engine per region costs 0.28 ms to load a region against
-    0.22 ms for adding it to one shared engine, and holds 44 KB plus 2.45
-    bytes per object byte (73 KB for the average region) against 40 KB in a
-    shared engine, which never gives anything back: loading 5,000 regions
-    while keeping 100 alive grows a shared engine by 172 MiB and per-region
+    ``python bench/native_code.py`` (shared 2-core host; the 113 regions four
+    guest programs promote, 11.9 KB of object code on average, 0.8-63 KB):
+    loading a region into an engine of its own takes 0.29-0.34 ms against
+    0.15-0.27 ms for adding it to one shared engine (compiling one took
+    24-85 ms), freeing it 0.02-0.03 ms; it holds 43 KB plus 2.48 bytes per
+    object byte (75 KB for the average region) against 41 KB in a shared
+    engine, which never gives anything back: loading 5,000 regions while
+    keeping 100 alive grows a shared engine by 171 MiB and per-region
     engines by 11 MiB, flat after the first hundred. Batches of regions per
-    engine would save part of the 44 KB but keep a whole batch alive for one
-    hot region. The engine is created without a module (an empty one would
-    be code-generated at the first finalize: 0.9 ms) and with a generic
-    target machine (it only links ready object code: 0.02 ms instead of
-    0.13 ms for the host CPU's).
+    engine would save part of the 43 KB but keep a whole batch alive for
+    one hot region. The engine is created without a module (an empty one
+    would be code-generated at the first finalize: 0.9 ms) and with a
+    generic target machine (it only links ready object code: 0.02 ms to
+    create instead of 0.13 ms for the host CPU's).
 """
 
 from __future__ import annotations
@@ -116,9 +117,9 @@ def llvm_available() -> bool:
 
 #: Resident bytes of a region's own MCJIT engine (execution engine, dynamic linker, memory manager,
 #: page-aligned sections), measured with bench/native_code.py; see the module docstring.
-ENGINE_BYTES = 44 << 10
+ENGINE_BYTES = 43_200
 #: Resident bytes per byte of object file once loaded (the engine keeps the object and its loaded copy).
-LOADED_BYTES_PER_OBJECT_BYTE = 2.45
+LOADED_BYTES_PER_OBJECT_BYTE = 2.48
 
 
 def estimate_loaded_bytes(object_size: int) -> int:

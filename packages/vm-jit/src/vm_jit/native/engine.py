@@ -29,6 +29,22 @@ With ``aot_cache`` the machine code of each region is stored on disk
 entry block of a cached region, the region is re-lifted, checked against
 the cached IR hash and installed at once, so a second run starts hot.
 LLVM is only imported when the first region is promoted or loaded.
+
+Native regions live in the bounded code cache (:mod:`vm_gc`) as tier-1 code
+does. Each is an entry of its own (its :class:`NativeRegion` is key and
+payload), sized by what its loaded code holds
+(:func:`~vm_jit.native.compiler.estimate_loaded_bytes`), with the blocks it
+was compiled from as members and links to the targets of its exits; the
+entry of each pc it is dispatched at has it as a member, so the dispatcher's
+recent entries (it records a native region's entry pc when it enters it, as
+for any region) and the pc about to run root it. Retirement (``on_retire``)
+takes it out of ``native``, ``native_pages`` and ``regions`` (its entries go
+back to their tier-1 regions, kept in ``tier1``); its machine code, in an
+MCJIT engine of its own (:mod:`.compiler` says why), is freed by
+``on_release``, which the cache runs only at a safepoint: a store into its
+code from inside it retires it at once and frees it at the next safepoint,
+and a freed region's function refuses to run. When the guest comes back, a
+collected region is promoted again by its heat, or loaded from the AOT cache.
 """
 
 from __future__ import annotations
@@ -36,8 +52,6 @@ from __future__ import annotations
 import atexit
 import ctypes
 import hashlib
-import queue
-import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -53,6 +67,7 @@ from vm_translate.frontend import FrontEnd
 
 from vm_jit.engine import PythonEngine, successors
 from vm_jit.native.cache import AotCache, CachedRegion, default_cache_dir
+from vm_jit.native.compile_thread import CompileJob, CompilerThread
 from vm_jit.native.llvm_ir import (
     CTX_BUDGET,
     CTX_ICOUNT,
@@ -112,16 +127,6 @@ class NativeRegion:
         self.code.free()
 
 
-@attrs.frozen
-class _Job:
-    """A region on its way through the compiler thread."""
-
-    code: RegionCode
-    pages: frozenset[int]
-    generations: tuple[int, ...]
-    cache_key: str | None
-
-
 def _pages_of(blocks: list[ir.Block]) -> frozenset[int]:
     return frozenset(p for b in blocks for p in (b.pc >> 12, (b.pc + max(b.size, 1) - 1) >> 12))
 
@@ -137,45 +142,6 @@ def named_region(blocks: list[ir.Block], entries: tuple[int, ...]) -> RegionCode
     digest = hashlib.sha256(draft.text.encode()).hexdigest()[:20]
     name = f"vm_r{blocks[0].pc:x}_{digest}"
     return attrs.evolve(draft, name=name, text=draft.text.replace(f"@{_PROVISIONAL_NAME}(", f"@{name}("))
-
-
-class _CompilerThread:
-    """One daemon thread that compiles jobs in order; at interpreter exit it finishes only the current one."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.done: deque[tuple[_Job, bytes | None, float]] = deque()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._loop, name="vm-llvm-compiler", daemon=True)
-        self.thread.start()
-        atexit.register(self.stop)
-
-    def _loop(self) -> None:
-        from vm_jit.native.compiler import compile_object
-
-        while True:
-            item = self.jobs.get()
-            if item is None or self.stopping:
-                return
-            job, store = item
-            start = time.perf_counter()
-            obj: bytes | None
-            try:
-                obj = compile_object(job.code.text)
-                if store is not None:
-                    store(job, obj)
-            except Exception as err:
-                log.warning("native_compile_failed", region=job.code.name, reason=str(err))
-                obj = None
-            self.done.append((job, obj, time.perf_counter() - start))
-
-    def submit(self, job: _Job, store: Any) -> None:
-        self.jobs.put((job, store))
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.jobs.put(None)
-        self.thread.join()
 
 
 class TieredEngine(PythonEngine):
@@ -216,8 +182,8 @@ class TieredEngine(PythonEngine):
         self.tables: GuestPageTables | None = None
         self.tier2 = True  # turns False if LLVM cannot be used here
         self._loader: Any = None
-        self._compiler: _CompilerThread | None = None
-        self._sync_done: deque[tuple[_Job, bytes | None, float]] = deque()
+        self._compiler: CompilerThread | None = None
+        self._sync_done: deque[tuple[CompileJob, bytes | None, float]] = deque()
         self._cpu: Any = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -343,12 +309,12 @@ class TieredEngine(PythonEngine):
         others = [b.pc for b in blocks[1:] if b.pc in self.regions and b.pc not in self.native]
         code = named_region(blocks, (blocks[0].pc, *others[: MAX_EXTRA_ENTRIES]))
         pages = _pages_of(blocks)
-        job = _Job(code, pages, tuple(self.generation.get(p, 0) for p in sorted(pages)), self._cache_key(cpu, blocks[0]))
+        job = CompileJob(code, pages, tuple(self.generation.get(p, 0) for p in sorted(pages)), self._cache_key(cpu, blocks[0]))
         self.pending.add(entry)
         store = self._store if self.cache is not None and job.cache_key is not None else None
         if self.settings.native_background:
             if self._compiler is None:
-                self._compiler = _CompilerThread()
+                self._compiler = CompilerThread()
             self._compiler.submit(job, store)
             return
         from vm_jit.native.compiler import compile_object
@@ -373,7 +339,7 @@ class TieredEngine(PythonEngine):
             return None
         return self.cache.entry_key(entry.pc, bytes(code))
 
-    def _store(self, job: _Job, obj: bytes) -> None:
+    def _store(self, job: CompileJob, obj: bytes) -> None:
         """Write a compiled region to the AOT cache (runs in the compiler thread)."""
         from vm_jit.native.compiler import host_description
 
