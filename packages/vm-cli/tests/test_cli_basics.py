@@ -56,3 +56,16 @@ def test_errors_are_one_line_without_traceback(tmp_path):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: vm" in capsys.readouterr().out
+
+
+def test_code_cache_size_keeps_the_other_engine_settings(monkeypatch):
+    """``--code-cache-size`` sets the bound it names; VM_JIT_SETTINGS still sets the rest (and the other bound)."""
+    from vm_cli.commands.run import engine_settings
+    from vm_cli.main import build_parser
+
+    monkeypatch.setenv("VM_JIT_SETTINGS", "native_threshold=2000,code_cache_bytes=1048576")
+    args = build_parser().parse_args(["run", "--code-cache-size", "300blocks", "prog"])
+    settings = engine_settings(args)
+    assert (settings.native_threshold, settings.code_cache_blocks, settings.code_cache_bytes) == (2000, 300, 1 << 20)
+    monkeypatch.delenv("VM_JIT_SETTINGS")
+    assert engine_settings(build_parser().parse_args(["run", "prog"])) is None

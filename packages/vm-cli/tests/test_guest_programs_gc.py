@@ -4,8 +4,11 @@ Programs of the suite run under ``vm run --engine python --code-cache-size ...``
 with a bound far below the code they translate (700 to 2,400 blocks, several
 MiB), so vm-gc collects tens of times per run, marking concurrently while the
 guest runs; ``jit_codegen`` keeps generating new code (and overwriting old).
+Under ``--engine llvm`` with tier 2 forced (as in ``test_guest_programs_llvm``)
+and a 512K bound, native regions are collected too, their machine code freed,
+and compiled or loaded from the AOT cache again when the guest comes back.
 qemu-riscv64 is the oracle, compared exactly as in ``test_guest_programs``.
-A last check makes sure the bound really made the collector work.
+Checks on ``--stats`` make sure the bound really made the collector work.
 """
 
 from __future__ import annotations
@@ -83,3 +86,33 @@ def test_small_code_cache_is_collected_and_stays_bounded(
     assert stats[b"gc minor collections"] > 0 and stats[b"gc major collections"] > 0
     assert stats[b"gc reclaimed translations"] > 1000  # the 1,280 generated functions and more
     assert stats[b"code cache translations"] <= 64 + 1
+
+
+#: Tier 2 forced early and synchronous; ``gc_concurrent=false`` makes a run's collections reproducible.
+NATIVE_SETTINGS = "native_threshold=2000,native_start_insns=0,native_background=false,native_max_region_blocks=12"
+NATIVE_CASES = [("hello", "gc_concurrent=false"), ("bench_hash", "gc_concurrent=false"), ("bench_sieve", ""),
+                ("jit_codegen", "gc_concurrent=false")]  # fmt: skip
+
+
+@pytest.mark.guest_vm
+@pytest.mark.parametrize(("name", "extra"), NATIVE_CASES, ids=[f"{n}-{e or 'concurrent'}" for n, e in NATIVE_CASES])
+def test_native_code_under_a_small_code_cache_matches_qemu(
+    name: str, extra: str, guest_build: ModuleType, guest_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    program = next(p for p in guest_build.load_manifest() if p.name == name)
+    expected = run_under_qemu(guest_build, guest_binaries[name], program, tmp_path / "qemu")
+    settings = ",".join(filter(None, (NATIVE_SETTINGS, extra)))
+    command = ["/usr/bin/env", f"VM_JIT_SETTINGS={settings}", f"VM_CACHE_DIR={tmp_path / 'aot'}", sys.executable,
+               "-m", "vm_cli", "run", "--engine", "llvm", "--stats", "--code-cache-size", "512K",
+               str(guest_binaries[name]), *program.args]  # fmt: skip
+    actual = run_in_fresh_dir(guest_build, command, tmp_path / "vm", timeout=VM_TIMEOUT_S)
+    cut = actual.stderr.rfind(b"vm: engine ")  # the --stats lines come last
+    assert cut >= 0, actual.stderr.decode(errors="replace")[-2000:]
+    assert actual.returncode == expected.returncode, actual.stderr.decode(errors="replace")[-2000:]
+    assert (actual.stdout, actual.stderr[:cut], actual.files) == (expected.stdout, expected.stderr, expected.files)
+    stats = {m[1]: int(m[2]) for m in re.finditer(rb"^vm: ([a-z ]+) (\d+)$", actual.stderr[cut:], re.MULTILINE)}
+    assert stats[b"gc collections"] > 0
+    if name != "hello":
+        assert stats[b"native freed regions"] > 0 and stats[b"native insns"] > 0
+    if name == "jit_codegen":  # regions compiled in this run, collected, then loaded from its AOT cache
+        assert stats[b"aot loaded regions"] > 0

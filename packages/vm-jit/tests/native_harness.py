@@ -55,8 +55,10 @@ class RegionRunner:
     def __init__(self, blocks: list[ir.Block], mem: Any, nregs: int = 67) -> None:
         code = region_code(blocks, "vm_test_region")  # every block an entry
         self.code = code
-        self.loader = NativeLoader()  # its engine owns the machine code: keep it as long as fn
-        self.fn = self.loader.function(compile_object(code.text), code.name)
+        self.native = NativeLoader().load(compile_object(code.text), code.name)  # owns the machine code
+        fn = self.native.function
+        assert fn is not None
+        self.fn = fn
         self.tables = GuestPageTables(mem)
         self.regfile = (ctypes.c_uint64 * nregs)()
         self.ctx = (ctypes.c_uint64 * CTX_SLOTS)()

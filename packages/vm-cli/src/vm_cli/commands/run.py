@@ -189,16 +189,18 @@ def run_accelerated(args: argparse.Namespace, pm: Any, registry: Any, isa: str) 
 
 
 def engine_settings(args: argparse.Namespace) -> Any:
-    """The engine factory's settings: the translating engines' with ``--code-cache-size``, else None."""
+    """The engine factory's settings: with ``--code-cache-size``, the translating engines' settings from
+    ``VM_JIT_SETTINGS`` (as the factory would read them) with that bound; else None (the factory's own)."""
     size_text = getattr(args, "code_cache_size", None)
     if size_text is None:
         return None
+    import attrs
     from vm_gc import CacheLimits, parse_cache_size
-    from vm_jit.settings import JitSettings
+    from vm_jit.plugin import SETTINGS_ENV, settings_from_text
 
-    defaults = JitSettings()
-    limits = parse_cache_size(size_text).limits(CacheLimits(defaults.code_cache_blocks, defaults.code_cache_bytes))
-    return JitSettings(code_cache_blocks=limits.blocks, code_cache_bytes=limits.bytes)
+    base = settings_from_text(os.environ.get(SETTINGS_ENV, ""))
+    limits = parse_cache_size(size_text).limits(CacheLimits(base.code_cache_blocks, base.code_cache_bytes))
+    return attrs.evolve(base, code_cache_blocks=limits.blocks, code_cache_bytes=limits.bytes)
 
 
 def run(args: argparse.Namespace) -> int:

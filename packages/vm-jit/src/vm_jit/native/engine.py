@@ -34,6 +34,22 @@ a later run first translates any block of a cached region, the region is
 re-lifted, checked against the cached IR hash and installed at once, so a
 second run starts hot.
 LLVM is only imported when the first region is promoted or loaded.
+
+Native regions live in the bounded code cache (:mod:`vm_gc`) as tier-1 code
+does. Each is an entry of its own (its :class:`NativeRegion` is key and
+payload), sized by what its loaded code holds
+(:func:`~vm_jit.native.compiler.estimate_loaded_bytes`), with the blocks it
+was compiled from as members and links to the targets of its exits; the
+entry of each pc it is dispatched at has it as a member, so the dispatcher's
+recent entries (it records a native region's entry pc when it enters it, as
+for any region) and the pc about to run root it. Retirement (``on_retire``)
+takes it out of ``native``, ``native_pages`` and ``regions`` (its entries go
+back to their tier-1 regions, kept in ``tier1``); its machine code, in an
+MCJIT engine of its own (:mod:`.compiler` says why), is freed by
+``on_release``, which the cache runs only at a safepoint: a store into its
+code from inside it retires it at once and frees it at the next safepoint,
+and a freed region's function refuses to run. When the guest comes back, a
+collected region is promoted again by its heat, or loaded from the AOT cache.
 """
 
 from __future__ import annotations
@@ -41,12 +57,9 @@ from __future__ import annotations
 import atexit
 import ctypes
 import hashlib
-import queue
-import sys
-import threading
 import time
 from collections import Counter, deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from vm_core.errors import GuestFault, VmError
@@ -57,8 +70,9 @@ from vm_translate.cpu import CpuState
 from vm_translate.executor import execute_block
 from vm_translate.frontend import FrontEnd
 
-from vm_jit.engine import PythonEngine, _successors
+from vm_jit.engine import PythonEngine, successors
 from vm_jit.native.cache import AotCache, CachedRegion, default_cache_dir
+from vm_jit.native.compile_thread import CompileJob, CompilerThread
 from vm_jit.native.llvm_ir import (
     CHAIN_EMPTY,
     CHAIN_SLOTS,
@@ -81,40 +95,44 @@ from vm_jit.native.llvm_ir import (
 from vm_jit.native.pagetable import GuestPageTables
 from vm_jit.settings import JitSettings
 
+if TYPE_CHECKING:
+    from vm_jit.native.compiler import NativeCode
+
 log = get_logger("vm_jit.native.engine")
 
 #: Bump when generated code changes meaning: part of every AOT cache key.
 CODEGEN_VERSION = 5
-#: The interpreter's thread switch interval (seconds) while native compiles are in flight.
-COMPILE_SWITCH_INTERVAL = 0.0005
 _PROVISIONAL_NAME = "vm_region_unnamed"  # replaced by the content-derived name
 
 
 class NativeRegion:
-    """One installed native function and the guest pcs and pages it covers."""
+    """One installed native function: a code cache entry (its own key and payload), its pcs and pages.
 
-    __slots__ = ("address", "entry", "fn", "name", "pages", "pcs", "reg_high", "reg_low")
+    ``fn`` is None once its machine code has been freed; ``address`` (the
+    chain table's key to it) stays, for taking it out of the table.
+    """
 
-    def __init__(self, address: int, code: RegionCode, pages: frozenset[int]) -> None:
-        self.address = address  # of the machine code; the chain table holds it
-        self.fn = _FUNCTION_TYPE(address)
+    __slots__ = ("address", "code", "entry", "fn", "name", "pages", "pcs", "reg_high", "reg_low", "trap_pcs")
+
+    def __init__(self, code: NativeCode, region: RegionCode, pages: frozenset[int], pcs: tuple[int, ...]) -> None:
+        self.code = code
+        self.address = code.address
+        self.fn = code.function
         self.entry: Any = None  # the tier-1-shaped region function the dispatcher calls
-        self.name = code.name
-        self.pcs = code.entries
-        self.reg_low = code.reg_low
-        self.reg_high = code.reg_high
+        self.name = region.name
+        self.pcs = pcs  # the entries it is dispatched at
+        self.reg_low = region.reg_low
+        self.reg_high = region.reg_high
         self.pages = pages
+        self.trap_pcs: list[int] = []
 
+    def __repr__(self) -> str:
+        return f"<native region {self.name}{' (freed)' if self.fn is None else ''}>"
 
-@attrs.frozen
-class _Job:
-    """A region on its way through the compiler thread."""
-
-    code: RegionCode
-    pages: frozenset[int]
-    generations: tuple[int, ...]
-    cache_key: str | None
-    aliases: tuple[str, ...] = ()  # the cache keys of its other blocks, each to lead to cache_key
+    def free(self) -> None:
+        """Free the machine code: only when nothing can be executing it or call it again."""
+        self.fn = None
+        self.code.free()
 
 
 def _pages_of(blocks: list[ir.Block]) -> frozenset[int]:
@@ -132,9 +150,6 @@ def named_region(blocks: list[ir.Block], entries: tuple[int, ...]) -> RegionCode
     digest = hashlib.sha256(draft.text.encode()).hexdigest()[:20]
     name = f"vm_r{blocks[0].pc:x}_{digest}"
     return attrs.evolve(draft, name=name, text=draft.text.replace(f"@{_PROVISIONAL_NAME}(", f"@{name}("))
-
-
-_FUNCTION_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64)
 
 
 class ChainTable:
@@ -160,69 +175,6 @@ class ChainTable:
             self.words[slot] = CHAIN_EMPTY
 
 
-class _CompilerThread:
-    """One daemon thread that compiles jobs in order; at interpreter exit it finishes only the current one.
-
-    While jobs are in flight the interpreter's thread switch interval is
-    :data:`COMPILE_SWITCH_INTERVAL`: a compile makes some 25 LLVM calls, each
-    of which releases the GIL, and at Python's default interval (5 ms) the
-    thread waits up to that long for it back after each while the guest runs
-    Python code (measured: compiles of bench_sieve's regions took 2-3 times
-    their CPU time in wall time, 1.5-2 times at 0.5 ms).
-    """
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.done: deque[tuple[_Job, bytes | None, float]] = deque()
-        self.stopping = False
-        self._in_flight = 0
-        self._saved_interval = sys.getswitchinterval()
-        self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._loop, name="vm-llvm-compiler", daemon=True)
-        self.thread.start()
-        atexit.register(self.stop)
-
-    def _loop(self) -> None:
-        from vm_jit.native.compiler import compile_object
-
-        while True:
-            item = self.jobs.get()
-            if item is None or self.stopping:
-                return
-            job, store = item
-            start = time.perf_counter()
-            obj: bytes | None
-            try:
-                obj = compile_object(job.code.text)
-                if store is not None:
-                    store(job, obj)
-            except Exception as err:
-                log.warning("native_compile_failed", region=job.code.name, reason=str(err))
-                obj = None
-            self.done.append((job, obj, time.perf_counter() - start))
-            with self._lock:
-                self._in_flight -= 1
-                if not self._in_flight:
-                    sys.setswitchinterval(self._saved_interval)
-
-    def submit(self, job: _Job, store: Any) -> None:
-        with self._lock:
-            if not self._in_flight:
-                self._saved_interval = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._saved_interval, COMPILE_SWITCH_INTERVAL))
-            self._in_flight += 1
-        self.jobs.put((job, store))
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.jobs.put(None)
-        self.thread.join()
-        with self._lock:
-            if self._in_flight:  # jobs left in the queue are dropped
-                self._in_flight = 0
-                sys.setswitchinterval(self._saved_interval)
-
-
 class TieredEngine(PythonEngine):
     """Tiers 0-2 with hot-spot promotion (see the module docstring)."""
 
@@ -239,6 +191,7 @@ class TieredEngine(PythonEngine):
         self.cache = cache
         self.native: dict[int, NativeRegion] = {}
         self.native_pages: dict[int, set[NativeRegion]] = {}
+        self.tier1: dict[int, Any] = {}  # entry pc -> its tier-1 region (counting), while native code replaces it
         self.heat: dict[int, int] = {}
         self.unpromotable: set[int] = set()
         self.pending: Counter[int] = Counter()  # block pc -> compile jobs in flight that cover it
@@ -252,6 +205,8 @@ class TieredEngine(PythonEngine):
             slow_path_insns=0,
             native_compile_seconds=0.0,
             aot_loaded_regions=0,
+            native_retired_regions=0,
+            native_freed_regions=0,
         )
         self.ctx = (ctypes.c_uint64 * CTX_SLOTS)()
         self.ctx_address = ctypes.addressof(self.ctx)
@@ -264,18 +219,19 @@ class TieredEngine(PythonEngine):
         self.tables: GuestPageTables | None = None
         self.tier2 = True  # turns False if LLVM cannot be used here
         self._loader: Any = None
-        self._compiler: _CompilerThread | None = None
-        self._sync_done: deque[tuple[_Job, bytes | None, float]] = deque()
+        self._compiler: CompilerThread | None = None
+        self._sync_done: deque[tuple[CompileJob, bytes | None, float]] = deque()
         self._cpu: Any = None
 
     # -- lifecycle ------------------------------------------------------------
     def _attach(self, mem: Any) -> None:
         if self._mem is mem:
             return
-        super()._attach(mem)
+        super()._attach(mem)  # the code cache drops (and frees) every native region too
         self.native.clear()
         self.native_pages.clear()
         self.chains.clear()
+        self.tier1.clear()
         self.heat.clear()
         self.single.clear()
         if self.tables is not None:
@@ -309,13 +265,51 @@ class TieredEngine(PythonEngine):
         super().invalidate_page(page)
         self.generation[page] = self.generation.get(page, 0) + 1
         self.single.clear()
-        for region in self.native_pages.pop(page, ()):
-            for pc in region.pcs:
-                self.chains.remove(pc, region.address)
-                if self.native.get(pc) is region:
-                    del self.native[pc]
-                if self.regions.get(pc) is region.entry:
+        regions = self.native_pages.get(page)
+        if regions:  # retired now, freed at the next safepoint: the guest may be inside one of them
+            self.code_cache.invalidate(list(regions))
+
+    # -- native regions in the code cache -------------------------------------------
+    def _retire(self, key: Any) -> None:
+        """The code cache dropped ``key``: a native region, or an entry pc (block, tier-1 region)."""
+        if isinstance(key, NativeRegion):
+            self._retire_native(key)
+            return
+        super()._retire(key)  # its translation, and whatever region function the dispatcher had at key
+        self.tier1.pop(key, None)
+        self.heat.pop(key, None)
+        self.unpromotable.discard(key)
+        region = self.native.pop(key, None)
+        if region is not None:
+            self.chains.remove(key, region.address)
+            region.pcs = tuple(pc for pc in region.pcs if pc != key)
+
+    def _retire_native(self, region: NativeRegion) -> None:
+        """Take ``region`` out of every dispatch table; its entries go back to their tier-1 regions."""
+        for pc in region.pcs:
+            self.chains.remove(pc, region.address)
+            if self.native.get(pc) is region:
+                del self.native[pc]
+            if self.regions.get(pc) is region.entry:
+                tier1 = self.tier1.get(pc)
+                if tier1 is not None:
+                    self.regions[pc] = tier1
+                else:
                     del self.regions[pc]
+        for page in region.pages:
+            on_page = self.native_pages.get(page)
+            if on_page is not None:
+                on_page.discard(region)
+                if not on_page:
+                    del self.native_pages[page]
+        self.stats["native_retired_regions"] += 1
+
+    def _release(self, key: Any, payload: Any) -> None:
+        """The code cache freed ``key`` at a safepoint (no guest code runs): a native region's code goes."""
+        super()._release(key, payload)
+        if isinstance(payload, NativeRegion):
+            payload.free()
+            self.stats["native_freed_regions"] += 1
 
     # -- promotion --------------------------------------------------------------
     def _region_blocks(self, entry: int) -> list[ir.Block]:
@@ -356,12 +350,12 @@ class TieredEngine(PythonEngine):
         pages = _pages_of(blocks)
         key = self._cache_key(cpu, blocks[0])
         aliases = tuple(alias for b in blocks[1:] if (alias := self._cache_key(cpu, b)) is not None) if key else ()
-        job = _Job(code, pages, tuple(self.generation.get(p, 0) for p in sorted(pages)), key, aliases)
+        job = CompileJob(code, pages, tuple(self.generation.get(p, 0) for p in sorted(pages)), key, aliases)
         self.pending.update(code.block_pcs)
         store = self._store if self.cache is not None and job.cache_key is not None else None
         if self.settings.native_background:
             if self._compiler is None:
-                self._compiler = _CompilerThread()
+                self._compiler = CompilerThread()
             self._compiler.submit(job, store)
             return
         from vm_jit.native.compiler import compile_object
@@ -386,7 +380,7 @@ class TieredEngine(PythonEngine):
             return None
         return self.cache.entry_key(entry.pc, bytes(code))
 
-    def _store(self, job: _Job, obj: bytes) -> None:
+    def _store(self, job: CompileJob, obj: bytes) -> None:
         """Write a compiled region to the AOT cache (runs in the compiler thread)."""
         from vm_jit.native.compiler import host_description
 
@@ -413,25 +407,50 @@ class TieredEngine(PythonEngine):
                     continue  # guest code changed while compiling: the heat will promote it again
                 self._install(cpu, job.code, job.pages, obj)
 
-    def _install(self, cpu: CpuState, code: RegionCode, pages: frozenset[int], obj: bytes) -> None:
+    def _install(self, cpu: CpuState, code: RegionCode, pages: frozenset[int], obj: bytes) -> bool:
+        """Load ``obj`` and dispatch it at its entries whose translations the cache still holds.
+
+        The region is a code cache entry sized by what its loaded code holds;
+        it keeps its blocks (members) and links to its exits' targets, and each
+        entry pc's entry has it as a member, so the dispatcher's recent pcs
+        root it. False if no entry is left (the collector took them while it compiled).
+        """
+        from vm_jit.native.compiler import estimate_loaded_bytes
+
+        cache = self.code_cache
+        entries = tuple(pc for pc in code.entries if pc in cache)
+        if not entries:
+            return False
         assert self._loader is not None
-        region = NativeRegion(self._loader.load(obj, code.name), code, pages)
+        region = NativeRegion(self._loader.load(obj, code.name), code, pages, entries)
         region.entry = self._native_entry(region)
         low, high = self.native_regs
         self.native_regs = (min(low, code.reg_low), max(high, code.reg_high)) if high else (code.reg_low, code.reg_high)
+        cache.insert(region, estimate_loaded_bytes(len(obj)), region)
+        inside = set(code.block_pcs)
+        for pc in code.block_pcs:
+            t = self.translations.get(pc)
+            if t is None:
+                continue
+            cache.add_member(region, pc)
+            for target in successors(t.block):
+                if target not in inside:
+                    cache.link(region, target)
+        for pc in entries:
+            cache.add_member(pc, region)
         watch = getattr(cpu.mem, "watch_code", None)
         is_watched = getattr(cpu.mem, "is_code_watched", None)
         for page in pages:
             if watch is not None and is_watched is not None and not is_watched(page):
                 watch(page)
             self.native_pages.setdefault(page, set()).add(region)
-        for pc in code.entries:
+        for pc in entries:
             self.native[pc] = region
             self.regions[pc] = region.entry
             self.chains.add(pc, region.address)
-        for trap in code.traps:
-            self.traps[trap.pc] = trap
+        self._own_traps(region, code.traps)
         self.stats["native_regions"] += 1
+        return True
 
     def close(self) -> None:
         """Stop the compiler thread (after its current job) and release the page tables."""
@@ -481,11 +500,11 @@ class TieredEngine(PythonEngine):
             log.info("aot_entry_stale", region=entry.name)
             return
         try:
-            self._install(cpu, code, _pages_of(blocks), entry.obj)
+            installed = self._install(cpu, code, _pages_of(blocks), entry.obj)
         except VmError as err:
             log.warning("aot_entry_unloadable", region=entry.name, reason=str(err))
             return
-        self.stats["aot_loaded_regions"] += 1
+        self.stats["aot_loaded_regions"] += installed
 
     # -- execution: tier 2 plugs into the tier-1 dispatcher as region functions -------
     def run(self, cpu: CpuState, budget: int) -> StopReason:
@@ -501,8 +520,9 @@ class TieredEngine(PythonEngine):
         fn = self.regions.get(pc)
         if fn is None:
             return
+        counting = self.tier1[pc] = self._counting(pc, fn)
         region = self.native.get(pc)
-        self.regions[pc] = region.entry if region is not None else self._counting(pc, fn)
+        self.regions[pc] = region.entry if region is not None else counting
 
     def _counting(self, entry: int, fn: Any) -> Any:
         """``fn`` (a tier-1 region) counting the instructions it retires towards ``entry``'s promotion."""
@@ -510,7 +530,7 @@ class TieredEngine(PythonEngine):
         heat = self.heat
         native = self.native
         t = self.translations.get(entry)
-        first, after = (t.n, _successors(t.block)) if t is not None and native_supported(t.block) else (0, [])
+        first, after = (t.n, successors(t.block)) if t is not None and native_supported(t.block) else (0, [])
 
         def region(regs: list[int], budget: int) -> tuple[int, int, int]:
             if first and first < budget and any(pc in native for pc in after):
@@ -543,13 +563,15 @@ class TieredEngine(PythonEngine):
 
     def _native_entry(self, nat: NativeRegion) -> Any:
         """The region function (tier-1 calling convention) that runs ``nat`` natively."""
-        fn = nat.fn
         ctx = self.ctx
         ctx_address = self.ctx_address
         regfile = self.regfile
         stats = self.stats
 
         def region(regs: list[int], budget: int) -> tuple[int, int, int]:
+            fn = nat.fn
+            if fn is None:  # retirement takes it out of every table before its code is freed
+                raise VmError(f"{nat!r} was called after its machine code was freed")
             cpu = self._cpu
             low, high = self.native_regs
             regfile[low:high] = regs[low:high]

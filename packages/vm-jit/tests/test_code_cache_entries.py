@@ -1,0 +1,218 @@
+"""What vm-jit keeps in vm-gc's code cache besides tier-1 code: native regions and trap exits.
+
+Native (tier-2) regions are cache entries: rooted through their entry pcs
+(which the dispatcher records when it enters them), retired from every
+dispatch table and their machine code freed only at a safepoint, then
+compiled and installed again when the guest comes back to them. The trap
+table holds a trap pc only while a live translation or region can stop at
+it. Every run is compared call by call with the ``interp`` engine
+(``engine_harness.assert_same_runs``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from engine_harness import (
+    CODE,
+    DATA,
+    FRONTEND,
+    PAGE,
+    RWX,
+    Guest,
+    Snapshot,
+    assert_same_runs,
+    encode,
+    interp_engine,
+    make_cpu,
+    run_in_chunks,
+    snapshot,
+)
+from native_harness import llvm_settings
+from vm_core.errors import VmError
+from vm_core.types import StopKind
+from vm_gc import CollectionKind
+from vm_jit.engine import PythonEngine
+from vm_jit.native.compiler import estimate_loaded_bytes
+from vm_jit.native.engine import NativeRegion, TieredEngine
+from vm_jit.settings import JitSettings
+from vm_translate.cpu import CpuState
+from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s
+
+COUNTER = 31
+EBREAK = 0x00100073
+MAJOR = CollectionKind.MAJOR
+
+
+def addi(rd: int, rs1: int, imm: int) -> int:
+    return enc_i(0x13, rd, 0, rs1, imm)
+
+
+def summing_loop(count: int) -> Guest:
+    """a0 += 3 * i for i = count..1, each partial sum stored to a ring of 64 slots on the data page."""
+    body = [
+        enc_i(0x1B, 5, 0, COUNTER, 0), enc_i(0x13, 6, 1, 5, 1), enc_r(0x33, 5, 0, 5, 6, 0),
+        enc_r(0x33, 10, 0, 10, 5, 0), enc_i(0x13, 7, 7, COUNTER, 63), enc_i(0x13, 7, 1, 7, 3),
+        enc_r(0x33, 7, 0, 7, 9, 0), enc_s(0x23, 3, 7, 10, 0), addi(COUNTER, COUNTER, -1),
+    ]  # fmt: skip
+    body.append(enc_b(0x63, 1, COUNTER, 0, -4 * len(body)))
+    x = [0] * 32
+    x[9], x[COUNTER] = DATA, count
+    return Guest(code=encode(body), x=tuple(x))
+
+
+def run_with_pauses(
+    engine: Any, guest: Guest, budget: int, pause: Callable[[int, CpuState], None], calls: int
+) -> list[Snapshot]:
+    """``run_in_chunks`` with ``pause(call, cpu)`` after each call (the guest is outside translated code)."""
+    cpu = make_cpu(guest)
+    shots = []
+    for call in range(calls):
+        stop = engine.run(cpu, budget)
+        shots.append(snapshot(cpu, stop))
+        if cpu.pc == guest.end:
+            break
+        pause(call, cpu)
+    return shots
+
+
+def native_keys(engine: TieredEngine) -> list[NativeRegion]:
+    return [key for key in engine.code_cache.keys() if isinstance(key, NativeRegion)]
+
+
+def test_native_region_is_rooted_by_its_entry_then_collected_freed_and_installed_again() -> None:
+    guest = summing_loop(3000)
+    engine = TieredEngine(FRONTEND, llvm_settings(threshold=2, native_threshold=200, gc_concurrent=False))
+    cache = engine.code_cache
+    seen: dict[str, Any] = {}
+
+    def pause(call: int, cpu: CpuState) -> None:
+        if "region" not in seen and engine.native:
+            (region,) = native_keys(engine)
+            entry = region.pcs[0]
+            assert engine.native[entry] is region and engine.regions[entry] is region.entry
+            assert cache.size_of(region) == estimate_loaded_bytes(region.code.object_size)
+            assert region in cache.members_of(entry)  # the dispatcher's recent pcs reach it
+            assert entry in cache.members_of(region) and cache.members_of(region) <= set(engine.translations)
+            seen.update(region=region, entry=entry, call=call)
+            engine._recent[:] = [-1] * len(engine._recent)
+        elif seen.get("call") == call - 1:  # one more call ran the loop natively from its entry
+            region, entry = seen["region"], seen["entry"]
+            assert entry in engine._recent
+            cache.collect(engine._recent, (cpu.pc,), kind=MAJOR)
+            assert region in cache and region.fn is not None  # rooted: kept
+            cache.collect((), (), kind=MAJOR)  # nothing recent: everything goes, the region's code is freed
+            assert region not in cache and region.fn is None and region.code.freed
+            assert entry not in engine.native and region.entry not in engine.regions.values()
+            assert all(region not in on_page for on_page in engine.native_pages.values())
+            assert engine.stats["native_retired_regions"] == engine.stats["native_freed_regions"] == 1
+            with pytest.raises(VmError, match="freed"):  # a stale reference could never jump into freed code
+                region.entry(list(cpu.regs), 10)
+
+    actual = run_with_pauses(engine, guest, 1000, pause, calls=100)
+    assert_same_runs(run_in_chunks(interp_engine(), guest, [1000]), actual)
+    assert actual[-1].regs[10] == 3 * 3000 * 3001 // 2
+    (again,) = native_keys(engine)  # the loop was compiled and installed again, at the same entry
+    assert again is not seen["region"] and engine.native[seen["entry"]] is again and again.fn is not None
+    assert engine.stats["native_regions"] == 2
+
+
+def test_native_region_invalidated_inside_native_code_is_freed_only_at_the_next_safepoint() -> None:
+    """Each iteration rewrites the first instruction of a function on the next page, then calls it."""
+    count = 40
+    new_insn = addi(11, 11, 100)
+    words = [enc_s(0x23, 2, 29, 30, 0), enc_j(0x6F, 1, PAGE - 4), addi(10, 10, 1), addi(COUNTER, COUNTER, -1)]
+    words.append(enc_b(0x63, 1, COUNTER, 0, -16))
+    words.append(enc_j(0x6F, 0, PAGE - 4 * len(words) + 8))
+    nops = (PAGE - 4 * len(words)) // 4
+    code = encode(words + [addi(0, 0, 0)] * nops + [addi(11, 11, 1), enc_i(0x67, 0, 0, 1, 0)])
+    x = [0] * 32
+    x[29], x[30], x[COUNTER] = CODE + PAGE, new_insn, count
+    guest = Guest(code=code, x=tuple(x), code_prot=RWX)
+    engine = TieredEngine(FRONTEND, llvm_settings())
+    inside = [0]  # native region functions being run now
+    wrap = engine._native_entry
+
+    def counted_entry(nat: NativeRegion) -> Any:
+        fn = wrap(nat)
+
+        def region(regs: list[int], budget: int) -> tuple[int, int, int]:
+            inside[0] += 1
+            try:
+                return fn(regs, budget)
+            finally:
+                inside[0] -= 1
+
+        return region
+
+    engine._native_entry = counted_entry  # type: ignore[method-assign]
+    retired_inside: list[NativeRegion] = []
+    released_inside: list[Any] = []
+    engine.code_cache.on_retire.append(
+        lambda key: retired_inside.append(key) if isinstance(key, NativeRegion) and inside[0] else None)
+    engine.code_cache.on_release.append(lambda key, payload: released_inside.append(key) if inside[0] else None)
+    expected = run_in_chunks(interp_engine(), guest, [30])
+    actual = run_in_chunks(engine, guest, [30])
+    assert_same_runs(expected, actual)
+    assert actual[-1].regs[11] == 100 * count
+    assert retired_inside, "no native region was invalidated while native code ran"
+    assert not released_inside
+    engine.code_cache.safepoint((), ())  # the next safepoint frees what the last call retired
+    assert all(region.fn is None and region.code.freed for region in retired_inside)
+
+
+def test_trap_table_holds_only_traps_of_live_translations() -> None:
+    """1,500 functions ``addi a0, a0, 1; ebreak``, each run twice (interpreted, then as a region), twice over."""
+    functions = 1500
+    guest = Guest(code=encode([addi(10, 10, 1), EBREAK] * functions))
+    engine = PythonEngine(FRONTEND, JitSettings(compile_threshold=2, code_cache_blocks=64, gc_concurrent=False))
+    reference = interp_engine()
+    cpu, ref_cpu = make_cpu(guest), make_cpu(guest)
+    for _ in range(2):
+        for i in range(functions):
+            for _ in range(2):
+                cpu.pc = ref_cpu.pc = CODE + 8 * i
+                stop, ref_stop = engine.run(cpu, 100), reference.run(ref_cpu, 100)
+                assert stop.kind is ref_stop.kind is StopKind.BREAKPOINT
+                assert snapshot(cpu, stop) == snapshot(ref_cpu, ref_stop)
+            assert len(engine.traps) <= len(engine.code_cache) <= 64 + 1  # + the block translated after a safepoint
+            assert set(engine.traps) == {pc for t in engine.translations.values() for pc in t.trap_pcs}
+    assert cpu.regs[10] == 4 * functions and engine.stats["gc_reclaimed_translations"] > functions
+
+
+def test_trap_shared_by_a_block_and_a_region_stays_until_both_are_released() -> None:
+    """X: ``addi a0, a0, 1; beq a1, x0, B; ...``; B: ``ebreak``: B's trap is in B's region and X's region."""
+    words = [addi(10, 10, 1), enc_b(0x63, 0, 11, 0, 8), addi(12, 12, 1), EBREAK]
+    guest = Guest(code=encode(words))
+    x_pc, b_pc = CODE, CODE + 12
+    engine = PythonEngine(FRONTEND, JitSettings(compile_threshold=2, gc_concurrent=False))
+    cache = engine.code_cache
+    reference = interp_engine()
+    cpu, ref_cpu = make_cpu(guest), make_cpu(guest)
+
+    def run_from(pc: int) -> None:
+        cpu.pc = ref_cpu.pc = pc
+        stop, ref_stop = engine.run(cpu, 100), reference.run(ref_cpu, 100)
+        assert stop.kind is StopKind.BREAKPOINT and stop.pc == b_pc
+        assert snapshot(cpu, stop) == snapshot(ref_cpu, ref_stop)
+
+    run_from(b_pc)  # B interpreted
+    run_from(x_pc)  # X interpreted, B's region compiled and trapping
+    run_from(x_pc)  # X's region compiled: it contains B (which has run), so it holds B's trap too
+    assert b_pc in cache.members_of(x_pc) and x_pc in engine.regions and b_pc in engine.regions
+    assert engine._trap_owners[b_pc] == {engine.translations[x_pc], engine.translations[b_pc]}
+    cache.collect((b_pc,), kind=MAJOR)  # only B is recent: X's entry goes, B's keeps the trap
+    assert x_pc not in cache and b_pc in engine.traps
+    run_from(b_pc)  # B's region stops at its trap
+    cache.collect((), kind=MAJOR)
+    assert len(cache) == 0 and not engine.traps and not engine._trap_owners
+    run_from(x_pc)
+    run_from(x_pc)
+    assert cpu.regs[10] == 4
