@@ -216,3 +216,26 @@ def test_trap_shared_by_a_block_and_a_region_stays_until_both_are_released() -> 
     run_from(x_pc)
     run_from(x_pc)
     assert cpu.regs[10] == 4
+
+
+def test_chain_table_never_leads_to_a_retired_region() -> None:
+    """Native regions call each other through the chain table: collections must take their slots out."""
+    from test_native_tiers import calling_loop
+
+    guest = calling_loop(3000)
+    engine = TieredEngine(FRONTEND, llvm_settings(threshold=2, native_threshold=200, gc_concurrent=False))
+    cache = engine.code_cache
+    collected = [0]
+
+    def pause(call: int, cpu: CpuState) -> None:
+        live = {region.address for region in native_keys(engine)}
+        assert set(engine.chains.entries().values()) <= live
+        if call % 3 == 2 and engine.native:
+            cache.collect((), (), kind=MAJOR)  # nothing recent: every native region is retired and freed
+            collected[0] += 1
+            assert not native_keys(engine) and not engine.chains.entries()
+
+    actual = run_with_pauses(engine, guest, 700, pause, calls=200)
+    assert_same_runs(run_in_chunks(interp_engine(), guest, [700]), actual)
+    assert collected[0] >= 3 and engine.stats["native_freed_regions"] >= 3
+    assert engine.stats["native_calls"] < engine.stats["native_insns"] / 20  # chained while alive

@@ -72,10 +72,9 @@ from vm_translate.frontend import FrontEnd
 
 from vm_jit.engine import PythonEngine, successors
 from vm_jit.native.cache import AotCache, CachedRegion, default_cache_dir
+from vm_jit.native.chain_table import ChainTable
 from vm_jit.native.compile_thread import CompileJob, CompilerThread
 from vm_jit.native.llvm_ir import (
-    CHAIN_EMPTY,
-    CHAIN_SLOTS,
     CTX_BUDGET,
     CTX_CHAIN_TABLE,
     CTX_CHAINED,
@@ -150,29 +149,6 @@ def named_region(blocks: list[ir.Block], entries: tuple[int, ...]) -> RegionCode
     digest = hashlib.sha256(draft.text.encode()).hexdigest()[:20]
     name = f"vm_r{blocks[0].pc:x}_{digest}"
     return attrs.evolve(draft, name=name, text=draft.text.replace(f"@{_PROVISIONAL_NAME}(", f"@{name}("))
-
-
-class ChainTable:
-    """The direct-mapped ``pc -> native function`` table native regions chain through (see :mod:`.llvm_ir`)."""
-
-    def __init__(self) -> None:
-        self.words = (ctypes.c_uint64 * (2 * CHAIN_SLOTS))()
-        self.address = ctypes.addressof(self.words)
-        self.clear()
-
-    def clear(self) -> None:
-        ctypes.memset(self.address, 0xFF, ctypes.sizeof(self.words))  # every pc CHAIN_EMPTY
-
-    def add(self, pc: int, address: int) -> None:
-        slot = 2 * ((pc >> 1) & (CHAIN_SLOTS - 1))
-        self.words[slot + 1] = address
-        self.words[slot] = pc
-
-    def remove(self, pc: int, address: int) -> None:
-        """Forget ``pc`` if its slot still leads to ``address`` (a later region may have taken the slot)."""
-        slot = 2 * ((pc >> 1) & (CHAIN_SLOTS - 1))
-        if self.words[slot] == pc and self.words[slot + 1] == address:
-            self.words[slot] = CHAIN_EMPTY
 
 
 class TieredEngine(PythonEngine):
