@@ -58,6 +58,9 @@ ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bench_sieve": (("2000000",), ("100000",)),
     "bench_hash": (("16",), ("1",)),
     "bench_matmul": (("80",), ("24",)),
+    "bench_calls": (("24",), ("12",)),
+    "bench_nbody": (("20000",), ("100",)),
+    "bench_strings": (("5000",), ("300",)),
 }
 
 _RETIRED = re.compile(rb"^vm: instructions retired (\d+)$", re.MULTILINE)
