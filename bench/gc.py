@@ -17,32 +17,19 @@ A measurement, never a test. ``python bench/gc.py [--rounds 100,200,400]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 
 from rich.console import Console
 from rich.table import Table
+from run import load_guest_build  # bench/ is on sys.path when a script here runs
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUILD_SCRIPT = REPO_ROOT / "guest" / "build.py"
 UNBOUNDED = "64G,100000000blocks"
 _STAT = re.compile(r"^vm: ([a-z ]+?) ([0-9.]+)(?: s)?$", re.MULTILINE)
-
-
-def load_guest_build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("vm_guest_build", BUILD_SCRIPT)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {BUILD_SCRIPT}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vm_guest_build"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_child(command: list[str]) -> tuple[subprocess.CompletedProcess[bytes], float, int]:

@@ -25,7 +25,6 @@ loading ``--churn`` regions with at most ``--live`` alive (the oldest freed;
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pickle
@@ -36,19 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUILD_SCRIPT = REPO_ROOT / "guest" / "build.py"
+from run import load_guest_build  # bench/ is on sys.path when a script here runs
+
 FORCED = "native_threshold=2000,native_start_insns=0,native_background=false"
-
-
-def load_guest_build() -> Any:
-    spec = importlib.util.spec_from_file_location("vm_guest_build", BUILD_SCRIPT)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {BUILD_SCRIPT}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vm_guest_build"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def collect_objects(programs: list[str], cache_dir: Path) -> list[tuple[bytes, str]]:

@@ -138,12 +138,7 @@ class AotCache:
             return None
         entry = decode_entry(data)
         if entry is None:
-            log.warning("aot_entry_corrupt", path=str(path))
-            self._listing().discard(path.name)
-            try:
-                path.unlink()
-            except OSError:
-                pass
+            self._discard(path, "aot_entry_corrupt")
             return None
         self.hits += 1
         return entry
@@ -158,13 +153,17 @@ class AotCache:
         key = data[len(ALIAS_MAGIC) :].decode("ascii", "replace")
         if data.startswith(ALIAS_MAGIC) and len(key) == 64 and set(key) <= _KEY_CHARS:
             return key
-        log.warning("aot_alias_corrupt", path=str(path))
+        self._discard(path, "aot_alias_corrupt")
+        return None
+
+    def _discard(self, path: Path, event: str) -> None:
+        """Delete a corrupt cache file (never trusted, never read again)."""
+        log.warning(event, path=str(path))
         self._listing().discard(path.name)
         try:
             path.unlink()
         except OSError:
             pass
-        return None
 
     def put(self, key: str, entry: CachedRegion) -> None:
         """Store ``entry`` under ``key`` atomically; failures only disable the cache."""
