@@ -39,6 +39,7 @@ from typing import Protocol
 
 import attrs
 from vm_translate import ir
+from vm_translate.ir import to_signed
 
 #: Whether the host is x86-64, whose MXCSR this lowering reads and writes.
 HOST_HAS_MXCSR = platform.machine().lower() in ("x86_64", "amd64")
@@ -130,7 +131,8 @@ def _literal(value: float) -> str:
 
 
 def _signed(value: int, width: int) -> str:
-    return str(value - (1 << width) if value >> (width - 1) else value)
+    """``value`` as an LLVM integer literal of ``width`` bits."""
+    return str(to_signed(value, width))
 
 
 class Emitter(Protocol):
@@ -178,8 +180,12 @@ class FloatLowering:
     def _float(self, bits: str, fmt: _Format) -> str:
         return self._t(f"bitcast i{fmt.bits} {bits} to {fmt.llvm}")
 
+    def _magnitude(self, bits: str, fmt: _Format) -> str:
+        """``bits`` without the sign bit."""
+        return self._t(f"and i{fmt.bits} {bits}, {_signed((1 << (fmt.bits - 1)) - 1, fmt.bits)}")
+
     def _is_nan(self, bits: str, fmt: _Format) -> str:
-        magnitude = self._t(f"and i{fmt.bits} {bits}, {_signed((1 << (fmt.bits - 1)) - 1, fmt.bits)}")
+        magnitude = self._magnitude(bits, fmt)
         return self._t(f"icmp ugt i{fmt.bits} {magnitude}, {_signed(fmt.exp, fmt.bits)}")
 
     def _register(self, bits: str, fmt: _Format) -> str:
@@ -225,7 +231,7 @@ class FloatLowering:
     def _result(self, value: str, fmt: _Format, inexact: str, slow: str, nan_is_slow: bool = False) -> str:
         """The register value of a rounded result (canonical NaN); a tiny inexact result goes slow."""
         bits = self._t(f"bitcast {fmt.llvm} {value} to i{fmt.bits}")
-        magnitude = self._t(f"and i{fmt.bits} {bits}, {_signed((1 << (fmt.bits - 1)) - 1, fmt.bits)}")
+        magnitude = self._magnitude(bits, fmt)
         tiny = self._t(f"icmp ule i{fmt.bits} {magnitude}, {_signed(fmt.min_normal, fmt.bits)}")
         self.e.check(self._t(f"and i1 {tiny}, {inexact}"), slow)
         nan = self._t(f"icmp ugt i{fmt.bits} {magnitude}, {_signed(fmt.exp, fmt.bits)}")
@@ -237,7 +243,7 @@ class FloatLowering:
     def _order_key(self, bits: str, fmt: _Format) -> str:
         """A signed integer ordering non-NaN values as their floating-point values (-0 equals +0)."""
         w = fmt.bits
-        magnitude = self._t(f"and i{w} {bits}, {_signed((1 << (w - 1)) - 1, w)}")
+        magnitude = self._magnitude(bits, fmt)
         negative = self._t(f"icmp slt i{w} {bits}, 0")
         negated = self._t(f"sub i{w} 0, {magnitude}")
         return self._t(f"select i1 {negative}, i{w} {negated}, i{w} {magnitude}")
@@ -328,7 +334,7 @@ class FloatLowering:
             return self._classify(self._bits(s.args[0], fmt), fmt)
         a, b = self._bits(s.args[0], fmt), self._bits(s.args[1], fmt)
         if spec.kind == "sign":
-            magnitude = self._t(f"and i{w} {a}, {_signed((1 << (w - 1)) - 1, w)}")
+            magnitude = self._magnitude(a, fmt)
             source = self._t(f"xor i{w} {b}, -1") if spec.op == "fsgnjn" else b
             sign_bit = self._t(f"and i{w} {source}, {sign}")
             combined = self._t(f"xor i{w} {a}, {sign_bit}") if spec.op == "fsgnjx" else self._t(f"or i{w} {magnitude}, {sign_bit}")
@@ -350,7 +356,7 @@ class FloatLowering:
         """fclass: one bit set, 0 -inf, 1 -normal, 2 -subnormal, 3 -0, 4 +0, 5 +subnormal, 6 +normal, 7 +inf,
         8 signaling NaN, 9 quiet NaN."""
         w = fmt.bits
-        magnitude = self._t(f"and i{w} {bits}, {_signed((1 << (w - 1)) - 1, w)}")
+        magnitude = self._magnitude(bits, fmt)
         negative = self._t(f"icmp slt i{w} {bits}, 0")
         exponent = self._t(f"and i{w} {bits}, {_signed(fmt.exp, w)}")
         is_zero = self._t(f"icmp eq i{w} {magnitude}, 0")
