@@ -75,6 +75,7 @@ class SyscallHarness:
         from vm_linux.fs import GuestFilesystem
         from vm_linux.state import ProcessState
         from vm_linux.syscalls import RISCV64_ABI, SyscallDispatcher
+        from vm_linux.vfs import VirtualFiles
         from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
 
         self.abi = RISCV64_ABI
@@ -83,6 +84,10 @@ class SyscallHarness:
         self.cpu = PlainCpu(self.mem)
         self.cpu.regs[2] = self.SCRATCH + self.SCRATCH_SIZE
         self.state = ProcessState(self.abi, self.mem, GuestFilesystem(root, exe), FdTable.with_std_streams())
+        self.argv: list[str] = [exe]
+        self.envp: list[str] = []
+        self.stack = None
+        self.state.fs.vfs = VirtualFiles(self, {})
         self.dispatcher = SyscallDispatcher(self.abi)
         self.cursor = self.SCRATCH
 

@@ -65,11 +65,11 @@ def test_files_reopen_at_their_offsets_and_dups_share_again(tmp_path: Path, stre
     fds = process.state.fds
     data = tmp_path / "data"
     data.write_bytes(bytes(range(100)))
-    a = fds.install(os.open(data, os.O_RDWR), str(data))
+    a = fds.install(os.open(data, os.O_RDWR), inside_root=True)
     os.lseek(fds.host(a), 37, os.SEEK_SET)
     a_dup = fds.dup(a, cloexec=True)
-    b = fds.install(os.open(tmp_path / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), str(tmp_path / "log"))
-    d = fds.install(os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY), str(tmp_path))
+    b = fds.install(os.open(tmp_path / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), inside_root=True)
+    d = fds.install(os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY), inside_root=True)
     std_dup = fds.dup(1, lowest=10)
     image = capture_process(process, std_streams=(streams[0], streams[3], streams[5]))
     assert round_trip(image) == image
@@ -92,7 +92,7 @@ def test_files_reopen_at_their_offsets_and_dups_share_again(tmp_path: Path, stre
         assert same_open_file(new.host(1), w_out) and same_open_file(new.host(std_dup), w_out)
         os.write(new.host(std_dup), b"to the new stdout")
         assert os.read(r_out, 100) == b"to the new stdout"
-        assert new.get(a).guest_path == str(data)
+        assert restored.state.fs.guest_path_of_fd(new.host(a)) == str(data)
     finally:
         new.close_all()
         os.close(r_out)
@@ -120,10 +120,13 @@ def test_renamed_and_vanished_files(tmp_path: Path, streams: list[int]) -> None:
     process = new_process(streams)
     path = tmp_path / "f"
     path.write_text("x")
-    fd = process.state.fds.install(os.open(path, os.O_RDONLY), str(path))
+    fd = process.state.fds.install(os.open(path, os.O_RDONLY), inside_root=True)
     image = capture_process(process, std_streams=(streams[0], streams[3], streams[5]))
     path.rename(tmp_path / "g")
-    with pytest.raises(UnsupportedError, match="renamed or removed"):
+    renamed = capture_process(process, std_streams=(streams[0], streams[3], streams[5]))
+    assert [f.guest_path for f in renamed.files if f.guest_fd == fd] == [str(tmp_path / "g")]  # the kernel's name
+    (tmp_path / "g").unlink()
+    with pytest.raises(UnsupportedError, match="removed"):
         capture_process(process, std_streams=(streams[0], streams[3], streams[5]))
     process.state.fds.close_all()
     before = open_fds()
@@ -137,8 +140,8 @@ def test_process_values_survive(tmp_path: Path, streams: list[int]) -> None:
     (tmp_path / "sub" / "inside").write_text("in the root")
     process = new_process(streams, root=str(tmp_path))
     state = process.state
-    state.fs.chdir("/sub")
-    fd = state.fds.install(os.open(tmp_path / "sub" / "inside", os.O_RDONLY), "/sub/inside")
+    state.fs.chdir(state.fs.root_node, "/sub")
+    fd = state.fds.install(os.open(tmp_path / "sub" / "inside", os.O_RDONLY), inside_root=True)
     state.pid, state.clear_child_tid, state.sigreturn_trampoline = 4242, 0x1234, 0x3FFF000
     state.rlimits = {7: (100, 200)}
     state.shared_file_ranges = [(0x1000, 0x3000)]
@@ -157,8 +160,9 @@ def test_process_values_survive(tmp_path: Path, streams: list[int]) -> None:
         assert new.signals.actions == state.signals.actions
         assert (new.signals.blocked, new.signals.pending) == (1 << 9, state.signals.pending)
         assert new.signals.altstack == (0x5000, 0, 0x4000)
-        assert (new.fs.root, new.fs.cwd) == (str(tmp_path.resolve()), "/sub")
-        assert new.fs.resolve("inside") == str(tmp_path.resolve() / "sub" / "inside")
+        assert (new.fs.root_path, new.fs.cwd_path()) == (str(tmp_path.resolve()), "/sub")
+        with new.fs.lookup(new.fs.cwd_node, "inside") as inside:
+            assert os.path.samestat(os.fstat(inside.fd), (tmp_path / "sub" / "inside").stat())
         assert os.read(new.fds.host(fd), 100) == b"in the root"
         assert (restored.argv, restored.envp) == (["prog", "arg"], ["A=1"])
         mask = os.umask(0)

@@ -2,15 +2,24 @@
 
 Each guest descriptor owns its own host descriptor (``dup`` makes a new host
 one sharing the open file description, exactly as in Linux), so a guest
-closing fd 1 closes only its own copy of the VM's stdout. The table also keeps
-what the host cannot: the guest ``FD_CLOEXEC`` flag and the guest path a
-descriptor was opened by (needed for ``*at`` calls under a guest root).
+closing fd 1 closes only its own copy of the VM's stdout. The guest names
+descriptors only through this table: vm's own descriptors (its event store,
+its logs, the root it resolves paths in) have no guest number and cannot be
+reached. The table also keeps what the host cannot: the guest ``FD_CLOEXEC``
+flag, whether the file lies inside the guest root (``inside_root``: opened
+by a path the guest resolved, so usable as a ``*at`` directory; the
+standard streams vm was given are not), and the virtual ``/proc`` or
+``/dev`` node behind a descriptor (:mod:`vm_linux.vfs`).
+
+``limit`` is the guest's ``RLIMIT_NOFILE`` soft limit: no new descriptor is
+numbered at or above it (``EMFILE``), as in Linux.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+from typing import Any
 
 import attrs
 
@@ -19,13 +28,18 @@ from vm_linux.guest_errno import GuestErrno
 DEFAULT_FD_LIMIT = 1024
 
 
+#: The most descriptors a guest may ever have (Linux's default ``fs.nr_open``).
+NR_OPEN = 1 << 20
+
+
 @attrs.define
 class OpenFile:
-    """One guest descriptor: its host fd, ``FD_CLOEXEC`` and the guest path it names (if any)."""
+    """One guest descriptor: its host fd, ``FD_CLOEXEC``, whether it lies inside the root, its virtual node."""
 
     host_fd: int
-    guest_path: str | None = None
     cloexec: bool = False
+    inside_root: bool = False
+    virtual: Any = None
 
 
 class FdTable:
@@ -54,14 +68,16 @@ class FdTable:
             raise GuestErrno(errno.EMFILE if lowest < self.limit else errno.EINVAL)
         return fd
 
-    def install(self, host_fd: int, guest_path: str | None = None, *, cloexec: bool = False, lowest: int = 0) -> int:
+    def install(
+        self, host_fd: int, *, cloexec: bool = False, lowest: int = 0, inside_root: bool = False, virtual: Any = None
+    ) -> int:
         """Give host fd ``host_fd`` the lowest free guest number >= ``lowest``; the table owns it."""
         try:
             fd = self._lowest_free(lowest)
         except GuestErrno:
             os.close(host_fd)
             raise
-        self.files[fd] = OpenFile(host_fd, guest_path, cloexec)
+        self.files[fd] = OpenFile(host_fd, cloexec, inside_root, virtual)
         return fd
 
     def get(self, fd: int) -> OpenFile:
@@ -84,7 +100,7 @@ class FdTable:
     def dup(self, fd: int, *, lowest: int = 0, cloexec: bool = False) -> int:
         entry = self.get(fd)
         new = self._lowest_free(lowest)
-        self.files[new] = OpenFile(os.dup(entry.host_fd), entry.guest_path, cloexec)
+        self.files[new] = OpenFile(os.dup(entry.host_fd), cloexec, entry.inside_root, entry.virtual)
         return new
 
     def dup_to(self, fd: int, new: int, *, cloexec: bool = False) -> int:
@@ -94,7 +110,7 @@ class FdTable:
             raise GuestErrno(errno.EBADF)
         host_copy = os.dup(entry.host_fd)
         old = self.files.get(new)
-        self.files[new] = OpenFile(host_copy, entry.guest_path, cloexec)
+        self.files[new] = OpenFile(host_copy, cloexec, entry.inside_root, entry.virtual)
         if old is not None:
             os.close(old.host_fd)
         return new

@@ -61,3 +61,77 @@ def sched_getaffinity(pid: int, size: int) -> bytes:
     if got < 0:
         _raise_errno()
     return buf.raw[:got]
+
+
+# ---------------------------------------------------------------------------------- path resolution
+
+#: ``openat2`` is number 437 on every 64-bit Linux (it came after the syscall tables were unified).
+OPENAT2_NR = 437
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+AT_EMPTY_PATH = 0x1000
+AT_SYMLINK_NOFOLLOW = 0x100
+
+
+class OpenHow(ctypes.Structure):
+    """``struct open_how`` (include/uapi/linux/openat2.h)."""
+
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dir_fd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    """The host's ``openat2(dir_fd, path, {flags, mode, resolve})``: a new host fd (OSError on failure)."""
+    how = OpenHow(flags & 0xFFFFFFFF, mode, resolve)
+    fd = _libc.syscall(OPENAT2_NR, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    if fd < 0:
+        _raise_errno()
+    return int(fd)
+
+
+def have_openat2() -> bool:
+    """Whether this kernel has ``openat2`` with ``RESOLVE_IN_ROOT`` (Linux 5.6+; seccomp may refuse it)."""
+    try:
+        fd = openat2(AT_FDCWD, "/", os.O_PATH | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def renameat2_at(old_dir: int, old: str, new_dir: int, new: str, flags: int) -> None:
+    """``renameat2(old_dir, old, new_dir, new, flags)`` on the host."""
+    if _libc.renameat2(old_dir, os.fsencode(old), new_dir, os.fsencode(new), ctypes.c_uint(flags)) != 0:
+        _raise_errno()
+
+
+def fchownat_empty(fd: int, uid: int, gid: int) -> None:
+    """``fchownat(fd, "", uid, gid, AT_EMPTY_PATH)``: change the owner of what O_PATH ``fd`` names."""
+    if _libc.fchownat(fd, b"", ctypes.c_uint32(uid), ctypes.c_uint32(gid), AT_EMPTY_PATH) != 0:
+        _raise_errno()
+
+
+def utimensat_empty(fd: int, times: bytes | None, flags: int) -> None:
+    """``utimensat(fd, "", times, AT_EMPTY_PATH | flags)`` (``times``: two raw ``struct timespec``)."""
+    buf = None if times is None else ctypes.create_string_buffer(times, len(times))
+    if _libc.utimensat(fd, b"", buf, AT_EMPTY_PATH | flags) != 0:
+        _raise_errno()
+
+
+def linkat_empty(fd: int, new_dir: int, new: str) -> None:
+    """``linkat(fd, "", new_dir, new, AT_EMPTY_PATH)``: a new name for the file ``fd`` names."""
+    if _libc.linkat(fd, b"", new_dir, os.fsencode(new), AT_EMPTY_PATH) != 0:
+        _raise_errno()
+
+
+STATFS_SIZE = 120  # struct statfs of every 64-bit Linux ABI vm serves (__statfs_word is long)
+
+
+def fstatfs(fd: int) -> bytes:
+    """The host's ``struct statfs`` for ``fd`` (an O_PATH fd is enough)."""
+    buf = ctypes.create_string_buffer(STATFS_SIZE)
+    if _libc.fstatfs(fd, buf) != 0:
+        _raise_errno()
+    return buf.raw

@@ -16,8 +16,13 @@ Descriptors are saved by what they are on the host:
 * the VM's standard streams (a guest fd whose host fd is the same open file
   description as one of ``std_streams``) are saved as "stdio N" and bound to
   the restoring process's own stream N, offsets untouched;
-* files opened by path are saved by host path, ``F_GETFL`` flags and offset
-  and reopened (never created or truncated again) and positioned there;
+* files opened by path are saved by their guest path (the kernel's own name
+  for the open file, taken inside the guest root), ``F_GETFL`` flags,
+  offset and identity (device, inode, size); they are reopened through the
+  guest's path resolver inside the recorded root (never created or
+  truncated again, the last component never followed) and refused with one
+  line when what is found there is not the same file; the virtual ``/proc``
+  and ``/dev`` files are reopened by guest path;
   descriptors that share one open file description (``dup``) share it again
   after the restore (found with ``kcmp(KCMP_FILE)``, or where the host
   refuses that, by a status flag flipped on one and seen through the other);
@@ -46,6 +51,7 @@ from vm_core.errors import SnapshotError, UnsupportedError
 from vm_core.logging import get_logger
 
 from vm_linux.fdtable import FdTable, OpenFile
+from vm_linux.guest_errno import GuestErrno
 from vm_linux.signals import SigAction
 
 log = get_logger("vm_linux.persist")
@@ -71,7 +77,7 @@ class OpenFileImage:
     cloexec: bool
     stdio: int | None = None
     guest_path: str | None = None
-    host_path: str | None = None
+    identity: tuple[int, int, int] | None = None
     flags: int = 0
     offset: int | None = None
     shares_with: int | None = None
@@ -185,14 +191,17 @@ def _file_from_json(item: Any) -> OpenFileImage:
         cloexec=_typed(entry["cloexec"], bool, "cloexec"),
         stdio=_optional(entry.get("stdio"), int, "stdio"),
         guest_path=_optional(entry.get("guest_path"), str, "guest_path"),
-        host_path=_optional(entry.get("host_path"), str, "host_path"),
+        identity=None if entry.get("identity") is None else _triple(entry["identity"]),
         flags=_typed(entry.get("flags", 0), int, "flags"),
         offset=_optional(entry.get("offset"), int, "offset"),
         shares_with=_optional(entry.get("shares_with"), int, "shares_with"),
     )
-    sources = [image.stdio is not None, image.host_path is not None, image.shares_with is not None]
+    opened = image.guest_path is not None and image.shares_with is None
+    sources = [image.stdio is not None, opened, image.shares_with is not None]
     if sum(sources) != 1:
-        raise ValueError(f"guest fd {image.guest_fd} must have exactly one of stdio, host_path, shares_with")
+        raise ValueError(f"guest fd {image.guest_fd} must have exactly one of stdio, guest_path, shares_with")
+    if image.guest_path is not None and not image.guest_path.startswith("/"):
+        raise ValueError(f"guest fd {image.guest_fd}: guest_path must be absolute")
     return image
 
 
@@ -275,13 +284,6 @@ def _identity(info: os.stat_result) -> tuple[int, int, int]:
     return info.st_dev, info.st_ino, stat.S_IFMT(info.st_mode)
 
 
-def _host_path(process: Any, guest_path: str) -> str:
-    root = process.state.fs.root
-    if root is None:
-        return guest_path
-    return root if guest_path == "/" else root + guest_path
-
-
 def _stdio_index(fd: int, host_fd: int, info: tuple[int, int, int],
                  std_ids: Sequence[tuple[int, tuple[int, int, int]]]) -> int | None:
     """Which standard stream ``host_fd`` is a dup of (guest fd N prefers stream N), or None."""
@@ -293,39 +295,57 @@ def _stdio_index(fd: int, host_fd: int, info: tuple[int, int, int],
     return None
 
 
+def _file_identity(info: os.stat_result) -> tuple[int, int, int]:
+    """What must not change between a snapshot and its restore: device, inode and size."""
+    return info.st_dev, info.st_ino, info.st_size
+
+
 def _capture_file(process: Any, fd: int, entry: OpenFile, std_ids: Sequence[tuple[int, tuple[int, int, int]]],
                   earlier: Sequence[tuple[int, OpenFile, tuple[int, int, int]]]) -> OpenFileImage:
-    info = _identity(os.fstat(entry.host_fd))
-    if entry.guest_path is None:
+    host_info = os.fstat(entry.host_fd)
+    info = _identity(host_info)
+    flags = fcntl.fcntl(entry.host_fd, fcntl.F_GETFL)
+    if entry.virtual is not None:
+        return OpenFileImage(guest_fd=fd, cloexec=entry.cloexec, guest_path=entry.virtual.guest_path, flags=flags)
+    if not entry.inside_root or process.state.fs.guest_path_of_fd(entry.host_fd) is None:
         index = _stdio_index(fd, entry.host_fd, info, std_ids)
         if index is not None:
             return OpenFileImage(guest_fd=fd, cloexec=entry.cloexec, stdio=index)
-        kind = "a pipe" if stat.S_ISFIFO(info[2]) else "a socket" if stat.S_ISSOCK(info[2]) else "not a file"
+        kind = "a pipe" if stat.S_ISFIFO(info[2]) else "a socket" if stat.S_ISSOCK(info[2]) else (
+            "a file that was removed or lies outside the guest root"
+        )
         raise UnsupportedError(
             f"cannot snapshot guest fd {fd}: it is {kind}, which cannot be reopened in another process",
             hint="snapshots support files opened by path and the standard streams",
         )
     for other_fd, other, other_info in earlier:
-        if other.guest_path is not None and other_info == info and same_open_file(entry.host_fd, other.host_fd):
-            return OpenFileImage(guest_fd=fd, cloexec=entry.cloexec, guest_path=entry.guest_path, shares_with=other_fd)
-    host_path = _host_path(process, entry.guest_path)
+        if other.virtual is None and other_info == info and same_open_file(entry.host_fd, other.host_fd):
+            return OpenFileImage(guest_fd=fd, cloexec=entry.cloexec, shares_with=other_fd)
+    guest_path = process.state.fs.guest_path_of_fd(entry.host_fd)
+    assert guest_path is not None
+    fs = process.state.fs
     try:
-        on_disk = _identity(os.stat(host_path))
-    except OSError:
+        with fs.lookup(fs.root_node, guest_path, follow=False) as found:
+            on_disk = _identity(os.fstat(found.fd)) if found.fd >= 0 else None
+    except (OSError, GuestErrno):
         on_disk = None
     if on_disk != info:
-        raise UnsupportedError(
-            f"cannot snapshot guest fd {fd}: {entry.guest_path} was renamed or removed since it was opened"
-        )
-    flags = fcntl.fcntl(entry.host_fd, fcntl.F_GETFL)
+        raise UnsupportedError(f"cannot snapshot guest fd {fd}: {guest_path} was renamed or removed since it was opened")
     try:
         offset: int | None = os.lseek(entry.host_fd, 0, os.SEEK_CUR)
     except OSError:
         offset = None
     return OpenFileImage(
-        guest_fd=fd, cloexec=entry.cloexec, guest_path=entry.guest_path, host_path=host_path,
+        guest_fd=fd, cloexec=entry.cloexec, guest_path=guest_path, identity=_file_identity(host_info),
         flags=flags, offset=offset,
     )
+
+
+def _capture_cwd(fs: Any) -> str:
+    try:
+        return str(fs.cwd_path())
+    except (OSError, GuestErrno):
+        raise UnsupportedError("cannot snapshot the guest: its working directory was removed") from None
 
 
 def current_umask() -> int:
@@ -361,8 +381,8 @@ def capture_process(process: Any, *, std_streams: Sequence[int] = (0, 1, 2)) -> 
         program=state.fs.exe_host_path,
         argv=tuple(os.fsdecode(arg) for arg in process.argv),
         envp=tuple(os.fsdecode(var) for var in process.envp),
-        root=state.fs.root,
-        cwd=state.fs.cwd,
+        root=state.fs.root_path,
+        cwd=_capture_cwd(state.fs),
         pid=state.pid,
         clear_child_tid=state.clear_child_tid,
         umask=current_umask(),
@@ -383,37 +403,48 @@ def capture_process(process: Any, *, std_streams: Sequence[int] = (0, 1, 2)) -> 
 # ---------------------------------------------------------------------------------- restoring
 
 
-def _reopen(entry: OpenFileImage) -> int:
-    assert entry.host_path is not None
+def _errno_of(err: OSError | GuestErrno) -> int:
+    return err.code if isinstance(err, GuestErrno) else err.errno or errno.EIO
+
+
+def _reopen(fs: Any, entry: OpenFileImage) -> tuple[int, Any, bool]:
+    """Reopen ``entry`` by guest path through ``fs`` (inside the recorded root); the same file or nothing."""
+    assert entry.guest_path is not None
+    where = f"guest fd {entry.guest_fd} ({entry.guest_path})"
+    flags = (entry.flags & ~_NOT_REOPENED) | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        host_fd = os.open(entry.host_path, (entry.flags & ~_NOT_REOPENED) | os.O_CLOEXEC)
-    except OSError as err:
+        host_fd, virtual, outside = fs.open(fs.root_node, entry.guest_path, flags, 0)
+    except (OSError, GuestErrno) as err:
         raise SnapshotError(
-            f"snapshot: cannot reopen guest fd {entry.guest_fd} ({entry.host_path}): {err.strerror}",
+            f"snapshot: cannot reopen {where}: {os.strerror(_errno_of(err))}",
             hint="the files a snapshotted guest had open must still exist when it is restored",
         ) from None
+    if entry.identity is not None and (virtual is not None or _file_identity(os.fstat(host_fd)) != entry.identity):
+        os.close(host_fd)
+        raise SnapshotError(
+            f"snapshot: refusing to reopen {where}: it is not the file the snapshot had open "
+            "(device, inode or size changed since)"
+        )
     if entry.offset is not None:
         try:
             os.lseek(host_fd, entry.offset, os.SEEK_SET)
         except OSError as err:
             os.close(host_fd)
-            raise SnapshotError(
-                f"snapshot: cannot seek guest fd {entry.guest_fd} ({entry.host_path}) "
-                f"to {entry.offset}: {err.strerror}"
-            ) from None
-    return host_fd
+            raise SnapshotError(f"snapshot: cannot seek {where} to {entry.offset}: {err.strerror}") from None
+    return host_fd, virtual, outside
 
 
-def reopen_files(image: ProcessImage, std_streams: Sequence[int] = (0, 1, 2)) -> FdTable:
-    """A new :class:`FdTable` with every descriptor of ``image`` reopened (all or nothing)."""
+def reopen_files(image: ProcessImage, fs: Any, std_streams: Sequence[int] = (0, 1, 2)) -> FdTable:
+    """A new :class:`FdTable` with every descriptor of ``image`` reopened through ``fs`` (all or nothing)."""
     table = FdTable(image.fd_limit)
     try:
         for entry in image.files:
+            inside, virtual = not fs.confined, None
             if entry.shares_with is not None:
                 shared = table.files.get(entry.shares_with)
                 if shared is None:
                     raise SnapshotError(f"snapshot: guest fd {entry.guest_fd} shares a file that was not restored")
-                host_fd = os.dup(shared.host_fd)
+                host_fd, inside, virtual = os.dup(shared.host_fd), shared.inside_root, shared.virtual
             elif entry.stdio is not None:
                 if not 0 <= entry.stdio < len(std_streams):
                     raise SnapshotError(f"snapshot: guest fd {entry.guest_fd} names unknown stream {entry.stdio}")
@@ -424,8 +455,9 @@ def reopen_files(image: ProcessImage, std_streams: Sequence[int] = (0, 1, 2)) ->
                         raise
                     continue  # the restoring process has that stream closed, as with_std_streams does
             else:
-                host_fd = _reopen(entry)
-            table.files[entry.guest_fd] = OpenFile(host_fd, entry.guest_path, entry.cloexec)
+                host_fd, virtual, outside = _reopen(fs, entry)
+                inside = virtual is None and not outside
+            table.files[entry.guest_fd] = OpenFile(host_fd, entry.cloexec, inside, virtual)
     except BaseException:
         table.close_all()
         raise
@@ -442,16 +474,22 @@ def restore_process(image: ProcessImage, mem: Any, *, std_streams: Sequence[int]
 
     if image.root is not None and not os.path.isdir(image.root):
         raise SnapshotError(f"snapshot: the guest root {image.root} is no longer a directory")
-    fds = reopen_files(image, std_streams)
-    try:
-        process = LinuxProcess(image.isa, mem, image.program, list(image.argv), list(image.envp), root=image.root)
-    except BaseException:
-        fds.close_all()
-        raise
+    process = LinuxProcess(image.isa, mem, image.program, list(image.argv), list(image.envp), root=image.root)
     state = process.state
+    fs = state.fs
+    try:
+        try:
+            fs.chdir(fs.root_node, image.cwd)
+        except (OSError, GuestErrno) as err:
+            raise SnapshotError(
+                f"snapshot: cannot return to the guest's working directory {image.cwd}: {os.strerror(_errno_of(err))}"
+            ) from None
+        fds = reopen_files(image, fs, std_streams)
+    except BaseException:
+        process.close()
+        raise
     state.fds.close_all()
     state.fds = fds
-    state.fs.cwd = image.cwd
     state.pid = image.pid
     state.clear_child_tid = image.clear_child_tid
     state.rlimits = {res: (soft, hard) for res, soft, hard in image.rlimits}

@@ -44,6 +44,7 @@ from vm_linux.fs import GuestFilesystem
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.signals import (
     DEFAULT_IGNORED,
+    DEFAULT_STOP,
     ILL_ILLOPC,
     SA_NODEFER,
     SA_ONSTACK,
@@ -53,6 +54,7 @@ from vm_linux.signals import (
     SIG_DFL,
     SIG_IGN,
     SIGSEGV,
+    SIGSTOP,
     SIGTRAP,
     TRAP_BRKPT,
     SigAction,
@@ -63,6 +65,7 @@ from vm_linux.signals import (
 from vm_linux.stack import STACK_BOTTOM, InitialStack, build_initial_stack
 from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABIS, SyscallDispatcher
+from vm_linux.vfs import VirtualFiles
 
 TRAMPOLINE_ADDR = STACK_BOTTOM - 2 * PAGE_SIZE  # one guard page between it and the stack
 DEFAULT_SLICE = 100_000
@@ -117,10 +120,17 @@ class LinuxProcess:
         except GuestErrno:
             raise ConfigurationError(f"guest root {root!r} is not a directory") from None
         self.state = ProcessState(self.abi, mem, fs, FdTable.with_std_streams(stdin, stdout, stderr))
+        fs.vfs = VirtualFiles(self, {})
         self.dispatcher = SyscallDispatcher(self.abi)
         self.loaded: LoadedProgram | None = None
         self.stack: InitialStack | None = None
         self.log = get_logger("vm_linux.process", program=program)
+
+    def close(self) -> None:
+        """Release every host descriptor the process holds (its files, root, working directory, program)."""
+        self.state.fds.close_all()
+        self.state.fs.close()
+        self.state.fs.vfs.close()
 
     # ------------------------------------------------------------------ start
 
@@ -230,6 +240,10 @@ class LinuxProcess:
             return
         if act.handler == SIG_DFL:
             if signo in DEFAULT_IGNORED:
+                return
+            if signo in DEFAULT_STOP:
+                self.log.info("stopped_by_signal", signal=signal_name(signo))
+                os.kill(os.getpid(), SIGSTOP)  # the VM process stops; SIGCONT resumes the guest here
                 return
             raise GuestExit(signal=signo)
         sp = cpu.regs[self.abi.sp_register]

@@ -2,9 +2,10 @@
 
 Signal numbers and ``sa_flags`` bits are the generic Linux ones (riscv64,
 arm64, x86-64 agree). Default actions: the signals in :data:`DEFAULT_IGNORED`
-are discarded; the stop signals (``SIGTSTP``, ``SIGTTIN``, ``SIGTTOU``) are
-discarded too, since a user-mode VM has no job control to stop in; every
-other signal terminates the process with that signal. Standard signals do not
+are discarded; the stop signals (:data:`DEFAULT_STOP`: ``SIGSTOP``,
+``SIGTSTP``, ``SIGTTIN``, ``SIGTTOU``) stop the VM process itself with
+``SIGSTOP``, as qemu-user does, so the shell sees it stopped and ``SIGCONT``
+resumes it; every other signal terminates the process with that signal. Standard signals do not
 queue: a second one pending while the first is blocked merges with it.
 
 :func:`make_siginfo` builds the 128-byte ``siginfo_t`` the kernel hands to
@@ -39,7 +40,8 @@ SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE = 1, 2, 3, 4, 
 SIGKILL, SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM = 9, 10, 11, 12, 13, 14, 15
 SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH = 17, 18, 19, 20, 21, 22, 23, 28
 
-DEFAULT_IGNORED = frozenset({SIGCHLD, SIGCONT, SIGURG, SIGWINCH, SIGTSTP, SIGTTIN, SIGTTOU})
+DEFAULT_IGNORED = frozenset({SIGCHLD, SIGCONT, SIGURG, SIGWINCH})
+DEFAULT_STOP = frozenset({SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU})
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
 SI_USER = 0

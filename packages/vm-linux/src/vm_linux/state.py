@@ -11,13 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import stat
 from typing import Any
 
 from vm_core.logging import get_logger
 
 from vm_linux.abi import LinuxAbi
-from vm_linux.fdtable import FdTable
-from vm_linux.fs import GuestFilesystem
+from vm_linux.fdtable import NR_OPEN, FdTable
+from vm_linux.fs import GuestFilesystem, Node, Parent, host_node
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.signals import SignalState
 
@@ -53,8 +54,13 @@ class ProcessState:
         self.fds = fds
         self.signals = SignalState()
         self.pid = os.getpid()
+        if not fs.confined:  # without a root every host directory is the guest's to start paths from
+            for entry in fds.files.values():
+                entry.inside_root = True
         self.clear_child_tid = 0
         self.rlimits: dict[int, tuple[int, int]] = {}
+        soft, _hard = self.rlimit(resource.RLIMIT_NOFILE)
+        fds.limit = min(soft, NR_OPEN)
         self.shared_file_ranges: list[tuple[int, int]] = []
         self.warned_syscalls: set[int] = set()
         self.sigreturn_trampoline = 0
@@ -69,25 +75,44 @@ class ProcessState:
             raise GuestErrno(errno.ENAMETOOLONG)
         return os.fsdecode(raw)
 
-    def dir_base(self, dirfd: int) -> str | None:
-        """The guest directory a ``*at`` call's relative path starts from (None: the cwd)."""
+    def base(self, dirfd: int, path: str = "") -> Node:
+        """The directory a ``*at`` call's ``path`` starts from (borrowed: the caller must not close it).
+
+        ``AT_FDCWD`` is the working directory; a guest descriptor must be a
+        directory inside the guest root (``ENOTDIR``, ``EBADF`` as Linux;
+        ``EACCES`` for a directory vm was given from outside the root).
+        Absolute paths ignore ``dirfd``, as in Linux.
+        """
+        if path.startswith("/"):
+            return self.fs.root_node
         if dirfd == AT_FDCWD:
-            return None
+            return self.fs.cwd_node
         entry = self.fds.get(dirfd)
-        if entry.guest_path is None:
+        if entry.virtual is not None:
+            return Node(mode=entry.virtual.mode, virtual=entry.virtual)
+        info = os.fstat(entry.host_fd)
+        if path and not stat.S_ISDIR(info.st_mode):
             raise GuestErrno(errno.ENOTDIR)
-        return entry.guest_path
+        return Node(entry.host_fd, info.st_mode, outside=not entry.inside_root)
 
-    def host_path_at(self, dirfd: int, path: str, *, follow: bool = True) -> str:
-        """The host path a ``*at`` call with ``dirfd`` and guest ``path`` refers to."""
-        base = None if path.startswith("/") else self.dir_base(dirfd)
-        return self.fs.resolve(path, base, follow=follow)
+    def fd_node(self, dirfd: int) -> Node:
+        """What guest ``dirfd`` itself names (``AT_EMPTY_PATH``): a new node the caller closes."""
+        if dirfd == AT_FDCWD:
+            return self.fs.cwd_node.dup()
+        entry = self.fds.get(dirfd)
+        if entry.virtual is not None:
+            return Node(mode=entry.virtual.mode, virtual=entry.virtual)
+        return host_node(os.dup(entry.host_fd), outside=not entry.inside_root)
 
-    def guest_path_for(self, host_path: str) -> str:
-        """The absolute guest path to remember for a descriptor opened at host ``host_path``."""
-        if self.fs.root is None:
-            return os.path.abspath(host_path)
-        return self.fs.guest_path_of_host(host_path)
+    def lookup(self, dirfd: int, path: str, *, follow: bool = True, empty_path: bool = False) -> Node:
+        """The object a ``*at`` call names (``AT_EMPTY_PATH`` with an empty path: ``dirfd`` itself)."""
+        if path == "" and empty_path:
+            return self.fd_node(dirfd)
+        return self.fs.lookup(self.base(dirfd, path), path, follow=follow)
+
+    def parent(self, dirfd: int, path: str) -> Parent:
+        """The directory holding a ``*at`` call's last component, and that component."""
+        return self.fs.parent(self.base(dirfd, path), path)
 
     def rlimit(self, resource_id: int) -> tuple[int, int]:
         if resource_id not in self.rlimits:
@@ -96,3 +121,12 @@ class ProcessState:
             except (ValueError, OSError):
                 raise GuestErrno(errno.EINVAL) from None
         return self.rlimits[resource_id]
+
+    def set_rlimit(self, resource_id: int, soft: int, hard: int) -> None:
+        """Set a guest resource limit; ``RLIMIT_NOFILE`` bounds the descriptor table (``EPERM`` past
+        ``NR_OPEN``, as Linux's ``fs.nr_open``)."""
+        if resource_id == resource.RLIMIT_NOFILE:
+            if hard > NR_OPEN:
+                raise GuestErrno(errno.EPERM)
+            self.fds.limit = min(soft, NR_OPEN)
+        self.rlimits[resource_id] = (soft, hard)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vm_linux.abi import LinuxAbi
 from vm_linux.guest_errno import GuestErrno
-from vm_linux.syscalls import fileio, memory, paths, process_time, signal_calls  # noqa: F401  (registration)
+from vm_linux.syscalls import fileio, memory, pathmods, paths, process_time, signal_calls  # noqa: F401  (registration)
 from vm_linux.syscalls.dispatch import SyscallDispatcher
 from vm_linux.syscalls.registry import HANDLERS, syscall
 from vm_linux.syscalls.riscv64 import RISCV64_ABI

@@ -27,6 +27,7 @@ from vm_linux.state import ProcessState
 from vm_linux.syscalls import openflags
 from vm_linux.syscalls.registry import s32, s64, syscall
 from vm_linux.syscalls.structs import FLOCK_SIZE, IOVEC, TERMIOS_SIZE, WINSIZE_SIZE
+from vm_linux.vfs import virtual_dirents
 
 CHUNK = 1 << 20
 MAX_RW_COUNT = 0x7FFFF000
@@ -185,7 +186,13 @@ def sys_readv(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 
 @syscall("lseek")
 def sys_lseek(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    return os.lseek(st.fds.host(s32(a[0])), s64(a[1]), s32(a[2]))
+    entry = st.fds.get(s32(a[0]))
+    if entry.virtual is not None and hasattr(entry.virtual, "names"):
+        if s32(a[2]) != os.SEEK_SET or s64(a[1]) < 0:
+            raise GuestErrno(errno.EINVAL)
+        entry.virtual.position = s64(a[1])
+        return s64(a[1])
+    return os.lseek(entry.host_fd, s64(a[1]), s32(a[2]))
 
 
 @syscall("close")
@@ -280,11 +287,14 @@ def sys_ioctl(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 
 @syscall("getdents64")
 def sys_getdents64(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    host_fd = st.fds.host(s32(a[0]))
+    entry = st.fds.get(s32(a[0]))
     count = min(a[2] & 0xFFFFFFFF, CHUNK)
     if not writable(st.mem, a[1], count):
         raise GuestErrno(errno.EFAULT)
-    data = hostcalls.getdents64(host_fd, count)
+    if entry.virtual is not None:
+        data = virtual_dirents(entry.virtual, count)
+    else:
+        data = hostcalls.getdents64(entry.host_fd, count)
     st.mem.write(a[1], data)
     return len(data)
 

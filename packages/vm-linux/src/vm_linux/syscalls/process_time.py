@@ -146,7 +146,7 @@ def _set_rlimit(st: ProcessState, resource_id: int, ptr: int) -> None:
     _old_soft, old_hard = st.rlimit(resource_id)
     if hard > old_hard and os.geteuid() != 0:
         raise GuestErrno(errno.EPERM)
-    st.rlimits[resource_id] = (soft, hard)
+    st.set_rlimit(resource_id, soft, hard)
 
 
 @syscall("prlimit64")

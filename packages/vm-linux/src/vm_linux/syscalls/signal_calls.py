@@ -161,6 +161,10 @@ def _send_to_self(st: ProcessState, signo: int, code: int) -> int:
     return 0
 
 
+def _no_such_process() -> int:
+    raise GuestErrno(errno.ESRCH)
+
+
 @syscall("kill")
 def sys_kill(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     pid, signo = s32(a[0]), s32(a[1])
@@ -168,10 +172,9 @@ def sys_kill(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
         raise GuestErrno(errno.EINVAL)
     if pid in (0, st.pid, -st.pid):
         return _send_to_self(st, signo, SI_USER)
-    if signo == 0 and pid > 0:
-        os.kill(pid, 0)
-        return 0
-    raise GuestErrno(errno.EPERM)
+    # Anything else names processes that are not the guest's (kill(-1): every process but the caller,
+    # and the guest has no other): they do not exist for it, and are never probed nor signalled.
+    return _no_such_process()
 
 
 @syscall("tkill")

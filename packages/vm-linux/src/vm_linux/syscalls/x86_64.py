@@ -124,7 +124,7 @@ X86_64_SYSCALLS: dict[int, str] = {
     438: "pidfd_getfd", 439: "faccessat2", 440: "process_madvise", 441: "epoll_pwait2",
     442: "mount_setattr", 443: "quotactl_fd", 444: "landlock_create_ruleset", 445: "landlock_add_rule",
     446: "landlock_restrict_self", 447: "memfd_secret", 448: "process_mrelease", 449: "futex_waitv",
-    450: "set_mempolicy_home_node",
+    450: "set_mempolicy_home_node", 451: "cachestat", 452: "fchmodat2",
 }
 
 _STAT = struct.Struct("<QQQIIIIQqqqQQQQQQqqq")  # 144 bytes
@@ -250,6 +250,21 @@ def sys_symlink(st: ProcessState, cpu: Any, a: Sequence[int]) -> int | None:
 @syscall("chmod")
 def sys_chmod(st: ProcessState, cpu: Any, a: Sequence[int]) -> int | None:
     return _via("fchmodat", st, cpu, [_AT_FDCWD, a[0], a[1]])
+
+
+@syscall("chown")
+def sys_chown(st: ProcessState, cpu: Any, a: Sequence[int]) -> int | None:
+    return _via("fchownat", st, cpu, [_AT_FDCWD, a[0], a[1], a[2], 0])
+
+
+@syscall("lchown")
+def sys_lchown(st: ProcessState, cpu: Any, a: Sequence[int]) -> int | None:
+    return _via("fchownat", st, cpu, [_AT_FDCWD, a[0], a[1], a[2], _AT_SYMLINK_NOFOLLOW])
+
+
+@syscall("mknod")
+def sys_mknod(st: ProcessState, cpu: Any, a: Sequence[int]) -> int | None:
+    return _via("mknodat", st, cpu, [_AT_FDCWD, a[0], a[1], a[2]])
 
 
 @syscall("time")
