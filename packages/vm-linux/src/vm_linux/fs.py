@@ -353,15 +353,13 @@ class GuestFilesystem:
                     found = Parent(cur, name, _last_type(name), trailing)
                     cur = Node()
                     return found
+                if not cur.is_dir:
+                    raise GuestErrno(errno.ENOTDIR)
                 if name == ".":
                     nxt = cur.dup()
                 elif name == "..":
-                    if not cur.is_dir and cur.virtual is None:
-                        raise GuestErrno(errno.ENOTDIR)
                     nxt = self.dotdot(cur)
                 else:
-                    if not cur.is_dir:
-                        raise GuestErrno(errno.ENOTDIR)
                     nxt = self.child(cur, name)
                 if not last or follow or trailing:
                     target = self._link(nxt)
@@ -444,6 +442,10 @@ class GuestFilesystem:
                     assert isinstance(node, Node)
                     with node:
                         return self.open_node(node, flags)
+                if not where.dir.is_dir:
+                    raise GuestErrno(errno.ENOTDIR)
+                if create and where.trailing_slash:
+                    raise GuestErrno(errno.EISDIR)
                 try:
                     node = self.child(where.dir, where.name)
                 except GuestErrno as err:
