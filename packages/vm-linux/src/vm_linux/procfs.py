@@ -61,7 +61,7 @@ from vm_linux.procfs_render import (
     render_status,
     task_comm,
 )
-from vm_linux.procfs_source import ProcSource
+from vm_linux.procfs_source import GUEST_DEVICES, ProcSource
 
 S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR = 0o100000, 0o040000, 0o120000, 0o020000
 TASK_COMM_LEN = 16
@@ -92,12 +92,12 @@ class WriteRule(enum.Enum):
 class CharDevice(enum.Enum):
     """The character devices of the guest's /dev, with their Linux device numbers."""
 
-    NULL = (1, 3)
-    ZERO = (1, 5)
-    FULL = (1, 7)
-    RANDOM = (1, 8)
-    URANDOM = (1, 9)
-    TTY = (5, 0)
+    NULL = GUEST_DEVICES["/dev/null"]
+    ZERO = GUEST_DEVICES["/dev/zero"]
+    FULL = GUEST_DEVICES["/dev/full"]
+    RANDOM = GUEST_DEVICES["/dev/random"]
+    URANDOM = GUEST_DEVICES["/dev/urandom"]
+    TTY = GUEST_DEVICES["/dev/tty"]
 
     @property
     def rdev(self) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import stat
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -39,6 +40,11 @@ from vm_linux.stack import ExecImage
 OUTSIDE_ROOT_LINK = "anon_inode:[outside-root]"
 _KERNEL_OBJECT = re.compile(r"^[a-z_]+:\[\d+\]$|^anon_inode:")
 _TERMINAL = re.compile(r"^/dev/(pts/\d+|tty\w*|console)$")
+#: The devices of the guest's own /dev (:mod:`vm_linux.procfs`), by path and (major, minor).
+GUEST_DEVICES = {
+    "/dev/null": (1, 3), "/dev/zero": (1, 5), "/dev/full": (1, 7),
+    "/dev/random": (1, 8), "/dev/urandom": (1, 9), "/dev/tty": (5, 0),
+}
 
 
 @attrs.frozen
@@ -134,7 +140,8 @@ def fd_link_text_for(host_fd: int, guest_path: str | None, root: str | None) -> 
     Under ``root``, a path inside it shows as the guest path (``" (deleted)"``
     kept). A host path outside the root is never shown: a terminal shows as
     its device name (``/dev/pts/N``, ``/dev/ttyN``, ``/dev/console``: the
-    guest's stream is that device); any other file shows as the guest path it
+    guest's stream is that device), and so does one of the devices the
+    guest's /dev has (``/dev/null`` ...: same device numbers); any other file shows as the guest path it
     was opened by when vm knows one, else as :data:`OUTSIDE_ROOT_LINK` (an
     ``anon_inode:`` text, the form Linux uses for files with no path, e.g. a
     standard stream the VM inherited from a host file).
@@ -152,7 +159,17 @@ def fd_link_text_for(host_fd: int, guest_path: str | None, root: str | None) -> 
         return body[len(root.rstrip("/")) :] + deleted
     if _TERMINAL.match(body) and os.isatty(host_fd):
         return body
+    if body in GUEST_DEVICES and _is_char_device(host_fd, GUEST_DEVICES[body]):
+        return body
     return guest_path if guest_path is not None else OUTSIDE_ROOT_LINK
+
+
+def _is_char_device(host_fd: int, numbers: tuple[int, int]) -> bool:
+    try:
+        info = os.fstat(host_fd)
+    except OSError:
+        return False
+    return stat.S_ISCHR(info.st_mode) and (os.major(info.st_rdev), os.minor(info.st_rdev)) == numbers
 
 
 def _host_capabilities() -> CapabilitySets:

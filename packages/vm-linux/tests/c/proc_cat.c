@@ -1,5 +1,6 @@
-/* proc_cat: for each argument, print "== ARG <length>\n" then the file's bytes (or, with a leading
-   "@", the link text of readlink(ARG)); errors print "== ARG error <errno>\n". */
+/* proc_cat: print "pid P ppid Q\n", then for each argument "== ARG <length>\n" and the file's bytes
+   (or, for "@PATH", the link text of readlink(PATH)); a failure prints "== ARG error <errno>\n".
+   The /proc tests run it under qemu-riscv64 and under vm-linux and compare the two. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 static char buf[1 << 20];
 
 int main(int argc, char **argv) {
+    printf("pid %d ppid %d\n", (int)getpid(), (int)getppid());
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         ssize_t len = 0;
