@@ -342,6 +342,31 @@ def test_status_keys_follow_the_host_kernels_order(proc_cat: Path) -> None:
         host = [line.split(":", 1)[0] for line in handle]
     x86_only = {"untag_mask", "x86_Thread_features", "x86_Thread_features_locked"}
     assert ours == [key for key in host if key not in x86_only]
+
+
+def value_shape(value: str) -> str:
+    for shape, pattern in (("kB", r" *\d+ kB"), ("mask", r"[0-9a-f]{16}"), ("ids", r"\d+(\t\d+){3}"),
+                           ("groups", r"(\d+ )*"), ("number", r"-?\d+")):
+        if re.fullmatch(pattern, value):
+            return shape
+    return "text"
+
+
+def test_status_values_have_the_host_kernels_shapes(proc_cat: Path) -> None:
+    process = loaded(proc_cat, [str(proc_cat)])
+    source = make_source(process)
+    node = walk(source, proc_root(), [str(source.pid), "status"])
+    assert node is not None
+    ours = dict(line.split(":\t", 1) for line in node.read(source).decode().splitlines())
+    with open("/proc/self/status") as handle:
+        host = dict(line.rstrip("\n").split(":\t", 1) for line in handle)
+    skip = {"Name", "Cpus_allowed", "Mems_allowed", "Speculation_Store_Bypass", "SpeculationIndirectBranch"}
+    for key, value in ours.items():
+        if key not in skip:
+            assert value_shape(value) == value_shape(host[key]), (key, value, host[key])
+    assert ours["State"] == "R (running)" and ours["Threads"] == "1"
+    assert ours["Pid"] == ours["Tgid"] == str(source.pid)
+    process.state.fds.close_all()
     process.state.fds.close_all()
 
 

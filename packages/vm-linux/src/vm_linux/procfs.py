@@ -222,12 +222,12 @@ def _task_entries(source: ProcSource) -> Sequence[Node]:
 
 def _proc_entries(source: ProcSource) -> Sequence[Node]:
     pid = str(source.pid)
-    return [
-        _directory(pid, 0o555, lambda s: _process_entries(s, with_task=True), owned_by_process=True),
+    return [  # Linux lists its fixed entries first, then the processes
         _regular("cpuinfo", 0o444, lambda s: render_cpuinfo(s.cpu_count())),
         _regular("meminfo", 0o444, lambda s: render_meminfo(*s.memory_kib())),
         _symlink("self", lambda s: str(s.pid)),
         _symlink("thread-self", lambda s: f"{s.pid}/task/{s.pid}"),
+        _directory(pid, 0o555, lambda s: _process_entries(s, with_task=True), owned_by_process=True),
     ]
 
 

@@ -422,7 +422,7 @@ def render_status(source: ProcSource, *, possible_cpus: int) -> bytes:
         ("Tgid", str(pid)), ("Ngid", "0"), ("Pid", str(pid)), ("PPid", str(source.ppid())), ("TracerPid", "0"),
         ("Uid", "\t".join(map(str, creds.uids))), ("Gid", "\t".join(map(str, creds.gids))),
         ("FDSize", str(fd_table_size(source.fd_numbers()))),
-        ("Groups", "".join(f"{g} " for g in creds.groups)),
+        ("Groups", " ".join(map(str, creds.groups)) + " "),  # Linux keeps a trailing blank
         ("NStgid", str(pid)), ("NSpid", str(pid)), ("NSpgid", "0"), ("NSsid", "0"), ("Kthread", "0"),
         ("VmPeak", kib(peak)), ("VmSize", kib(m.total)), ("VmLck", kib(0)), ("VmPin", kib(0)),
         ("VmHWM", kib(peak)), ("VmRSS", kib(m.total)), ("RssAnon", kib(m.anon)), ("RssFile", kib(m.file)),
