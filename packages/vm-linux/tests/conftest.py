@@ -87,7 +87,7 @@ class SyscallHarness:
         self.argv: list[str] = [exe]
         self.envp: list[str] = []
         self.stack = None
-        self.state.fs.vfs = VirtualFiles(self, {})
+        self.state.fs.vfs = VirtualFiles(self)
         self.dispatcher = SyscallDispatcher(self.abi)
         self.cursor = self.SCRATCH
 

@@ -57,6 +57,7 @@ class LoadedSegment:
     vaddr: int
     memsz: int
     filesz: int
+    offset: int = 0  # file offset of ``start`` (page-aligned ``p_offset``): /proc/self/maps shows it
 
 
 @attrs.frozen
@@ -195,7 +196,9 @@ def _map_segment(mem: Any, data: bytes, ph: dict[str, Any], bias: int) -> Loaded
     if start + file_pages < end:
         mem.map(start + file_pages, end - start - file_pages, prot)
     log.debug("segment", start=hex(start), end=hex(end), prot=prot, filesz=filesz, memsz=memsz)
-    return LoadedSegment(start=start, end=end, prot=prot, vaddr=vaddr, memsz=memsz, filesz=filesz)
+    return LoadedSegment(
+        start=start, end=end, prot=prot, vaddr=vaddr, memsz=memsz, filesz=filesz, offset=offset - lead
+    )
 
 
 def load_elf(mem: Any, path: str, machine: int, *, limit: int, data: bytes | None = None) -> LoadedProgram:

@@ -289,11 +289,13 @@ class GuestFilesystem:
             return None
         if self.confined:
             if name in vfs.root_mounts and self.is_root(parent):
-                return Node(mode=stat.S_IFDIR | 0o555, virtual=vfs.root_mounts[name])
+                mounted = vfs.root_mounts[name]
+                return Node(mode=mounted.mode, virtual=mounted)
             return None
         if vfs.is_self_name(name) and parent.fd >= 0 and os.fstat(parent.fd).st_dev == self.proc_dev:
             if os.path.samestat(os.fstat(parent.fd), os.stat("/proc")):
-                return Node(mode=stat.S_IFDIR | 0o555, virtual=vfs.self_dir(name))
+                found = vfs.self_dir(name)
+                return Node(mode=found.mode, virtual=found)
         return None
 
     def child(self, parent: Node, name: str) -> Node:
@@ -316,7 +318,7 @@ class GuestFilesystem:
         """The parent of directory ``node``; the root is its own parent."""
         if node.virtual is not None:
             up = node.virtual.parent
-            if up is not None:
+            if up is not None and (self.confined or up.parent is not None):
                 return Node(mode=up.mode, virtual=up)
             if self.confined:
                 return self.root_node.dup()

@@ -42,6 +42,7 @@ from vm_linux.elf import LoadedProgram, load_elf, read_program_file
 from vm_linux.fdtable import FdTable
 from vm_linux.fs import GuestFilesystem
 from vm_linux.guest_errno import GuestErrno
+from vm_linux.procfs_source import track_peak_mapped_pages
 from vm_linux.signals import (
     DEFAULT_IGNORED,
     DEFAULT_STOP,
@@ -62,7 +63,7 @@ from vm_linux.signals import (
     sigbit,
     signal_name,
 )
-from vm_linux.stack import STACK_BOTTOM, InitialStack, build_initial_stack
+from vm_linux.stack import STACK_BOTTOM, ExecImage, InitialStack, build_initial_stack
 from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABIS, SyscallDispatcher
 from vm_linux.vfs import VirtualFiles
@@ -120,7 +121,7 @@ class LinuxProcess:
         except GuestErrno:
             raise ConfigurationError(f"guest root {root!r} is not a directory") from None
         self.state = ProcessState(self.abi, mem, fs, FdTable.with_std_streams(stdin, stdout, stderr))
-        fs.vfs = VirtualFiles(self, {})
+        fs.vfs = VirtualFiles(self)
         self.dispatcher = SyscallDispatcher(self.abi)
         self.loaded: LoadedProgram | None = None
         self.stack: InitialStack | None = None
@@ -150,6 +151,9 @@ class LinuxProcess:
         code = self.abi.signal_frames.trampoline_code
         self.mem.map(TRAMPOLINE_ADDR, PAGE_SIZE, PROT_READ | PROT_EXEC, code)
         self.state.sigreturn_trampoline = TRAMPOLINE_ADDR
+        comm = os.path.basename(os.fsdecode(self.program_path))[:15]  # Linux: the execve'd name, TASK_COMM_LEN-1
+        self.state.exec_image = ExecImage(program=self.loaded, stack=self.stack, comm=comm)
+        track_peak_mapped_pages(self.state)
         return self.loaded.entry, self.stack.sp
 
     def init_cpu(self, cpu: Any) -> None:

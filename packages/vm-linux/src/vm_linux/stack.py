@@ -79,6 +79,15 @@ class InitialStack:
 
 
 @attrs.frozen
+class ExecImage:
+    """What ``execve`` left that /proc shows: the loaded program, its initial stack, the task name."""
+
+    program: LoadedProgram
+    stack: InitialStack
+    comm: str
+
+
+@attrs.frozen
 class ParsedStack:
     """An initial stack read back from guest memory."""
 

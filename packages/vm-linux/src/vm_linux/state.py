@@ -12,6 +12,7 @@ import errno
 import os
 import resource
 import stat
+import time
 from typing import Any
 
 from vm_core.logging import get_logger
@@ -21,6 +22,7 @@ from vm_linux.fdtable import NR_OPEN, FdTable
 from vm_linux.fs import GuestFilesystem, Node, Parent, host_node
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.signals import SignalState
+from vm_linux.stack import ExecImage
 
 AT_FDCWD = -100
 RLIM_INFINITY = 2**64 - 1
@@ -64,6 +66,10 @@ class ProcessState:
         self.shared_file_ranges: list[tuple[int, int]] = []
         self.warned_syscalls: set[int] = set()
         self.sigreturn_trampoline = 0
+        # read by vm_linux.procfs: set by LinuxProcess.load; CLOCK_BOOTTIME when the process began
+        self.exec_image: ExecImage | None = None
+        self.start_boottime_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        self.peak_mapped_pages = 0
         self.log = get_logger("vm_linux.syscalls", isa=abi.isa)
 
     # ------------------------------------------------------------------ guest arguments

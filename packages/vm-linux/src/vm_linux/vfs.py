@@ -1,22 +1,31 @@
-"""The guest's own ``/proc`` and ``/dev``: virtual directories, files and links built from guest state.
+"""The guest's ``/proc`` and ``/dev`` as the path resolver sees them: :mod:`vm_linux.procfs` nodes made openable.
 
 :class:`VirtualFiles` is what :class:`vm_linux.fs.GuestFilesystem` mounts:
-with a guest root, the whole of ``/proc`` and ``/dev``; without one, the
-entries of the host's ``/proc`` that describe the process itself
+with a guest root, the whole of ``/proc`` and ``/dev``; without one, only
+the entries of the host's ``/proc`` that describe the process itself
 (``self``, ``thread-self``, the guest's pid), as qemu-user does.
 
-Every node has a ``mode`` and a ``guest_path``; directories answer
-``child(name)`` and ``names()``; links answer ``follow(fs)`` with their text
-(an ordinary symbolic link: ``/proc/self`` -> ``1234``, ``/dev/stdin`` ->
-``/proc/self/fd/0``) or, for magic links (``exe``, ``cwd``, ``root``,
-``fd/N``), with a new :class:`~vm_linux.fs.Node` for a descriptor vm holds
-for the guest; files answer ``open(fs, flags)`` with a host descriptor of a
-read-only snapshot of their bytes (taken at open, as Linux's seq files are).
-``/dev/null``, ``zero``, ``full``, ``random``, ``urandom`` and ``tty`` open
-the host's devices of those names: their behaviour is the kernel's, and no
-host file is reachable through them. Nothing else of the host shows
-through: there is no ``/proc/<other pid>``, no ``/proc/sys``, no ``/dev/sda``.
-What the files contain is :mod:`vm_linux.procfs`' business.
+:class:`VirtualNode` wraps one :class:`vm_linux.procfs.Node` (the tree and
+its contents are that module's) with what resolution and the system calls
+need: a ``mode``, a ``guest_path``, a ``parent`` for ``..``, ``child`` and
+``names`` for directories, ``follow``/``readlink`` for links, ``stat``,
+and ``open``, which gives a host descriptor:
+
+* a regular file: a read-only memory file holding the bytes rendered at
+  open (as qemu does; Linux renders on each ``read``);
+* a directory: a descriptor of an empty, removed directory (``read`` says
+  ``EISDIR``; ``getdents64`` lists the virtual entries, :func:`virtual_dirents`);
+* a device (``null``, ``zero``, ``full``, ``random``, ``urandom``, ``tty``):
+  the host's device of that name, whose behaviour is the kernel's and
+  through which no file is reachable.
+
+Links: ``/proc/self`` -> ``PID`` and ``/dev/stdin`` -> ``/proc/self/fd/0``
+are ordinary links whose text the resolver walks on from; ``exe``, ``cwd``,
+``root`` and ``fd/N`` are magic links, and following one yields a new
+:class:`~vm_linux.fs.Node` for the descriptor vm holds for the guest (the
+program, the working directory, the root, the guest's fd N), never a path.
+Nothing else of the host shows through: no ``/proc/<other pid>``, no
+``/proc/sys``, no ``/dev/sda``.
 """
 
 from __future__ import annotations
@@ -27,18 +36,17 @@ import stat
 import struct
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from vm_linux.guest_errno import GuestErrno
+from vm_linux.procfs import Node as ProcNode
+from vm_linux.procfs import NodeKind, dev_root, proc_root
+from vm_linux.procfs_source import OUTSIDE_ROOT_LINK, StateProcSource
 
-DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-DIR_MODE = stat.S_IFDIR | 0o555
-LINK_MODE = stat.S_IFLNK | 0o777
-FILE_MODE = stat.S_IFREG | 0o444
 _MAX_SIZE = 1 << 24
+_MAGIC_NAMES = frozenset({"exe", "cwd", "root"})
 
 
 @attrs.frozen
@@ -61,160 +69,118 @@ class VirtualStat:
 
 
 class VirtualNode:
-    """Base of every virtual node: where it is and what ``stat`` says of it."""
+    """One entry of the guest's ``/proc`` or ``/dev`` (see the module docstring)."""
 
-    mode = FILE_MODE
-
-    def __init__(self, owner: VirtualFiles, parent: VirtualDir | None, name: str) -> None:
+    def __init__(self, owner: VirtualFiles, node: ProcNode, parent: VirtualNode | None) -> None:
         self.owner = owner
+        self.node = node
         self.parent = parent
-        self.name = name
+        self.mode = node.mode
+        #: How far ``getdents64`` has read a directory (shared by duplicated descriptors, like an offset).
+        self.position = 0
 
     @property
     def guest_path(self) -> str:
         if self.parent is None:
-            return self.owner.mount_point(self.name)
-        return f"{self.parent.guest_path}/{self.name}"
+            return self.owner.mount_point(self.node.name)
+        return f"{self.parent.guest_path}/{self.node.name}"
 
-    def child(self, name: str) -> VirtualNode | None:
-        raise GuestErrno(errno.ENOTDIR)
-
-    def stat(self) -> VirtualStat:
-        return self.owner.stat_for(self, size=0)
-
-    def open(self, fs: Any, flags: int) -> int:
-        raise GuestErrno(errno.EACCES)
-
-
-class VirtualDir(VirtualNode):
-    """A directory whose entries are computed from guest state each time they are asked for."""
-
-    mode = DIR_MODE
-
-    def __init__(self, owner: VirtualFiles, parent: VirtualDir | None, name: str,
-                 entries: Callable[[VirtualDir], dict[str, Callable[[VirtualDir, str], VirtualNode]]]) -> None:
-        super().__init__(owner, parent, name)
-        self._entries = entries
-
-    #: How far ``getdents64`` has read (shared by duplicated descriptors, as a file offset is).
-    position = 0
+    @property
+    def is_dir(self) -> bool:
+        return self.node.kind is NodeKind.DIRECTORY
 
     def names(self) -> list[str]:
-        return list(self._entries(self))
+        return [entry.name for entry in self.node.entries(self.owner.source)]
 
     def child(self, name: str) -> VirtualNode | None:
-        make = self._entries(self).get(name)
-        return None if make is None else make(self, name)
+        found = self.node.child(self.owner.source, name)
+        return None if found is None else VirtualNode(self.owner, found, self)
+
+    def stat(self) -> VirtualStat:
+        return self.owner.stat_for(self)
+
+    # ------------------------------------------------------------------ links
+
+    @property
+    def is_magic(self) -> bool:
+        node = self.node
+        return node.kind is NodeKind.SYMLINK and (node.fd is not None or (node.owned_by_process and node.name in _MAGIC_NAMES))
+
+    def readlink(self, fs: Any) -> str:
+        return self.node.readlink(self.owner.source)
+
+    def follow(self, fs: Any) -> Any:
+        """None for what is no link; a link's text; a magic link's target as a new :class:`~vm_linux.fs.Node`."""
+        node = self.node
+        if node.kind is not NodeKind.SYMLINK:
+            return None
+        if not self.is_magic:
+            return node.readlink(self.owner.source)
+        if node.fd is not None:
+            return self.owner.fd_target(node.fd)
+        target = {"exe": fs.exe_node, "cwd": fs.cwd_node, "root": fs.root_node}[node.name]
+        return target.dup()
+
+    # ------------------------------------------------------------------ opening
 
     def open(self, fs: Any, flags: int) -> int:
-        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_CREAT:
-            raise GuestErrno(errno.EISDIR)
-        return self.owner.empty_dir_fd(flags)
-
-
-class VirtualFile(VirtualNode):
-    """A read-only file whose bytes are rendered from guest state when it is opened."""
-
-    def __init__(self, owner: VirtualFiles, parent: VirtualDir | None, name: str,
-                 render: Callable[[], bytes], mode: int = FILE_MODE) -> None:
-        super().__init__(owner, parent, name)
-        self.render = render
-        self.mode = mode
-
-    def open(self, fs: Any, flags: int) -> int:
+        node = self.node
+        access = flags & os.O_ACCMODE
+        if node.kind is NodeKind.DIRECTORY:
+            if access != os.O_RDONLY or flags & os.O_CREAT:
+                raise GuestErrno(errno.EISDIR)
+            return self.owner.empty_dir_fd()
         if flags & os.O_DIRECTORY:
             raise GuestErrno(errno.ENOTDIR)
-        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
-            raise GuestErrno(errno.EACCES)
-        data = self.render()[:_MAX_SIZE]
-        memfd = os.memfd_create(f"vm-proc-{self.name}", os.MFD_CLOEXEC)
+        if node.kind is NodeKind.CHAR_DEVICE:
+            assert node.device is not None
+            keep = flags & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_TMPFILE)
+            return os.open(f"/dev/{node.name}", keep | os.O_CLOEXEC)
+        if access != os.O_RDONLY or flags & os.O_TRUNC:
+            raise GuestErrno(errno.EACCES)  # vm's /proc files take no writes
+        data = node.read(self.owner.source)[:_MAX_SIZE]
+        memfd = os.memfd_create(f"vm-proc-{node.name}", os.MFD_CLOEXEC)
         try:
             os.write(memfd, data)
-            return os.open(f"/proc/self/fd/{memfd}", (flags & (os.O_NONBLOCK | os.O_CLOEXEC)) | os.O_RDONLY | os.O_CLOEXEC)
+            keep = flags & os.O_NONBLOCK
+            return os.open(f"/proc/self/fd/{memfd}", keep | os.O_RDONLY | os.O_CLOEXEC)
         finally:
             os.close(memfd)
 
 
-class VirtualLink(VirtualNode):
-    """A symbolic link with a fixed text (``/proc/self`` -> ``1234``, ``/dev/stdin`` -> ``/proc/self/fd/0``)."""
-
-    mode = LINK_MODE
-
-    def __init__(self, owner: VirtualFiles, parent: VirtualDir | None, name: str, text: Callable[[], str]) -> None:
-        super().__init__(owner, parent, name)
-        self.text = text
-
-    def readlink(self, fs: Any) -> str:
-        return self.text()
-
-    def follow(self, fs: Any) -> str:
-        return self.text()
-
-
-class MagicLink(VirtualNode):
-    """``exe``, ``cwd``, ``root``, ``fd/N``: following one yields a descriptor vm holds for the guest."""
-
-    mode = LINK_MODE
-
-    def __init__(self, owner: VirtualFiles, parent: VirtualDir | None, name: str,
-                 target: Callable[[Any], Any], text: Callable[[Any], str]) -> None:
-        super().__init__(owner, parent, name)
-        self.target = target
-        self.text = text
-
-    def readlink(self, fs: Any) -> str:
-        return self.text(fs)
-
-    def follow(self, fs: Any) -> Any:
-        return self.target(fs)
-
-
-class DeviceNode(VirtualNode):
-    """A character device of the host's that is safe to hand out (``/dev/null``, ``/dev/urandom``...)."""
-
-    def __init__(self, owner: VirtualFiles, parent: VirtualDir | None, name: str) -> None:
-        super().__init__(owner, parent, name)
-        try:
-            self.mode = os.stat(f"/dev/{name}").st_mode
-        except OSError:
-            self.mode = stat.S_IFCHR | 0o666
-
-    def stat(self) -> VirtualStat:
-        try:
-            info = os.stat(f"/dev/{self.name}")
-        except OSError:
-            raise GuestErrno(errno.ENOENT) from None
-        return attrs.evolve(self.owner.stat_for(self, size=0), st_mode=info.st_mode, st_rdev=info.st_rdev)
-
-    def open(self, fs: Any, flags: int) -> int:
-        if flags & os.O_DIRECTORY:
-            raise GuestErrno(errno.ENOTDIR)
-        keep = flags & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_TMPFILE)
-        return os.open(f"/dev/{self.name}", keep | os.O_CLOEXEC)
-
-
 class VirtualFiles:
-    """The guest's ``/proc`` and ``/dev`` (see the module docstring).
+    """The guest's ``/proc`` and ``/dev`` over one process (see the module docstring).
 
-    ``process`` provides what the files show: ``state`` (pid, fds, fs, mem),
-    ``argv``, ``envp`` and ``stack`` (the initial stack's auxv).
-    ``renderers`` maps a ``/proc`` file name (``maps``, ``status``,
-    ``cpuinfo``...) to a function of the process that renders its bytes.
+    ``process`` provides ``state`` (the :class:`~vm_linux.state.ProcessState`);
+    ``memory_limit_bytes`` caps what ``/proc/meminfo`` shows as ``MemTotal``.
     """
 
-    def __init__(self, process: Any, renderers: dict[str, Callable[[Any], bytes]]) -> None:
+    def __init__(self, process: Any, *, memory_limit_bytes: int | None = None) -> None:
         self.process = process
-        self.renderers = renderers
+        state = process.state
+        self.source = StateProcSource(
+            state,
+            exe_guest_path=lambda: str(state.fs.exe_guest_path),
+            cwd_guest_path=self._cwd_text,
+            fd_link_text_of=self.fd_text,
+            memory_limit_bytes=memory_limit_bytes,
+        )
         self.started_ns = time.time_ns()
         self._empty_dir: int | None = None
         self._inodes: dict[str, int] = {}
-        proc = VirtualDir(self, None, "proc", self._proc_entries)
-        dev = VirtualDir(self, None, "dev", self._dev_entries)
-        self.root_mounts: dict[str, VirtualDir] = {"proc": proc, "dev": dev}
+        self.root_mounts: dict[str, VirtualNode] = {
+            "proc": VirtualNode(self, proc_root(), None),
+            "dev": VirtualNode(self, dev_root(), None),
+        }
 
     @property
     def pid(self) -> int:
         return int(self.process.state.pid)
+
+    def close(self) -> None:
+        if self._empty_dir is not None:
+            os.close(self._empty_dir)
+            self._empty_dir = None
 
     # ------------------------------------------------------------------ what GuestFilesystem asks
 
@@ -225,12 +191,13 @@ class VirtualFiles:
         return name in ("self", "thread-self", str(self.pid))
 
     def self_dir(self, name: str) -> VirtualNode:
-        proc = self.root_mounts["proc"]
-        node = proc.child(name)
-        assert node is not None
-        return node
+        """``/proc/<name>`` for a name :meth:`is_self_name` accepts (mounted into the host's /proc)."""
+        found = self.root_mounts["proc"].child(name)
+        if found is None:
+            raise GuestErrno(errno.ENOENT)
+        return found
 
-    def empty_dir_fd(self, flags: int) -> int:
+    def empty_dir_fd(self) -> int:
         """A host descriptor of an empty, removed directory: what a virtual directory's fd reads as."""
         if self._empty_dir is None:
             path = tempfile.mkdtemp(prefix="vm-vdir-")
@@ -238,79 +205,24 @@ class VirtualFiles:
             os.rmdir(path)
         return os.dup(self._empty_dir)
 
-    def close(self) -> None:
-        if self._empty_dir is not None:
-            os.close(self._empty_dir)
-            self._empty_dir = None
-
-    def stat_for(self, node: VirtualNode, *, size: int) -> VirtualStat:
-        ino = self._inodes.setdefault(node.guest_path, 0x1000 + len(self._inodes))
-        nlink = 2 if stat.S_ISDIR(node.mode) else 1
-        uid, gid = os.geteuid(), os.getegid()
+    def stat_for(self, vnode: VirtualNode) -> VirtualStat:
+        node = vnode.node
+        ino = self._inodes.setdefault(vnode.guest_path, 0x1000 + len(self._inodes))
+        nlink = 2 if node.kind is NodeKind.DIRECTORY else 1
+        uid, gid = (os.geteuid(), os.getegid()) if node.owned_by_process else (0, 0)
         t = self.started_ns
-        return VirtualStat(node.mode, ino, 0, nlink, uid, gid, size, 0, 1024, 0, t, t, t)
+        return VirtualStat(node.mode, ino, 0, nlink, uid, gid, 0, node.rdev, 1024, 0, t, t, t)
 
-    # ------------------------------------------------------------------ /proc
+    # ------------------------------------------------------------------ the guest's descriptors
 
-    def _proc_entries(self, directory: VirtualDir) -> dict[str, Callable[[VirtualDir, str], VirtualNode]]:
-        pid = str(self.pid)
-        entries: dict[str, Callable[[VirtualDir, str], VirtualNode]] = {
-            "self": lambda parent, name: VirtualLink(self, parent, name, lambda: pid),
-            "thread-self": lambda parent, name: VirtualLink(self, parent, name, lambda: f"{pid}/task/{pid}"),
-            pid: lambda parent, name: VirtualDir(self, parent, name, self._pid_entries),
-        }
-        for name in ("cpuinfo", "meminfo"):
-            if name in self.renderers:
-                entries[name] = self._file_maker(name)
-        return entries
-
-    def _file_maker(self, name: str) -> Callable[[VirtualDir, str], VirtualNode]:
-        render = self.renderers[name]
-        return lambda parent, entry: VirtualFile(self, parent, entry, lambda: render(self.process))
-
-    def _pid_entries(self, directory: VirtualDir) -> dict[str, Callable[[VirtualDir, str], VirtualNode]]:
-        entries: dict[str, Callable[[VirtualDir, str], VirtualNode]] = {
-            "exe": lambda parent, name: MagicLink(self, parent, name, self._exe_target, self._exe_text),
-            "cwd": lambda parent, name: MagicLink(self, parent, name, self._cwd_target, self._cwd_text),
-            "root": lambda parent, name: MagicLink(self, parent, name, self._root_target, lambda fs: "/"),
-            "fd": lambda parent, name: VirtualDir(self, parent, name, self._fd_entries),
-        }
-        if directory.name != "task" and directory.parent is not None and directory.parent.name == "proc":
-            entries["task"] = lambda parent, name: VirtualDir(self, parent, name, self._task_entries)
-        for name in ("maps", "cmdline", "environ", "auxv", "status", "stat", "statm", "comm"):
-            if name in self.renderers:
-                entries[name] = self._file_maker(name)
-        return entries
-
-    def _task_entries(self, directory: VirtualDir) -> dict[str, Callable[[VirtualDir, str], VirtualNode]]:
-        return {str(self.pid): lambda parent, name: VirtualDir(self, parent, name, self._pid_entries)}
-
-    def _fd_entries(self, directory: VirtualDir) -> dict[str, Callable[[VirtualDir, str], VirtualNode]]:
-        return {str(fd): self._fd_link for fd in sorted(self.process.state.fds.files)}
-
-    def _fd_link(self, parent: VirtualDir, name: str) -> VirtualNode:
-        number = int(name)
-        return MagicLink(self, parent, name, lambda fs: self._fd_target(fs, number), lambda fs: self.fd_text(number))
-
-    def _exe_target(self, fs: Any) -> Any:
-        return fs.exe_node.dup()
-
-    def _exe_text(self, fs: Any) -> str:
-        return str(fs.exe_guest_path)
-
-    def _cwd_target(self, fs: Any) -> Any:
-        return fs.cwd_node.dup()
-
-    def _cwd_text(self, fs: Any) -> str:
+    def _cwd_text(self) -> str:
         try:
-            return str(fs.cwd_path())
+            return str(self.process.state.fs.cwd_path())
         except GuestErrno:
             return "/ (deleted)"
 
-    def _root_target(self, fs: Any) -> Any:
-        return fs.root_node.dup()
-
-    def _fd_target(self, fs: Any, fd: int) -> Any:
+    def fd_target(self, fd: int) -> Any:
+        """What following ``/proc/self/fd/N`` reaches: a new node for the guest's descriptor ``fd``."""
         from vm_linux.fs import Node, host_node
 
         entry = self.process.state.fds.files.get(fd)
@@ -321,7 +233,12 @@ class VirtualFiles:
         return host_node(os.dup(entry.host_fd), outside=not entry.inside_root)
 
     def fd_text(self, fd: int) -> str:
-        """What ``readlink("/proc/self/fd/N")`` shows: the guest path, or the kernel's ``pipe:[...]``."""
+        """What ``readlink("/proc/self/fd/N")`` shows: a guest path, or the kernel's ``pipe:[...]``.
+
+        A host file outside the root (a stream vm was given) never shows its
+        host path: terminals show their device name, anything else
+        :data:`~vm_linux.procfs_source.OUTSIDE_ROOT_LINK`.
+        """
         entry = self.process.state.fds.files.get(fd)
         if entry is None:
             raise GuestErrno(errno.ENOENT)
@@ -338,23 +255,9 @@ class VirtualFiles:
             raise GuestErrno(errno.ENOENT) from None
         if not text.startswith("/") or not fs.confined:
             return text
-        if text.startswith("/dev/pts/") or text in ("/dev/null", "/dev/tty"):
-            return text  # a terminal or the null device: the same for every process, no host secret
-        return f"host:[{os.fstat(entry.host_fd).st_ino}]"
-
-    # ------------------------------------------------------------------ /dev
-
-    def _dev_entries(self, directory: VirtualDir) -> dict[str, Callable[[VirtualDir, str], VirtualNode]]:
-        entries: dict[str, Callable[[VirtualDir, str], VirtualNode]] = {
-            name: lambda parent, entry: DeviceNode(self, parent, entry) for name in DEVICES
-        }
-        for index, name in enumerate(("stdin", "stdout", "stderr")):
-            entries[name] = self._fixed_link(f"/proc/self/fd/{index}")
-        entries["fd"] = self._fixed_link("/proc/self/fd")
-        return entries
-
-    def _fixed_link(self, text: str) -> Callable[[VirtualDir, str], VirtualNode]:
-        return lambda parent, entry: VirtualLink(self, parent, entry, lambda: text)
+        if text.startswith("/dev/pts/") or text in ("/dev/null", "/dev/tty", "/dev/zero", "/dev/urandom"):
+            return text  # the same for every process: no host secret
+        return OUTSIDE_ROOT_LINK
 
 
 _DIRENT_HEAD = struct.Struct("<QqHB")
@@ -367,7 +270,7 @@ def virtual_dirents(directory: Any, count: int) -> bytes:
     Entry 0 is ``.``, entry 1 ``..``, then the directory's names; ``d_off``
     is the index of the next entry (what ``lseek`` takes back).
     """
-    if not hasattr(directory, "names"):
+    if not getattr(directory, "is_dir", False):
         raise GuestErrno(errno.ENOTDIR)
     names = [".", "..", *directory.names()]
     out = b""
@@ -385,7 +288,7 @@ def virtual_dirents(directory: Any, count: int) -> bytes:
         else:
             child = directory.child(name)
             kind = DT_TYPES.get(stat.S_IFMT(child.mode), 0) if child is not None else 0
-            ino = directory.owner.stat_for(child, size=0).st_ino if child is not None else 0
+            ino = child.stat().st_ino if child is not None else 0
         record = _DIRENT_HEAD.pack(ino, index + 1, reclen, kind) + raw_name
         out += record + bytes(reclen - len(record))
         index += 1

@@ -187,7 +187,7 @@ def sys_readv(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 @syscall("lseek")
 def sys_lseek(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     entry = st.fds.get(s32(a[0]))
-    if entry.virtual is not None and hasattr(entry.virtual, "names"):
+    if entry.virtual is not None and entry.virtual.is_dir:
         if s32(a[2]) != os.SEEK_SET or s64(a[1]) < 0:
             raise GuestErrno(errno.EINVAL)
         entry.virtual.position = s64(a[1])
