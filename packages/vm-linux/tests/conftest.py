@@ -70,7 +70,7 @@ class SyscallHarness:
     SCRATCH = 0x10000000
     SCRATCH_SIZE = 0x10000
 
-    def __init__(self, root: str | None = None, exe: str = "/bin/true") -> None:
+    def __init__(self, root: str | None = None, exe: str = "/bin/true", resolver: str | None = None) -> None:
         from vm_linux.fdtable import FdTable
         from vm_linux.fs import GuestFilesystem
         from vm_linux.state import ProcessState
@@ -83,7 +83,7 @@ class SyscallHarness:
         self.mem.map(self.SCRATCH, self.SCRATCH_SIZE, PROT_READ | PROT_WRITE)
         self.cpu = PlainCpu(self.mem)
         self.cpu.regs[2] = self.SCRATCH + self.SCRATCH_SIZE
-        self.state = ProcessState(self.abi, self.mem, GuestFilesystem(root, exe), FdTable.with_std_streams())
+        self.state = ProcessState(self.abi, self.mem, GuestFilesystem(root, exe, resolver=resolver), FdTable.with_std_streams())
         self.argv: list[str] = [exe]
         self.envp: list[str] = []
         self.stack = None

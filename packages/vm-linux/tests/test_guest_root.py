@@ -12,8 +12,8 @@ AT_FDCWD = -100
 O_RDONLY, O_WRONLY, O_CREAT, O_DIRECTORY = 0, 1, 0o100, 0o200000
 
 
-@pytest.fixture
-def rooted(tmp_path: Path, make_harness):
+@pytest.fixture(params=["openat2", "walk"])
+def rooted(tmp_path: Path, make_harness, request):
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "passwd").write_text("guest passwd\n")
@@ -27,7 +27,7 @@ def rooted(tmp_path: Path, make_harness):
     (root / "home" / "user" / "up").symlink_to("../..")
     (root / "dangling").symlink_to("/created-through-link")
     (tmp_path / "secret").write_text("host secret\n")
-    return make_harness(root=str(root), exe=str(root / "bin" / "prog")), root, tmp_path
+    return make_harness(root=str(root), exe=str(root / "bin" / "prog"), resolver=request.param), root, tmp_path
 
 
 def read_guest_file(h, path: str, dirfd: int = AT_FDCWD) -> bytes | int:
