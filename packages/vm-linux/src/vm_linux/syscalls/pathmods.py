@@ -185,25 +185,12 @@ def sys_renameat2(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 
 
 def _chmod_node(node: Node, mode: int) -> None:
-    if node.is_symlink:
-        raise GuestErrno(errno.EOPNOTSUPP)  # fchmodat2(AT_SYMLINK_NOFOLLOW) on a link, as Linux
     os.chmod(f"/proc/self/fd/{_changeable(node)}", mode)
 
 
 @syscall("fchmodat")
 def sys_fchmodat(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     with st.lookup(s32(a[0]), st.read_path(a[1])) as node:
-        _chmod_node(node, a[2] & 0o7777)
-    return 0
-
-
-@syscall("fchmodat2")
-def sys_fchmodat2(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    flags = s32(a[3])
-    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
-        raise GuestErrno(errno.EINVAL)
-    path = st.read_path(a[1])
-    with st.lookup(s32(a[0]), path, follow=follow_flag(flags), empty_path=bool(flags & AT_EMPTY_PATH)) as node:
         _chmod_node(node, a[2] & 0o7777)
     return 0
 

@@ -124,7 +124,7 @@ X86_64_SYSCALLS: dict[int, str] = {
     438: "pidfd_getfd", 439: "faccessat2", 440: "process_madvise", 441: "epoll_pwait2",
     442: "mount_setattr", 443: "quotactl_fd", 444: "landlock_create_ruleset", 445: "landlock_add_rule",
     446: "landlock_restrict_self", 447: "memfd_secret", 448: "process_mrelease", 449: "futex_waitv",
-    450: "set_mempolicy_home_node", 451: "cachestat", 452: "fchmodat2",
+    450: "set_mempolicy_home_node",
 }
 
 _STAT = struct.Struct("<QQQIIIIQqqqQQQQQQqqq")  # 144 bytes
