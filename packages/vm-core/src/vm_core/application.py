@@ -234,6 +234,10 @@ class VmApplication(Application[UUID]):
         vms = [self._load_raw(vm_id) for vm_id in self._all_vm_ids()]
         return [vm for vm in vms if not vm.removed]
 
+    def removed_vm_ids(self) -> list[UUID]:
+        """The ids of every VM that was removed, oldest first (their histories are kept)."""
+        return [vm_id for vm_id in self._all_vm_ids() if self._load_raw(vm_id).removed]
+
     def history(self, ref: str | UUID) -> list[VmEventRecord]:
         """The recorded events of the VM ``ref`` names, oldest first."""
         vm_id = self.resolve(ref)
