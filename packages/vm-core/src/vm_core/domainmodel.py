@@ -171,11 +171,16 @@ class ExitRecord:
     reason: str | None = None
 
     def describe(self) -> str:
-        """``exit 0``, ``signal 11 (SIGSEGV)``, ``failed: REASON``, ``interrupted by signal 15 (SIGTERM)``, ``lost``."""
+        """``exit 0``, ``signal 11 (SIGSEGV)``, ``failed: REASON``, ``interrupted (SIGTERM)``, ``lost ...``."""
         if self.outcome is RunOutcome.FAILED:
             return f"failed: {self.reason}"
         if self.outcome is RunOutcome.INTERRUPTED:
-            return "interrupted" if self.signal is None else f"interrupted by {signal_name(self.signal)}"
+            if self.signal is None:
+                return "interrupted"
+            try:
+                return f"interrupted ({_signal.Signals(self.signal).name})"
+            except ValueError:
+                return f"interrupted (signal {self.signal})"
         if self.outcome is RunOutcome.LOST:
             return "lost (its vm process vanished)"
         if self.signal is not None:

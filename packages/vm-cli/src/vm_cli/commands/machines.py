@@ -69,6 +69,11 @@ def is_lost(vm: VirtualMachine) -> bool:
     return vm.state is VmState.RUNNING and vm.runner is not None and runner_liveness(vm.runner) is RunnerLiveness.GONE
 
 
+def is_live_here(vm: VirtualMachine) -> bool:
+    """Whether ``vm`` is running in a live process on this host (one ``vm stop`` can signal)."""
+    return vm.state is VmState.RUNNING and vm.runner is not None and runner_liveness(vm.runner) is RunnerLiveness.ALIVE
+
+
 def shown_state(vm: VirtualMachine) -> str:
     """The state ``vm ls`` shows: the recorded one, or ``lost`` for a running VM whose process vanished."""
     return LOST if is_lost(vm) else vm.state.value
@@ -225,7 +230,7 @@ def run_rm(args: argparse.Namespace) -> int:
                 vm = app.get(ref)
                 if is_lost(vm):
                     app.mark_lost(vm.id)
-                elif args.force and vm.state is VmState.RUNNING:
+                elif args.force and is_live_here(vm):
                     stop_vm(app, vm, STOP_TIMEOUT)
                 app.remove(vm.id, force=args.force)
             except VmError as err:
