@@ -64,12 +64,12 @@ def argument_vectors(draw: st.DrawFn, name: str, options: list[str]) -> list[str
     return [name, *draw(st.lists(token, max_size=6))]
 
 
-def check_one(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def check_one(argv: list[str], capfd: pytest.CaptureFixture[str]) -> None:
     try:
         status = main(argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
         status = exit_.code if isinstance(exit_.code, int) else 1
-    _, err = capsys.readouterr()
+    _, err = capfd.readouterr()
     assert "Traceback" not in err, argv
     assert "internal error" not in err, (argv, err)
     assert status in (0, 1, 2), (argv, status, err)
@@ -82,14 +82,14 @@ def check_one(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("name", sorted(subcommands()))
 def test_random_argument_vectors_never_give_a_traceback(
-    name: str, private_home: Path, capsys: pytest.CaptureFixture[str]
+    name: str, private_home: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     options = option_strings(subcommands()[name])
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(argv=argument_vectors(name, options))
     def check(argv: list[str]) -> None:
-        check_one(argv, capsys)
+        check_one(argv, capfd)
 
     check()
 
