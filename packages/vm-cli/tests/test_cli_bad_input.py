@@ -54,7 +54,7 @@ AWKWARD = [
 
 @st.composite
 def argument_vectors(draw: st.DrawFn, name: str, options: list[str]) -> list[str]:
-    text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+    text = st.text(st.characters(codec="utf-8", blacklist_characters="\x00"), max_size=40)
     token = st.one_of(
         st.sampled_from(options) if options else st.nothing(),
         st.sampled_from(AWKWARD),

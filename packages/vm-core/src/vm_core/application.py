@@ -47,9 +47,9 @@ from eventsourcing.persistence import PersistenceError, RecordConflictError
 from eventsourcing.utils import Environment, EnvType, get_topic
 
 from vm_core.domainmodel import (
+    NAME_PATTERN,
     AmbiguousReferenceError,
     NameInUseError,
-    NAME_PATTERN,
     VirtualMachine,
     VmConfig,
     VmName,
@@ -61,7 +61,8 @@ from vm_core.domainmodel import (
 from vm_core.errors import ConfigurationError, ConflictError, NotFoundError
 from vm_core.logging import get_logger
 from vm_core.runner import RunnerIdentity
-from vm_core.store_health import StorageError, check_sqlite_store, storage_error
+from vm_core.store_health import StorageError as StorageError  # re-exported: where callers always found it
+from vm_core.store_health import check_sqlite_store, storage_error
 
 log = get_logger("vm_core.application")
 

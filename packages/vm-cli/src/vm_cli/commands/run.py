@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import signal
 import sys
 import time
 from typing import Any
