@@ -533,14 +533,22 @@ class PausingEngine:
 
 
 def record_snapshot(app: Any, vm_id: Any, saved: SavedSnapshot) -> None:
-    """Record ``saved`` on the VM aggregate and pause the VM there (a warning if the store fails)."""
+    """Record ``saved`` on the VM aggregate and pause the VM there, in one write (one warning line if the
+    store fails: the snapshot is saved all the same, and resumable)."""
     if app is None or vm_id is None:
         return
-    try:
-        app.record_snapshot(vm_id, saved.snapshot_id, saved.digest, saved.size)
-        app.pause(vm_id)
-    except VmError as err:
-        log.warning("snapshot_not_recorded", snapshot_id=saved.snapshot_id, reason=str(err))
+    from vm_cli.messages import warning_line
+    from vm_cli.recording import GUARD
+
+    with GUARD.deferred():
+        try:
+            vm = app.get(vm_id)
+            vm.record_snapshot(saved.snapshot_id, saved.digest, saved.size)
+            vm.pause()
+            app.save(vm)
+        except VmError as err:
+            warning_line(f"snapshot {saved.snapshot_id} is saved but not recorded on its VM: {err}")
+            log.info("snapshot_not_recorded", snapshot_id=saved.snapshot_id, reason=str(err))
 
 
 def run_or_snapshot(

@@ -41,6 +41,7 @@ __all__ = ["RunRecord", "die_like_the_guest", "elf_machine", "run"]
 
 log = get_logger("vm_cli.run")
 
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
