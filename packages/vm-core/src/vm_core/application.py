@@ -137,7 +137,9 @@ class VmApplication(Application[UUID]):
                 environment["SQLITE_DBNAME"] = str(vm_home(environment) / DATABASE_FILENAME)
             self.store_location = check_sqlite_store(environment["SQLITE_DBNAME"])
         elif module == "eventsourcing.postgres":
-            self.store_location = "the PostgreSQL VM store"
+            host = environment.get("POSTGRES_HOST") or "localhost"
+            port = environment.get("POSTGRES_PORT") or "5432"
+            self.store_location = f"(PostgreSQL database {environment.get('POSTGRES_DBNAME')!r} on {host}:{port})"
         return environment
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
