@@ -22,7 +22,7 @@ from vm_core.errors import VmError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
-_MOVE_ASIDE = "nothing was changed: move it aside to start a new store (it keeps its records), or set VM_HOME elsewhere"
+_MOVE_ASIDE = "nothing was changed: move it aside to start a new store, keeping its records, or set VM_HOME elsewhere"
 
 
 class StorageError(VmError):
