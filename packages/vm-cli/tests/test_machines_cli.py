@@ -95,7 +95,7 @@ def test_show_by_name_prefix_and_full_id(registry: VmApplication, capsys: pytest
 
 def test_show_unknown_vm_is_a_one_line_error(registry: VmApplication, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "show", "ghost")
-    assert status == 1
+    assert status == 2  # naming something that is not there is a usage error
     assert out == ""
     assert err.startswith("vm: error: no VM named 'ghost'")
     assert "Traceback" not in err
@@ -106,7 +106,7 @@ def test_ambiguous_prefix_is_reported(registry: VmApplication, capsys: pytest.Ca
     digits = [vm_id.hex[0] for vm_id in ids]
     shared = next(d for d in digits if digits.count(d) > 1)
     status, _, err = run_cli(capsys, "show", shared)
-    assert status == 1
+    assert status == 2
     assert f"the id prefix '{shared}' matches" in err
 
 
@@ -121,7 +121,7 @@ def test_rm_removes_by_name_or_prefix_and_frees_the_name(
     assert out.split() == ["gone", "also_gone"]
     names = [row["name"] for row in json.loads(run_cli(capsys, "ls", "--json")[1])]
     assert names == ["kept"]
-    assert run_cli(capsys, "show", str(first))[0] == 1
+    assert run_cli(capsys, "show", str(first))[0] == 2
     assert registry.create_vm(name="gone", **VM_ARGS) not in {first, second, third}  # type: ignore[arg-type]
 
 
@@ -142,7 +142,7 @@ def test_rm_reports_every_failure_and_removes_the_rest(
 ) -> None:
     registry.create_vm(name="fine", **VM_ARGS)  # type: ignore[arg-type]
     status, out, err = run_cli(capsys, "rm", "nope1", "fine", "nope2")
-    assert status == 1
+    assert status == 2
     assert out == "fine\n"
     assert "'nope1'" in err
     assert "'nope2'" in err

@@ -141,7 +141,7 @@ def test_resume_names_unknown_and_raw_machine_snapshots(tmp_path: Path, home: Pa
     from vm_cli import Machine
 
     done = vm("resume", "0123456789abcdef", cwd=tmp_path, home=home)
-    assert done.returncode == 1 and b"no snapshot '0123456789abcdef'" in done.stderr
+    assert done.returncode == 2 and b"no snapshot '0123456789abcdef'" in done.stderr
     machine = Machine("riscv64", engine="interp")
     machine.mem_map(0x10000, 0x1000)
     done = vm("resume", machine.snapshot(home), cwd=tmp_path, home=home)

@@ -91,7 +91,7 @@ def test_history_carries_event_payloads(app: VmApplication) -> None:
     assert created.details["name"] == "hist"
     assert created.details["accelerator"] == "kvm"
     assert list(created.details["arguments"]) == []
-    assert started.details == {}
+    assert started.details == {"runner": None}
     assert stopped.details == {"exit_status": 42, "signal": None, "instructions_retired": 7, "wall_time_s": 0.125}
     assert created.timestamp <= started.timestamp <= stopped.timestamp
 

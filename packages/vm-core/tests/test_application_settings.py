@@ -10,6 +10,7 @@ from eventsourcing.popo import POPOFactory
 from eventsourcing.sqlite import SQLiteFactory
 from vm_core.application import DATABASE_FILENAME, VmApplication, vm_home
 from vm_core.errors import ConfigurationError
+from vm_core.store_health import StorageError
 
 VM_ARGS = {"isa": "riscv64", "memory_size": 1 << 20, "engine": "interp", "program": "/p"}
 
@@ -65,9 +66,15 @@ def test_postgres_without_its_settings_is_a_configuration_error(monkeypatch: pyt
         VmApplication()
 
 
-def test_unwritable_sqlite_location_is_a_configuration_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unwritable_sqlite_location_is_a_storage_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("VM_HOME", str(blocker / "vm"))
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(StorageError, match=f"cannot create the VM home {blocker / 'vm'}"):
         VmApplication()
+    monkeypatch.setenv("VM_HOME", str(blocker))
+    with pytest.raises(StorageError, match=f"the VM home {blocker} is not a directory"):
+        VmApplication()
+    assert blocker.read_text() == "not a directory"

@@ -20,12 +20,21 @@ Loading checks the format, the digest and every page (decompressed size and
 hash) before it returns anything, so a truncated or corrupted snapshot raises
 :class:`~vm_core.errors.SnapshotError` and nothing is restored.
 
+Every file is written atomically: to a temporary name (``.NAME.PID.RANDOM.tmp``),
+fsync'd, renamed into place, and the directory fsync'd; page blobs before the
+manifest that names them. A save killed half-way leaves at most unreferenced
+pages and temporary files (never a half snapshot); :mod:`vm_cli.snapshot_pruning`
+collects them. A save holds a shared lock on ``snapshots.lock``; removing
+snapshots and pages (``vm rm``, ``vm prune``) holds it exclusively, so no
+page a save is about to reference is collected under it.
+
 :func:`run_or_snapshot` runs a Linux process until an exact instruction count
 and snapshots it there (``vm run --snapshot-at N``); ``vm resume`` continues it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
@@ -33,7 +42,8 @@ import os
 import secrets
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +61,9 @@ KINDS = ("machine", "linux")
 #: zlib level for page blobs: on guest pages level 1 compresses within a few percent of level 6, 5x faster.
 PAGE_COMPRESSION = 1
 _HEX = frozenset("0123456789abcdef")
+#: The longest snapshot reference worth looking up (ids are 16 hex digits).
+LONGEST_REFERENCE = 64
+LOCK_FILENAME = "snapshots.lock"
 
 
 @attrs.frozen
@@ -280,60 +293,97 @@ class SnapshotStore:
     def page_path(self, key: str) -> Path:
         return self.page_dir / key
 
+    @contextmanager
+    def locked(self, *, exclusive: bool) -> Iterator[None]:
+        """Hold the store's lock: shared while saving, exclusive while removing snapshots or pages."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.home / LOCK_FILENAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
     @staticmethod
     def _write_atomically(path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` through a temporary name: fsync'd, then renamed over it."""
         scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(scratch, path)
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _sync_directory(path: Path) -> None:
+        """Make the renames in directory ``path`` durable."""
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(scratch, path)
 
     def save(self, snapshot: Snapshot) -> SavedSnapshot:
         """Write ``snapshot`` (new page blobs first, the manifest last) and return its id and digest."""
         if snapshot.kind not in KINDS:
             raise ConfigurationError(f"unknown snapshot kind {snapshot.kind!r}")
         try:
-            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-            self.page_dir.mkdir(parents=True, exist_ok=True)
-            sizes: dict[str, int] = {}
-            new_bytes = 0
-
-            def blob_of(data: bytes) -> str:
-                nonlocal new_bytes
-                key = hashlib.sha256(data).hexdigest()
-                if key in sizes:
-                    return key
-                path = self.page_path(key)
-                try:
-                    sizes[key] = path.stat().st_size
-                except FileNotFoundError:
-                    blob = zlib.compress(data, PAGE_COMPRESSION)
-                    self._write_atomically(path, blob)
-                    sizes[key] = len(blob)
-                    new_bytes += len(blob)
-                return key
-
-            body = _snapshot_body(snapshot, blob_of)
-            digest = hashlib.sha256(_canonical(body)).hexdigest()
-            manifest = gzip.compress(
-                json.dumps({"format": FORMAT, "digest": digest, "body": body}).encode(), mtime=0
-            )
-            snapshot_id = secrets.token_hex(8)
-            self._write_atomically(self.manifest_path(snapshot_id), manifest)
+            with self.locked(exclusive=False):
+                saved = self._save_locked(snapshot)
         except OSError as err:
             raise SnapshotError(f"cannot write a snapshot under {self.home}: {err}") from err
-        saved = SavedSnapshot(snapshot_id, digest, len(manifest) + sum(sizes.values()), len(manifest) + new_bytes)
-        log.info("snapshot_saved", snapshot_id=snapshot_id, pages=len(snapshot.memory.pages), size=saved.size,
+        log.info("snapshot_saved", snapshot_id=saved.snapshot_id, pages=len(snapshot.memory.pages), size=saved.size,
                  new_bytes=saved.new_bytes)
         return saved
+
+    def _save_locked(self, snapshot: Snapshot) -> SavedSnapshot:
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        self.page_dir.mkdir(parents=True, exist_ok=True)
+        sizes: dict[str, int] = {}
+        new_bytes = 0
+
+        def blob_of(data: bytes) -> str:
+            nonlocal new_bytes
+            key = hashlib.sha256(data).hexdigest()
+            if key in sizes:
+                return key
+            path = self.page_path(key)
+            try:
+                sizes[key] = path.stat().st_size
+            except FileNotFoundError:
+                blob = zlib.compress(data, PAGE_COMPRESSION)
+                self._write_atomically(path, blob)
+                sizes[key] = len(blob)
+                new_bytes += len(blob)
+            return key
+
+        body = _snapshot_body(snapshot, blob_of)
+        digest = hashlib.sha256(_canonical(body)).hexdigest()
+        manifest = gzip.compress(
+            json.dumps({"format": FORMAT, "digest": digest, "body": body}).encode(), mtime=0
+        )
+        if new_bytes:
+            self._sync_directory(self.page_dir)
+        snapshot_id = secrets.token_hex(8)
+        self._write_atomically(self.manifest_path(snapshot_id), manifest)
+        self._sync_directory(self.snapshot_dir)
+        return SavedSnapshot(snapshot_id, digest, len(manifest) + sum(sizes.values()), len(manifest) + new_bytes)
 
     def resolve(self, ref: str) -> str:
         """The id of the snapshot ``ref`` names: its id or a unique prefix of it."""
         text = ref.strip().lower()
+        if len(text) > LONGEST_REFERENCE:
+            raise NotFoundError(
+                f"no snapshot {ref[:20]!r}... ({len(ref)} characters)", hint="snapshot ids are 16 hex digits"
+            )
         if not text or not set(text) <= _HEX:
             raise NotFoundError(f"no snapshot {ref!r}", hint="snapshot ids are hex digits, as `vm run` printed")
         if self.manifest_path(text).is_file():
@@ -341,8 +391,10 @@ class SnapshotStore:
         try:
             names = [p.name[: -len(MANIFEST_SUFFIX)] for p in self.snapshot_dir.iterdir()
                      if p.name.endswith(MANIFEST_SUFFIX) and not p.name.startswith(".")]
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             names = []
+        except OSError as err:
+            raise SnapshotError(f"cannot read the snapshots in {self.snapshot_dir}: {err.strerror or err}") from None
         matches = sorted(name for name in names if name.startswith(text))
         if len(matches) == 1:
             return matches[0]
@@ -368,9 +420,20 @@ class SnapshotStore:
             pages.append(data)
         return pages
 
-    def load(self, ref: str) -> LoadedSnapshot:
-        """Read and verify a snapshot completely (digest, every page); :class:`SnapshotError` if anything is off."""
-        snapshot_id = self.resolve(ref)
+    def snapshot_ids(self) -> list[str]:
+        """The ids of every snapshot in the store (a missing store has none)."""
+        try:
+            entries = list(self.snapshot_dir.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(
+            p.name[: -len(MANIFEST_SUFFIX)]
+            for p in entries
+            if p.name.endswith(MANIFEST_SUFFIX) and not p.name.startswith(".")
+        )
+
+    def read_manifest(self, snapshot_id: str) -> dict[str, Any]:
+        """The verified body of snapshot ``snapshot_id``'s manifest (its pages are not read)."""
         path = self.manifest_path(snapshot_id)
         try:
             document = json.loads(gzip.decompress(path.read_bytes()))
@@ -386,6 +449,13 @@ class SnapshotStore:
         digest = document.get("digest")
         if not isinstance(body, dict) or hashlib.sha256(_canonical(body)).hexdigest() != digest:
             raise SnapshotError(f"snapshot {snapshot_id}: the manifest does not match its digest (corrupted)")
+        return {"digest": digest, "body": body}
+
+    def load(self, ref: str) -> LoadedSnapshot:
+        """Read and verify a snapshot completely (digest, every page); :class:`SnapshotError` if anything is off."""
+        snapshot_id = self.resolve(ref)
+        manifest = self.read_manifest(snapshot_id)
+        digest, body = manifest["digest"], manifest["body"]
         snapshot = _body_to_snapshot(body, self._read_pages)
         log.info("snapshot_loaded", snapshot_id=snapshot_id, pages=len(snapshot.memory.pages))
         return LoadedSnapshot(snapshot_id, str(digest), snapshot)
@@ -463,14 +533,22 @@ class PausingEngine:
 
 
 def record_snapshot(app: Any, vm_id: Any, saved: SavedSnapshot) -> None:
-    """Record ``saved`` on the VM aggregate and pause the VM there (a warning if the store fails)."""
+    """Record ``saved`` on the VM aggregate and pause the VM there, in one write (one warning line if the
+    store fails: the snapshot is saved all the same, and resumable)."""
     if app is None or vm_id is None:
         return
-    try:
-        app.record_snapshot(vm_id, saved.snapshot_id, saved.digest, saved.size)
-        app.pause(vm_id)
-    except VmError as err:
-        log.warning("snapshot_not_recorded", snapshot_id=saved.snapshot_id, reason=str(err))
+    from vm_cli.messages import warning_line
+    from vm_cli.recording import GUARD
+
+    with GUARD.deferred():
+        try:
+            vm = app.get(vm_id)
+            vm.record_snapshot(saved.snapshot_id, saved.digest, saved.size)
+            vm.pause()
+            app.save(vm)
+        except VmError as err:
+            warning_line(f"snapshot {saved.snapshot_id} is saved but not recorded on its VM: {err}")
+            log.info("snapshot_not_recorded", snapshot_id=saved.snapshot_id, reason=str(err))
 
 
 def run_or_snapshot(

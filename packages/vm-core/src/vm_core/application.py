@@ -21,11 +21,18 @@ aggregates saved atomically with the VM's own events.
 Two writers that change the same VM concurrently cannot both win: the event
 store refuses the second write and :class:`~vm_core.errors.ConflictError`
 is raised; no event is lost and the loser can reload and retry.
+
+A store that cannot be used raises :class:`StorageError`, one line that names
+the store and says what to do (:mod:`vm_core.store_health`): a damaged or
+non-SQLite file, a directory where the file should be, a read-only or locked
+store, a full disk. The application never recreates, truncates or deletes an
+existing store file; a damaged one is refused before SQLite touches it.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -40,6 +47,7 @@ from eventsourcing.persistence import PersistenceError, RecordConflictError
 from eventsourcing.utils import Environment, EnvType, get_topic
 
 from vm_core.domainmodel import (
+    NAME_PATTERN,
     AmbiguousReferenceError,
     NameInUseError,
     VirtualMachine,
@@ -50,8 +58,11 @@ from vm_core.domainmodel import (
     name_index_id,
     validate_name,
 )
-from vm_core.errors import ConfigurationError, ConflictError, NotFoundError, VmError
+from vm_core.errors import ConfigurationError, ConflictError, NotFoundError
 from vm_core.logging import get_logger
+from vm_core.runner import RunnerIdentity
+from vm_core.store_health import StorageError as StorageError  # re-exported: where callers always found it
+from vm_core.store_health import check_sqlite_store, storage_error
 
 log = get_logger("vm_core.application")
 
@@ -60,10 +71,7 @@ DATABASE_FILENAME = "vm.sqlite3"
 _CREATED_TOPIC = get_topic(VirtualMachine.Created)
 _PAGE = 500
 _HEX_DIGITS = frozenset("0123456789abcdef")
-
-
-class StorageError(VmError):
-    """The event store failed (database unreachable, disk full, ...)."""
+_LONGEST_REFERENCE = 64  # a name is at most 63 characters, an id 36
 
 
 @attrs.frozen
@@ -86,8 +94,8 @@ def vm_home(environ: Mapping[str, str] | None = None) -> Path:
 
 
 @contextmanager
-def _storage_errors() -> Iterator[None]:
-    """Turn eventsourcing's persistence exceptions into vm errors."""
+def _storage_errors(app: VmApplication) -> Iterator[None]:
+    """Turn eventsourcing's persistence exceptions (and SQLite's own) into vm errors naming the app's store."""
     try:
         yield
     except RecordConflictError as err:
@@ -95,8 +103,8 @@ def _storage_errors() -> Iterator[None]:
             "another writer changed this VM at the same time; nothing of this change was saved",
             hint="reload the VM and retry",
         ) from err
-    except PersistenceError as err:
-        raise StorageError(f"the VM store failed: {err}") from err
+    except (PersistenceError, sqlite3.Error) as err:
+        raise storage_error(err, app.store_location) from err
 
 
 class VmApplication(Application[UUID]):
@@ -105,8 +113,9 @@ class VmApplication(Application[UUID]):
     name = "vm"
 
     def __init__(self, env: EnvType | None = None) -> None:
+        self.store_location: str | None = None
         try:
-            with _storage_errors():
+            with _storage_errors(self):
                 super().__init__(env)
         except (OSError, EventSourcingError) as err:
             raise ConfigurationError(
@@ -123,15 +132,19 @@ class VmApplication(Application[UUID]):
         if not module:
             module = DEFAULT_PERSISTENCE_MODULE
             environment["PERSISTENCE_MODULE"] = module
-        if module == "eventsourcing.sqlite" and not environment.get("SQLITE_DBNAME"):
-            home = vm_home(environment)
-            home.mkdir(parents=True, exist_ok=True)
-            environment["SQLITE_DBNAME"] = str(home / DATABASE_FILENAME)
+        if module == "eventsourcing.sqlite":
+            if not environment.get("SQLITE_DBNAME"):
+                environment["SQLITE_DBNAME"] = str(vm_home(environment) / DATABASE_FILENAME)
+            self.store_location = check_sqlite_store(environment["SQLITE_DBNAME"])
+        elif module == "eventsourcing.postgres":
+            host = environment.get("POSTGRES_HOST") or "localhost"
+            port = environment.get("POSTGRES_PORT") or "5432"
+            self.store_location = f"(PostgreSQL database {environment.get('POSTGRES_DBNAME')!r} on {host}:{port})"
         return environment
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Save pending events; a concurrent change raises :class:`ConflictError`."""
-        with _storage_errors():
+        with _storage_errors(self):
             return super().save(*objs, **kwargs)
 
     # -- creating and resolving ----------------------------------------------------------------
@@ -147,8 +160,13 @@ class VmApplication(Application[UUID]):
         program: str | None = None,
         kernel: str | None = None,
         arguments: tuple[str, ...] | list[str] = (),
+        runner: RunnerIdentity | None = None,
     ) -> UUID:
-        """Create a VM and return its id; a docker-like name is generated when none is given."""
+        """Create a VM and return its id; a docker-like name is generated when none is given.
+
+        With ``runner`` the VM is also started by that process, in the same write (so no VM is
+        left ``created`` by a run that was interrupted between the two).
+        """
         if name is None:
             name = generate_name(self._name_taken)
         validate_name(name)
@@ -163,6 +181,8 @@ class VmApplication(Application[UUID]):
             arguments=tuple(arguments),
         )
         vm = VirtualMachine.create(config)
+        if runner is not None:
+            vm.start(runner)
         index = self._name_index(name)
         if index is None:
             index = VmName(name=name, vm_id=vm.id)
@@ -182,6 +202,8 @@ class VmApplication(Application[UUID]):
         text = ref.strip()
         if not text:
             raise NotFoundError("no VM given", hint="name a VM by its name or id")
+        if len(text) > _LONGEST_REFERENCE:
+            raise NotFoundError(f"no VM named {text[:40]!r}... ({len(text)} characters)", hint="see `vm ls`")
         try:
             full = UUID(text)
         except ValueError:
@@ -189,7 +211,7 @@ class VmApplication(Application[UUID]):
         else:
             self._load(full)
             return full
-        index = self._name_index(text)
+        index = self._name_index(text) if NAME_PATTERN.match(text) else None
         if index is not None and index.vm_id is not None:
             return index.vm_id
         prefix = text.lower().replace("-", "")
@@ -215,10 +237,14 @@ class VmApplication(Application[UUID]):
         vms = [self._load_raw(vm_id) for vm_id in self._all_vm_ids()]
         return [vm for vm in vms if not vm.removed]
 
+    def removed_vm_ids(self) -> list[UUID]:
+        """The ids of every VM that was removed, oldest first (their histories are kept)."""
+        return [vm_id for vm_id in self._all_vm_ids() if self._load_raw(vm_id).removed]
+
     def history(self, ref: str | UUID) -> list[VmEventRecord]:
         """The recorded events of the VM ``ref`` names, oldest first."""
         vm_id = self.resolve(ref)
-        with _storage_errors():
+        with _storage_errors(self):
             stored: list[Any] = list(self.events.get(vm_id))
         return [
             VmEventRecord(
@@ -232,10 +258,10 @@ class VmApplication(Application[UUID]):
 
     # -- lifecycle commands --------------------------------------------------------------------
 
-    def start(self, ref: str | UUID) -> None:
-        """Start the VM (it must be freshly created)."""
+    def start(self, ref: str | UUID, runner: RunnerIdentity | None = None) -> None:
+        """Start the VM (it must be freshly created); ``runner`` is the host process running it."""
         vm = self.get(ref)
-        vm.start()
+        vm.start(runner)
         self.save(vm)
         log.info("vm.started", vm_id=str(vm.id))
 
@@ -246,10 +272,10 @@ class VmApplication(Application[UUID]):
         self.save(vm)
         log.info("vm.paused", vm_id=str(vm.id))
 
-    def resume(self, ref: str | UUID) -> None:
-        """Resume the paused VM."""
+    def resume(self, ref: str | UUID, runner: RunnerIdentity | None = None) -> None:
+        """Resume the paused VM; ``runner`` is the host process running it from now on."""
         vm = self.get(ref)
-        vm.resume()
+        vm.resume(runner)
         self.save(vm)
         log.info("vm.resumed", vm_id=str(vm.id))
 
@@ -272,6 +298,29 @@ class VmApplication(Application[UUID]):
         )
         self.save(vm)
         log.info("vm.stopped", vm_id=str(vm.id), exit_status=exit_status, signal=signal)
+
+    def fail(self, ref: str | UUID, reason: str, *, instructions_retired: int = 0, wall_time_s: float = 0.0) -> None:
+        """Record that the VM's run failed (``reason`` says why)."""
+        vm = self.get(ref)
+        vm.fail(reason, instructions_retired=instructions_retired, wall_time_s=wall_time_s)
+        self.save(vm)
+        log.info("vm.failed", vm_id=str(vm.id), reason=reason)
+
+    def interrupt(
+        self, ref: str | UUID, signal: int, *, instructions_retired: int = 0, wall_time_s: float = 0.0
+    ) -> None:
+        """Record that the ``vm`` process running the VM got ``signal`` and ended the run."""
+        vm = self.get(ref)
+        vm.interrupt(signal, instructions_retired=instructions_retired, wall_time_s=wall_time_s)
+        self.save(vm)
+        log.info("vm.interrupted", vm_id=str(vm.id), signal=signal)
+
+    def mark_lost(self, ref: str | UUID) -> None:
+        """Record that the process running the VM vanished (check :func:`vm_core.runner.runner_liveness` first)."""
+        vm = self.get(ref)
+        vm.mark_lost()
+        self.save(vm)
+        log.info("vm.lost", vm_id=str(vm.id))
 
     def record_snapshot(self, ref: str | UUID, snapshot_id: str, digest: str, size: int) -> None:
         """Record a snapshot of the VM by id, content digest and size in bytes."""
@@ -302,7 +351,7 @@ class VmApplication(Application[UUID]):
 
     def _load_raw(self, vm_id: UUID) -> VirtualMachine:
         try:
-            with _storage_errors():
+            with _storage_errors(self):
                 vm: object = self.repository.get(vm_id)
         except AggregateNotFoundError:
             raise NotFoundError(f"no VM with id {vm_id}", hint="see `vm ls`") from None
@@ -318,7 +367,7 @@ class VmApplication(Application[UUID]):
 
     def _name_index(self, name: str) -> VmName | None:
         try:
-            with _storage_errors():
+            with _storage_errors(self):
                 index: object = self.repository.get(name_index_id(name))
         except AggregateNotFoundError:
             return None
@@ -331,7 +380,7 @@ class VmApplication(Application[UUID]):
     def _all_vm_ids(self) -> list[UUID]:
         ids: list[UUID] = []
         start: int | None = None
-        with _storage_errors():
+        with _storage_errors(self):
             while True:
                 page = self.recorder.select_notifications(
                     start=start, limit=_PAGE, topics=[_CREATED_TOPIC], inclusive_of_start=False

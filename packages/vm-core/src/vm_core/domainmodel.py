@@ -1,9 +1,12 @@
 """The VM lifecycle as event-sourced aggregates.
 
 :class:`VirtualMachine` records what happened to one virtual machine: it was
-created with a :class:`VmConfig`, started, paused, resumed, stopped (with an
-:class:`ExitRecord`), snapshotted (:class:`SnapshotRecord`), restored from a
-snapshot, removed. Its state is rebuilt by replaying those events; the
+created with a :class:`VmConfig`, started and resumed (by a host process,
+whose :class:`~vm_core.runner.RunnerIdentity` is recorded), paused, ended
+(with an :class:`ExitRecord` whose :class:`RunOutcome` says how: exited with
+a status, killed by a signal, failed with a reason, interrupted by a signal
+sent to ``vm``, or lost when its process vanished), snapshotted
+(:class:`SnapshotRecord`), restored from a snapshot, removed. Its state is rebuilt by replaying those events; the
 public command methods check the lifecycle invariants first and raise a
 :class:`vm_core.errors.DomainError` subclass instead of recording an event
 that makes no sense (starting a stopped VM, pausing one that is not running,
@@ -12,7 +15,8 @@ restoring onto a running one, ...).
 The lifecycle::
 
     created --start--> running --pause--> paused --resume--> running
-    running/paused --stop--> stopped
+    running/paused --stop/fail/interrupt--> stopped
+    running --mark_lost--> stopped        (its runner process is gone)
     created/paused/stopped --restore--> paused (at the snapshot's state)
 
 :class:`VmName` is the index aggregate that maps a human-friendly name to the
@@ -39,6 +43,7 @@ import attrs
 from eventsourcing.domain import Aggregate, event
 
 from vm_core.errors import ConfigurationError, DomainError
+from vm_core.runner import RunnerIdentity
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _NAME_NAMESPACE = uuid5(NAMESPACE_URL, "https://vm.invalid/names")
@@ -74,7 +79,9 @@ class NameInUseError(DomainError):
 
 
 class AmbiguousReferenceError(DomainError):
-    """A short id prefix matches more than one VM."""
+    """A short id prefix matches more than one VM (a bad reference on the command line: exit status 2)."""
+
+    exit_code = 2
 
 
 def _as_tuple(values: Iterable[str]) -> tuple[str, ...]:
@@ -130,23 +137,54 @@ class VmConfig:
             raise ConfigurationError("VM config: arguments must be strings")
 
 
+class RunOutcome(enum.Enum):
+    """How a run ended."""
+
+    EXITED = "exited"  # the guest exited with a status
+    KILLED = "killed"  # the guest was killed by a signal
+    FAILED = "failed"  # vm could not go on (an error, a crash); ``reason`` says why
+    INTERRUPTED = "interrupted"  # ``vm`` itself got SIGINT, SIGTERM or SIGHUP (``signal``)
+    LOST = "lost"  # the recording process vanished (SIGKILL, power loss) without recording an end
+
+
+def _default_outcome(record: ExitRecord) -> RunOutcome:
+    return RunOutcome.KILLED if record.signal is not None else RunOutcome.EXITED
+
+
+def signal_name(signo: int) -> str:
+    """``signal 11 (SIGSEGV)``, or ``signal 99`` for a number the host does not name."""
+    try:
+        return f"signal {signo} ({_signal.Signals(signo).name})"
+    except ValueError:
+        return f"signal {signo}"
+
+
 @attrs.frozen
 class ExitRecord:
-    """How a VM's run ended: an exit status or a fatal signal, and what it cost."""
+    """How a VM's run ended (its :class:`RunOutcome`, exit status, signal or reason) and what it cost."""
 
     exit_status: int | None
     signal: int | None
     instructions_retired: int
     wall_time_s: float
+    outcome: RunOutcome = attrs.field(default=attrs.Factory(_default_outcome, takes_self=True))
+    reason: str | None = None
 
     def describe(self) -> str:
-        """``exit 0`` or ``signal 11 (SIGSEGV)``."""
-        if self.signal is not None:
+        """``exit 0``, ``signal 11 (SIGSEGV)``, ``failed: REASON``, ``interrupted (SIGTERM)``, ``lost ...``."""
+        if self.outcome is RunOutcome.FAILED:
+            return f"failed: {self.reason}"
+        if self.outcome is RunOutcome.INTERRUPTED:
+            if self.signal is None:
+                return "interrupted"
             try:
-                signame = _signal.Signals(self.signal).name
+                return f"interrupted ({_signal.Signals(self.signal).name})"
             except ValueError:
-                return f"signal {self.signal}"
-            return f"signal {self.signal} ({signame})"
+                return f"interrupted (signal {self.signal})"
+        if self.outcome is RunOutcome.LOST:
+            return "lost (its vm process vanished)"
+        if self.signal is not None:
+            return signal_name(self.signal)
         return f"exit {self.exit_status}"
 
 
@@ -168,6 +206,20 @@ def validate_name(name: str) -> None:
         )
 
 
+def _check_costs(instructions_retired: int, wall_time_s: float) -> None:
+    if isinstance(instructions_retired, bool) or not isinstance(instructions_retired, int) or instructions_retired < 0:
+        raise InvalidOutcomeError(
+            f"instructions retired must be a non-negative integer, not {instructions_retired!r}"
+        )
+    if not isinstance(wall_time_s, int | float) or not (math.isfinite(wall_time_s) and wall_time_s >= 0):
+        raise InvalidOutcomeError(f"wall time must be a finite, non-negative number of seconds, not {wall_time_s!r}")
+
+
+def _check_signal(signal: int) -> None:
+    if isinstance(signal, bool) or not (isinstance(signal, int) and 1 <= signal <= 64):
+        raise InvalidOutcomeError(f"signal must be an integer in 1..64, not {signal!r}")
+
+
 def _check_stop_outcome(
     exit_status: int | None, signal: int | None, instructions_retired: int, wall_time_s: float
 ) -> None:
@@ -175,14 +227,9 @@ def _check_stop_outcome(
         raise InvalidOutcomeError("a stopped VM has exactly one of an exit status and a signal")
     if exit_status is not None and not (isinstance(exit_status, int) and 0 <= exit_status <= 255):
         raise InvalidOutcomeError(f"exit status must be an integer in 0..255, not {exit_status!r}")
-    if signal is not None and not (isinstance(signal, int) and 1 <= signal <= 64):
-        raise InvalidOutcomeError(f"signal must be an integer in 1..64, not {signal!r}")
-    if not isinstance(instructions_retired, int) or instructions_retired < 0:
-        raise InvalidOutcomeError(
-            f"instructions retired must be a non-negative integer, not {instructions_retired!r}"
-        )
-    if not isinstance(wall_time_s, int | float) or not (math.isfinite(wall_time_s) and wall_time_s >= 0):
-        raise InvalidOutcomeError(f"wall time must be a finite, non-negative number of seconds, not {wall_time_s!r}")
+    if signal is not None:
+        _check_signal(signal)
+    _check_costs(instructions_retired, wall_time_s)
 
 
 class VirtualMachine(Aggregate):
@@ -230,6 +277,7 @@ class VirtualMachine(Aggregate):
         self.last_exit: ExitRecord | None = None
         self.snapshots: dict[str, SnapshotRecord] = {}
         self.restored_from: str | None = None
+        self.runner: RunnerIdentity | None = None
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -248,20 +296,20 @@ class VirtualMachine(Aggregate):
 
     # -- commands ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start a freshly created VM."""
+    def start(self, runner: RunnerIdentity | None = None) -> None:
+        """Start a freshly created VM; ``runner`` is the host process that runs it (for liveness checks)."""
         self._require("start", {VmState.CREATED}, self._start_hint)
-        self._started()
+        self._started(runner=None if runner is None else runner.to_json())
 
     def pause(self) -> None:
         """Pause a running VM."""
         self._require("pause", {VmState.RUNNING}, lambda s: "only a running VM can be paused")
         self._paused()
 
-    def resume(self) -> None:
-        """Resume a paused VM."""
+    def resume(self, runner: RunnerIdentity | None = None) -> None:
+        """Resume a paused VM; ``runner`` is the host process that runs it from now on."""
         self._require("resume", {VmState.PAUSED}, lambda s: "only a paused VM can be resumed")
-        self._resumed()
+        self._resumed(runner=None if runner is None else runner.to_json())
 
     def stop(
         self,
@@ -280,6 +328,28 @@ class VirtualMachine(Aggregate):
             instructions_retired=instructions_retired,
             wall_time_s=float(wall_time_s),
         )
+
+    def fail(self, reason: str, *, instructions_retired: int = 0, wall_time_s: float = 0.0) -> None:
+        """Record that the run could not go on (an error, a crash in vm): ``reason`` says why."""
+        self._require("fail", {VmState.RUNNING, VmState.PAUSED}, lambda s: "only a running or paused VM fails")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidOutcomeError("a failure needs a non-empty reason")
+        _check_costs(instructions_retired, wall_time_s)
+        self._failed(reason=reason, instructions_retired=instructions_retired, wall_time_s=float(wall_time_s))
+
+    def interrupt(self, signal: int, *, instructions_retired: int = 0, wall_time_s: float = 0.0) -> None:
+        """Record that the ``vm`` process running this VM got ``signal`` (SIGINT, SIGTERM, SIGHUP) and ended."""
+        self._require(
+            "interrupt", {VmState.RUNNING, VmState.PAUSED}, lambda s: "only a running or paused VM is interrupted"
+        )
+        _check_signal(signal)
+        _check_costs(instructions_retired, wall_time_s)
+        self._interrupted(signal=signal, instructions_retired=instructions_retired, wall_time_s=float(wall_time_s))
+
+    def mark_lost(self) -> None:
+        """Record that the process running this VM vanished without recording an end (see vm_core.runner)."""
+        self._require("mark lost", {VmState.RUNNING}, lambda s: "only a running VM can be lost")
+        self._lost()
 
     def record_snapshot(self, snapshot_id: str, digest: str, size: int) -> None:
         """Record a snapshot of this VM (taken by an engine) by its id, content digest and size."""
@@ -338,29 +408,45 @@ class VirtualMachine(Aggregate):
 
     # -- events --------------------------------------------------------------------------------
 
+    # Started and Resumed carry the runner as a JSON object; events recorded before it existed have none.
+
     @event("Started")
-    def _started(self) -> None:
+    def _started(self, runner: dict[str, Any] | None = None) -> None:
         self.state = VmState.RUNNING
+        self.runner = None if runner is None else RunnerIdentity.from_json(runner)
 
     @event("Paused")
     def _paused(self) -> None:
         self.state = VmState.PAUSED
+        self.runner = None
 
     @event("Resumed")
-    def _resumed(self) -> None:
+    def _resumed(self, runner: dict[str, Any] | None = None) -> None:
         self.state = VmState.RUNNING
+        self.runner = None if runner is None else RunnerIdentity.from_json(runner)
 
     @event("Stopped")
     def _stopped(
         self, exit_status: int | None, signal: int | None, instructions_retired: int, wall_time_s: float
     ) -> None:
+        self._ended(ExitRecord(exit_status, signal, instructions_retired, wall_time_s))
+
+    @event("Failed")
+    def _failed(self, reason: str, instructions_retired: int, wall_time_s: float) -> None:
+        self._ended(ExitRecord(None, None, instructions_retired, wall_time_s, RunOutcome.FAILED, reason))
+
+    @event("Interrupted")
+    def _interrupted(self, signal: int, instructions_retired: int, wall_time_s: float) -> None:
+        self._ended(ExitRecord(None, signal, instructions_retired, wall_time_s, RunOutcome.INTERRUPTED))
+
+    @event("Lost")
+    def _lost(self) -> None:
+        self._ended(ExitRecord(None, None, 0, 0.0, RunOutcome.LOST))
+
+    def _ended(self, record: ExitRecord) -> None:
         self.state = VmState.STOPPED
-        self.last_exit = ExitRecord(
-            exit_status=exit_status,
-            signal=signal,
-            instructions_retired=instructions_retired,
-            wall_time_s=wall_time_s,
-        )
+        self.last_exit = record
+        self.runner = None
 
     @event("SnapshotTaken")
     def _snapshot_taken(self, snapshot_id: str, digest: str, size: int) -> None:

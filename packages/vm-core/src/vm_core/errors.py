@@ -44,7 +44,12 @@ class PluginError(VmError):
 
 
 class NotFoundError(VmError):
-    """Something the user named (a file, a VM, a snapshot, a plugin part) does not exist."""
+    """Something the user named (a file, a VM, a snapshot, a plugin part) does not exist.
+
+    Naming something that is not there is a usage error: exit status 2, as for a bad option.
+    """
+
+    exit_code = 2
 
 
 class BadProgramError(VmError):

@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from vm_cli.commands import aot, boot, machines, plugins, resume, run, version
+from vm_cli.commands import aot, boot, machines, plugins, prune, resume, run, stop, version
 
-COMMAND_MODULES: list[ModuleType] = [run, aot, resume, boot, machines, version, plugins]
+COMMAND_MODULES: list[ModuleType] = [run, aot, resume, boot, machines, stop, prune, version, plugins]

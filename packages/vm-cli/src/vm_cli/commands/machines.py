@@ -4,13 +4,20 @@ VMs are named the way docker names containers: by name, full id, or any
 unique prefix of the id's hex digits. The store is the one
 :class:`vm_core.application.VmApplication` opens (SQLite under ``$VM_HOME``
 unless eventsourcing's ``PERSISTENCE_MODULE`` says otherwise).
+
+A VM recorded ``running`` whose ``vm`` process no longer exists (killed with
+SIGKILL, or the host lost power) is shown ``lost``: the liveness check
+compares the recorded runner identity (pid, start time, boot id) with the
+live process (:mod:`vm_core.runner`). ``vm rm`` records such a VM lost
+before removing it, stops a live one first with ``-f`` (as ``vm stop``),
+and deletes the removed VMs' snapshots and the pages no other snapshot
+shares (:mod:`vm_cli.snapshot_pruning`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,8 +28,14 @@ from uuid import UUID
 from rich.console import Console
 from rich.table import Table
 from vm_core.application import VmApplication, VmEventRecord
-from vm_core.domainmodel import VirtualMachine
+from vm_core.domainmodel import VirtualMachine, VmState
 from vm_core.errors import VmError
+from vm_core.runner import RunnerLiveness, runner_liveness
+
+from vm_cli.messages import error_line
+
+#: The state ``vm ls`` shows for a VM recorded running whose process is gone.
+LOST = "lost"
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     rm = subparsers.add_parser("rm", help="remove virtual machines")
     rm.add_argument("vms", metavar="VM", nargs="+", help="name, id or unique id prefix")
-    rm.add_argument("-f", "--force", action="store_true", help="also remove running or paused VMs")
+    rm.add_argument("-f", "--force", action="store_true", help="also remove running (stopped first) or paused VMs")
     rm.set_defaults(func=run_rm)
 
 
@@ -48,6 +61,21 @@ def open_registry() -> Iterator[VmApplication]:
         yield app
     finally:
         app.close()
+
+
+def is_lost(vm: VirtualMachine) -> bool:
+    """Whether ``vm`` is recorded running but the process that ran it is gone (see :mod:`vm_core.runner`)."""
+    return vm.state is VmState.RUNNING and vm.runner is not None and runner_liveness(vm.runner) is RunnerLiveness.GONE
+
+
+def is_live_here(vm: VirtualMachine) -> bool:
+    """Whether ``vm`` is running in a live process on this host (one ``vm stop`` can signal)."""
+    return vm.state is VmState.RUNNING and vm.runner is not None and runner_liveness(vm.runner) is RunnerLiveness.ALIVE
+
+
+def shown_state(vm: VirtualMachine) -> str:
+    """The state ``vm ls`` shows: the recorded one, or ``lost`` for a running VM whose process vanished."""
+    return LOST if is_lost(vm) else vm.state.value
 
 
 def jsonable(value: Any) -> Any:
@@ -82,7 +110,7 @@ def summary(vm: VirtualMachine) -> dict[str, Any]:
         "short_id": vm.short_id,
         "name": vm.name,
         "isa": vm.config.isa,
-        "state": vm.state.value,
+        "state": shown_state(vm),
         "last_exit": vm.last_exit.describe() if vm.last_exit else None,
         "created": vm.created_on.isoformat(),
     }
@@ -120,6 +148,7 @@ def details(vm: VirtualMachine, history: list[VmEventRecord]) -> dict[str, Any]:
             for snap in vm.snapshots.values()
         ],
         "restored_from": vm.restored_from,
+        "runner": None if vm.runner is None else vm.runner.to_json(),
         "events": [
             {
                 "version": record.version,
@@ -174,6 +203,8 @@ def run_show(args: argparse.Namespace) -> int:
         overview.add_row("snapshot", f"{snap['snapshot_id']} {snap['digest']} ({snap['size']} bytes)")
     if info["restored_from"]:
         overview.add_row("restored from", info["restored_from"])
+    if vm.runner is not None:
+        overview.add_row("process", vm.runner.describe())
     overview.add_row("created", f"{info['created']} ({ago(vm.created_on)})")
     console.print(overview)
     events = Table("#", "TIME (UTC)", "EVENT", "DETAILS", title="history", box=None, pad_edge=False)
@@ -186,18 +217,33 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_rm(args: argparse.Namespace) -> int:
+    from vm_cli.commands.stop import STOP_TIMEOUT, stop_vm
+    from vm_cli.snapshot import SnapshotStore
+    from vm_cli.snapshot_pruning import remove_snapshots
+
     failures: list[VmError] = []
+    removed: list[str] = []
     with open_registry() as app:
         for ref in args.vms:
             try:
                 vm = app.get(ref)
+                if is_lost(vm):
+                    app.mark_lost(vm.id)
+                elif args.force and is_live_here(vm):
+                    stop_vm(app, vm, STOP_TIMEOUT)
                 app.remove(vm.id, force=args.force)
             except VmError as err:
                 failures.append(err)
                 continue
-            print(vm.name)
+            removed.append(str(vm.id))
+            print(vm.name, flush=True)
+    if removed:
+        try:
+            remove_snapshots(SnapshotStore(), removed)
+        except VmError as err:
+            failures.append(err)
     for failure in failures[:-1]:
-        print(f"vm: error: {failure}", file=sys.stderr)
+        error_line(failure)
     if failures:
         raise failures[-1]
     return 0

@@ -16,12 +16,14 @@ import sys
 import time
 from typing import Any
 
-from vm_core.errors import SnapshotError
+from vm_core.errors import ConfigurationError, SnapshotError
 from vm_core.logging import get_logger
 from vm_core.plugins import collect_registry, make_plugin_manager
+from vm_core.runner import current_runner
 
-from vm_cli.commands.run import RecordedRun, die_like_the_guest
 from vm_cli.machine import choose_engine
+from vm_cli.messages import warning_line
+from vm_cli.recording import RecordedRun, die_like_the_guest
 from vm_cli.snapshot import LoadedSnapshot, SavedSnapshot, SnapshotStore, restore_linux, run_or_snapshot
 
 log = get_logger("vm_cli.resume")
@@ -42,37 +44,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 class ResumeRecord(RecordedRun):
-    """The VM a snapshot belongs to: restored from it (refused while the VM runs), resumed, stopped.
+    """The VM a snapshot belongs to: restored from it (refused while the VM runs), resumed, ended.
 
     A snapshot taken while the event store was unavailable names no VM; one
-    whose store cannot be opened now is resumed with a warning, as ``vm run``
-    runs unrecorded. The domain's refusals (a running or removed VM, a
-    snapshot the VM does not know, a digest that differs from the recorded
-    one) stop the resume before the guest runs.
+    whose store cannot be opened or read now is resumed with one warning
+    line, as ``vm run`` runs unrecorded. The domain's refusals (a running or
+    removed VM, a snapshot the VM does not know, a digest that differs from
+    the recorded one) stop the resume before the guest runs, and record nothing.
     """
 
-    not_recorded_event = "resume_stop_not_recorded"
-
     def __init__(self, loaded: LoadedSnapshot) -> None:
+        super().__init__()
+        self.loaded = loaded
         self.vm_id = loaded.snapshot.vm_id
+
+    def begin(self) -> None:
         if self.vm_id is None:
             return
-        from vm_core.application import StorageError, VmApplication
-        from vm_core.errors import ConfigurationError
+        from vm_core.application import VmApplication
+        from vm_core.store_health import StorageError
 
         try:
             self.app = VmApplication()
+            vm = self.app.get(self.vm_id)
         except (ConfigurationError, StorageError) as err:
-            log.warning("resume_not_recorded", reason=str(err))
+            warning_line(f"this run is not recorded: {err}")
+            log.info("resume_not_recorded", reason=str(err))
+            self.close()
             return
-        vm = self.app.get(self.vm_id)
-        recorded = vm.snapshots.get(loaded.snapshot_id)
-        if recorded is not None and recorded.digest != loaded.digest:
+        recorded = vm.snapshots.get(self.loaded.snapshot_id)
+        if recorded is not None and recorded.digest != self.loaded.digest:
             raise SnapshotError(
-                f"snapshot {loaded.snapshot_id}: its digest differs from the one VM {vm.label} recorded (replaced?)"
+                f"snapshot {self.loaded.snapshot_id}: its digest differs from the one VM {vm.label} recorded (replaced?)"
             )
-        self.app.restore_from(self.vm_id, loaded.snapshot_id)
-        self.app.resume(self.vm_id)
+        vm.restore_from(self.loaded.snapshot_id)
+        vm.resume(current_runner())
+        try:
+            self.app.save(vm)
+        except StorageError as err:
+            warning_line(f"this run is not recorded: {err}")
+            self.close()
+            return
+        self.started = True
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -85,28 +98,31 @@ def resume(args: argparse.Namespace) -> int:
     frontend = isa.factory()
     engine_spec = choose_engine(pm, registry, isa.name, args.engine or snapshot.engine)
     process, cpu = restore_linux(snapshot, frontend.layout.size)
+    record = ResumeRecord(loaded)
     try:
-        record = ResumeRecord(loaded)
+        with record.running(lambda: cpu.icount):
+            engine: Any = engine_spec.factory(frontend, None)
+            start = time.perf_counter()
+            if args.snapshot_at is not None:
+                outcome = run_or_snapshot(
+                    process, engine, cpu, args.snapshot_at, engine_name=engine_spec.name,
+                    app=record.app, vm_id=record.vm_id if record.started else None, store=store,
+                )
+            else:
+                outcome = process.run(engine, cpu)
+            wall = time.perf_counter() - start
+            if isinstance(outcome, SavedSnapshot):
+                record.snapshot_taken()
+            else:
+                exit_status = None if outcome.signal is not None else int(outcome.exit_status or 0) & 0xFF
+                record.guest_ended(exit_status, outcome.signal, cpu.icount, wall)
     except BaseException:
         process.state.fds.close_all()
         raise
-    engine: Any = engine_spec.factory(frontend, None)
-    start = time.perf_counter()
-    if args.snapshot_at is not None:
-        outcome = run_or_snapshot(
-            process, engine, cpu, args.snapshot_at, engine_name=engine_spec.name,
-            app=record.app, vm_id=record.vm_id, store=store,
-        )
-    else:
-        outcome = process.run(engine, cpu)
-    wall = time.perf_counter() - start
+    print_stats(args, engine_spec.name, cpu.icount, wall)
     if isinstance(outcome, SavedSnapshot):
-        print_stats(args, engine_spec.name, cpu.icount, wall)
         print(f"snapshot: {outcome.snapshot_id}", file=sys.stderr)
         return 0
-    exit_status = None if outcome.signal is not None else int(outcome.exit_status or 0) & 0xFF
-    record.stopped(exit_status, outcome.signal, cpu.icount, wall)
-    print_stats(args, engine_spec.name, cpu.icount, wall)
     if outcome.signal is not None:
         die_like_the_guest(outcome.signal)
     return exit_status or 0

@@ -1,8 +1,11 @@
 """``vm run PROGRAM [ARGS...]``: run a static Linux program built for another CPU, like qemu-user.
 
 The guest's stdout, stderr, files and exit status are the program's own. A
-guest killed by a signal ends the ``vm`` process with the same signal, after
-one line on stderr, as qemu-user does. ``--stats`` prints instructions
+guest killed by a signal ends the ``vm`` process with the same signal, as
+qemu-user does. The run is recorded as a VM (``vm ls``) from its start to
+how it ended, SIGINT/SIGTERM/SIGHUP to ``vm`` and errors included
+(:mod:`vm_cli.recording`); a store that cannot be written costs one warning
+line, never the run. ``--stats`` prints instructions
 retired, wall time and guest MIPS on stderr after the guest ends, then the
 engine's own counters (the translating engines: their code cache and its
 collector, ``gc ...`` and ``code cache ...`` lines). ``--code-cache-size``
@@ -21,73 +24,22 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import signal
 import sys
 import time
 from typing import Any
 
-from vm_core.errors import BadProgramError, NotFoundError, UnsupportedError, VmError
+from vm_core.errors import BadProgramError, ConfigurationError, NotFoundError, UnsupportedError
 from vm_core.logging import get_logger
 from vm_core.plugins import collect_registry, make_plugin_manager
 from vm_mem import AddressSpace
 from vm_translate.cpu import CpuState
 
 from vm_cli.machine import choose_engine
+from vm_cli.recording import RunRecord, die_like_the_guest
+
+__all__ = ["RunRecord", "die_like_the_guest", "elf_machine", "run"]
 
 log = get_logger("vm_cli.run")
-
-#: What a riscv64 user-mode guest can address (the lower half of Sv39), recorded as its memory size.
-USER_ADDRESS_SPACE = 1 << 38
-
-
-class RecordedRun:
-    """A guest run recorded on a VM in the event store; ``stopped`` records how it ended.
-
-    Recording must never cost the guest its run: if the store cannot be
-    written, a warning is logged and the guest's outcome stands.
-    """
-
-    app: Any = None
-    vm_id: Any = None
-    not_recorded_event = "run_stop_not_recorded"
-
-    def stopped(self, exit_status: int | None, signo: int | None, instructions: int, wall: float) -> None:
-        if self.app is None:
-            return
-        try:
-            self.app.stop(
-                self.vm_id, exit_status=exit_status, signal=signo, instructions_retired=instructions, wall_time_s=wall
-            )
-        except VmError as err:
-            log.warning(self.not_recorded_event, reason=str(err))
-
-
-class RunRecord(RecordedRun):
-    """Records one ``vm run`` as a VM in the event store (``vm ls`` / ``vm show``).
-
-    If the store cannot be opened, a warning is logged and the program runs
-    anyway (unless the user asked for a ``--name``).
-    """
-
-    def __init__(self, args: argparse.Namespace, isa: str, engine: str) -> None:
-        try:
-            from vm_core.application import VmApplication
-
-            self.app = VmApplication()
-            self.vm_id = self.app.create_vm(
-                name=args.name,
-                isa=isa,
-                memory_size=USER_ADDRESS_SPACE,
-                engine=engine,
-                program=os.path.abspath(args.program),
-                arguments=tuple(args.args),
-            )
-            self.app.start(self.vm_id)
-        except VmError as err:
-            if args.name:
-                raise
-            log.warning("run_not_recorded", reason=str(err))
-            self.app = None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -119,33 +71,14 @@ def elf_machine(path: str) -> int:
     except FileNotFoundError:
         raise NotFoundError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise BadProgramError(f"{path}: is a directory") from None
+        raise ConfigurationError(f"{path}: is a directory") from None
     except PermissionError:
-        raise BadProgramError(f"{path}: permission denied") from None
+        raise ConfigurationError(f"{path}: permission denied") from None
+    except (OSError, ValueError) as err:  # a name too long, a NUL byte, ...
+        raise ConfigurationError(f"{path!r:.200}: cannot open the program: {getattr(err, 'strerror', None) or err}") from None
     if len(header) < 20 or header[:4] != b"\x7fELF":
         raise BadProgramError(f"{path}: not an ELF file", hint="vm runs static Linux ELF executables")
     return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
-
-
-def die_like_the_guest(signo: int) -> None:
-    """End this process with ``signo``, as qemu-user does for a guest killed by a signal.
-
-    Like qemu-user without a core dump, nothing is printed: the guest's
-    stderr stays its own, and the parent sees the signal in the exit status
-    (``vm -v`` logs the signal and the guest pc).
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ImportError, ValueError, OSError):
-        pass
-    signal.signal(signo, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signo])
-    os.kill(os.getpid(), signo)
-    os._exit(128 + signo)  # only if the signal did not end us
 
 
 EM_X86_64 = 62
@@ -170,14 +103,14 @@ def run_accelerated(args: argparse.Namespace, pm: Any, registry: Any, isa: str) 
     from vm_accel.usermode import KvmUserProcess
 
     argv = [args.program, *args.args]
-    with KvmUserProcess(args.program, argv, root=args.root) as guest:
-        record = RunRecord(args, isa, "kvm")
+    record = RunRecord(args, isa, "kvm")
+    with KvmUserProcess(args.program, argv, root=args.root) as guest, record.running():
         start = time.perf_counter()
         result = guest.run()
         wall = time.perf_counter() - start
         stats = guest.engine.stats
-    exit_status = None if result.signal is not None else int(result.exit_status or 0) & 0xFF
-    record.stopped(exit_status, result.signal, 0, wall)
+        exit_status = None if result.signal is not None else int(result.exit_status or 0) & 0xFF
+        record.guest_ended(exit_status, result.signal, 0, wall)
     if args.stats:
         sys.stdout.flush()
         lines = [f"vm: accelerator {chosen}", f"vm: wall time {wall:.3f} s"]
@@ -227,22 +160,25 @@ def run(args: argparse.Namespace) -> int:
     # everything start-up built (modules, plugins, the loaded program) lives as long as the process: moved out
     # of the cyclic collector's generations, it is not scanned again by every full collection nor at exit
     gc.freeze()
-    start = time.perf_counter()
-    if args.snapshot_at is not None:
-        from vm_cli.snapshot import SavedSnapshot, run_or_snapshot
+    with record.running(lambda: cpu.icount):
+        start = time.perf_counter()
+        if args.snapshot_at is not None:
+            from vm_cli.snapshot import SavedSnapshot, run_or_snapshot
 
-        outcome = run_or_snapshot(
-            process, engine, cpu, args.snapshot_at, engine_name=engine_spec.name, app=record.app, vm_id=record.vm_id
-        )
-        if isinstance(outcome, SavedSnapshot):
-            print(f"snapshot: {outcome.snapshot_id}", file=sys.stderr)
-            return 0
-        result = outcome
-    else:
-        result = process.run(engine, cpu)
-    wall = time.perf_counter() - start
-    exit_status = None if result.signal is not None else int(result.exit_status or 0) & 0xFF
-    record.stopped(exit_status, result.signal, cpu.icount, wall)
+            outcome = run_or_snapshot(
+                process, engine, cpu, args.snapshot_at, engine_name=engine_spec.name, app=record.app,
+                vm_id=record.vm_id,
+            )
+            if isinstance(outcome, SavedSnapshot):
+                record.snapshot_taken()
+                print(f"snapshot: {outcome.snapshot_id}", file=sys.stderr)
+                return 0
+            result = outcome
+        else:
+            result = process.run(engine, cpu)
+        wall = time.perf_counter() - start
+        exit_status = None if result.signal is not None else int(result.exit_status or 0) & 0xFF
+        record.guest_ended(exit_status, result.signal, cpu.icount, wall)
     if args.stats:
         sys.stdout.flush()
         mips = cpu.icount / wall / 1e6 if wall > 0 else 0.0
