@@ -27,7 +27,7 @@ DEFAULT_OUT_DIR = REPO_ROOT / "build" / "guest" / "attacks"
 COMPILERS = {"riscv64": "riscv64-linux-gnu-gcc", "x86_64": "gcc"}
 DEBIAN_PACKAGES = {"riscv64": "gcc-riscv64-linux-gnu", "x86_64": "gcc libc6-dev"}
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Wno-format-truncation", "-Wno-unused-result")
-HEADERS = ("attack.h",)
+HEADERS = ("attack.h", "ops.h")
 
 
 class ToolchainMissing(Exception):
