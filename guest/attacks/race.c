@@ -1,0 +1,104 @@
+/* Resolve-then-use races: two guest processes in the same root.
+ *
+ * MODE "swap": renameat2(RENAME_EXCHANGE) /race/d (a directory with decoys)
+ *   and /race/l (a symlink to the host, planted by the test) in a loop, until
+ *   /race/stop appears or LIMIT seconds pass. Creates /race/started first.
+ * MODE "use": waits for /race/started, then for ITERATIONS rounds (or LIMIT
+ *   seconds) opens, stats, creates and chmods through /race/d; whatever the
+ *   swap, every call must land inside the root. Creates /race/stop at the end.
+ * argv after the common four: MODE LIMIT_SECONDS ITERATIONS
+ */
+#include "attack.h"
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE 2
+#endif
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static int swap_loop(double limit) {
+    write_file("/race/started", "1", 0644);
+    double start = now();
+    long swaps = 0, errors = 0;
+    for (long i = 0;; i++) {
+        if ((i & 7) == 0 && (exists("/race/stop") || now() - start > limit)) break;
+        if (syscall(SYS_renameat2, AT_FDCWD, "/race/d", AT_FDCWD, "/race/l", RENAME_EXCHANGE) == 0)
+            swaps++;
+        else
+            errors++;
+    }
+    /* leave d a directory again */
+    struct stat st;
+    if (lstat("/race/d", &st) == 0 && S_ISLNK(st.st_mode))
+        syscall(SYS_renameat2, AT_FDCWD, "/race/d", AT_FDCWD, "/race/l", RENAME_EXCHANGE);
+    printf("swapper: swaps=%ld errors=%ld\n", swaps, errors);
+    if (swaps == 0) line("swapper", "WRONG", "renameat2(RENAME_EXCHANGE) never worked: %s", ename(errno));
+    return finish();
+}
+
+static int use_loop(double limit, long iterations) {
+    double start = now();
+    while (!exists("/race/started")) {
+        if (now() - start > 120) {
+            line("user", "WRONG", "the swapper never started");
+            return finish();
+        }
+        usleep(2000);
+    }
+    start = now();
+    long opens = 0, in_root = 0, misses = 0, created = 0;
+    char buf[128], path[64];
+    for (long i = 0; i < iterations && now() - start < limit; i++) {
+        int fd = open("/race/d/secret", O_RDONLY);
+        if (fd >= 0) {
+            ssize_t n = read(fd, buf, sizeof buf - 1);
+            buf[n > 0 ? n : 0] = 0;
+            struct stat st;
+            if (strstr(buf, HOST_MARK) || (fstat(fd, &st) == 0 && is_host_ino(&st)))
+                line("race open /race/d/secret", "ESCAPED", "read=%s (round %ld)", buf, i);
+            else
+                in_root++;
+            opens++;
+            close(fd);
+        } else
+            misses++;
+        struct stat st;
+        if (stat("/race/d/secret", &st) == 0 && is_host_ino(&st))
+            line("race stat /race/d/secret", "ESCAPED", "the host secret's inode (round %ld)", i);
+        snprintf(path, sizeof path, "/race/d/made_by_guest_%ld", i);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd >= 0) {
+            created++;
+            close(fd);
+        }
+        chmod("/race/d/canary", 0604);
+        snprintf(path, sizeof path, "/race/d/dir_by_guest_%ld", i);
+        mkdir(path, 0755);
+        fd = open("/race/d/canary", O_WRONLY | O_APPEND);
+        if (fd >= 0) {
+            write(fd, "Z", 1);
+            close(fd);
+        }
+    }
+    write_file("/race/stop", "1", 0644);
+    printf("user: opens=%ld in_root=%ld misses=%ld created=%ld\n", opens, in_root, misses, created);
+    if (opens == 0) line("user", "WRONG", "no open ever worked");
+    return finish();
+}
+
+int main(int argc, char **argv) {
+    setup_args(argc, argv, 8);
+    double limit = atof(argv[6]);
+    long iterations = atol(argv[7]);
+    if (!strcmp(argv[5], "swap")) return swap_loop(limit);
+    return use_loop(limit, iterations);
+}
