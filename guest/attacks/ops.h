@@ -133,6 +133,7 @@ static void judge_linked(struct attempt *a, int rc, const char *linked) {
 }
 
 static void op_link_in(struct attempt *a) {
+    unlink("/linked");
     int rc = linkat(a->dirfd, a->path, AT_FDCWD, "/linked", a->is_link_route ? AT_SYMLINK_FOLLOW : 0);
     judge_linked(a, rc, "/linked");
 }
@@ -143,6 +144,7 @@ static void op_link_emptypath(struct attempt *a) {
         blocked(a->name, errno);
         return;
     }
+    unlink("/linked_e");
     int rc = linkat(fd, "", AT_FDCWD, "/linked_e", AT_EMPTY_PATH);
     close(fd);
     judge_linked(a, rc, "/linked_e");
@@ -151,6 +153,7 @@ static void op_link_emptypath(struct attempt *a) {
 #ifdef SYS_link
 static void op_legacy_link(struct attempt *a) {
     if (a->dirfd != AT_FDCWD || a->is_link_route) return;
+    unlink("/linked");
     judge_linked(a, (int)syscall(SYS_link, a->path, "/linked"), "/linked");
 }
 #endif

@@ -32,6 +32,11 @@ int main(int argc, char **argv) {
         spin(iterations);
         n = read(fd, buf, sizeof buf - 1);
         buf[n > 0 ? n : 0] = 0;
+        char whole[128];
+        ssize_t m = pread(fd, whole, sizeof whole - 1, 0);
+        whole[m > 0 ? m : 0] = 0;
+        if (strstr(whole, HOST_MARK))
+            line("resume pread", "ESCAPED", "read=%s", whole);
         if (strstr(buf, HOST_MARK))
             line("resume read", "ESCAPED", "read=%s", buf);
         else

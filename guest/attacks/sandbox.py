@@ -8,7 +8,8 @@ Layout (``OUTSIDE`` is a fresh host directory; the guest's root is ``OUTSIDE/roo
     OUTSIDE/secret            "HOSTSECRET-<token>"   never to be read
     OUTSIDE/canary            "HOSTCANARY-<token>"   never to be changed (content, mode, owner, times, nlink)
     OUTSIDE/hostdir/inner     "HOSTINNER-<token>"
-    OUTSIDE/hostlink          -> "HOSTLINK-<token>"
+    OUTSIDE/hostlink          -> "HOSTLINK-<token>"     (each <token> random and its own: the guest's
+                                                        output must contain none of them, at any offset)
     OUTSIDE/emptydir/
     OUTSIDE/HOSTONLY-<token>  a name only the host has (mode 0755, not a program)
     OUTSIDE/root/             the guest root:
@@ -57,6 +58,7 @@ class Layout:
     hostonly: str
     home: Path
     run_dir: Path
+    tokens: dict[str, str]  # secret, canary, inner, link: the random part of each host content
 
     @property
     def secret(self) -> Path:
@@ -68,11 +70,11 @@ class Layout:
 
     @property
     def secret_text(self) -> str:
-        return f"HOSTSECRET-{self.token}\n"
+        return f"HOSTSECRET-{self.tokens['secret']}\n"
 
     @property
     def canary_text(self) -> str:
-        return f"HOSTCANARY-{self.token}\n"
+        return f"HOSTCANARY-{self.tokens['canary']}\n"
 
     def program_args(self) -> list[str]:
         """OUTSIDE SECRET_INO CANARY_INO HOSTONLY: what every attack program takes first."""
@@ -80,18 +82,18 @@ class Layout:
 
     def host_strings(self) -> list[str]:
         """Strings that must never appear in what the guest prints: host data and the root's host path."""
-        return [f"HOSTSECRET-{self.token}", f"HOSTCANARY-{self.token}", f"HOSTINNER-{self.token}",
-                f"HOSTLINK-{self.token}", str(self.root)]
+        return [*self.tokens.values(), str(self.root)]
 
 
 def make_layout(base: Path, programs: dict[str, Path] | None = None) -> Layout:
     """Create OUTSIDE (``base/o``) with the host files and the root with its decoys; copy ``programs`` to /bin."""
-    token = secrets.token_hex(6)
+    token = secrets.token_hex(6)  # names (HOSTONLY-...) carry this one; contents have tokens of their own
+    tokens = {name: secrets.token_hex(8) for name in ("secret", "canary", "inner", "link")}
     outside = base / "o"
     root = outside / "root"
     hostonly = f"HOSTONLY-{token}"
     layout = Layout(base=base, outside=outside, root=root, token=token, hostonly=hostonly,
-                    home=base / "home", run_dir=base / "run")
+                    home=base / "home", run_dir=base / "run", tokens=tokens)
     for directory in (outside, root / "bin", root / "sub", layout.home, layout.run_dir):
         directory.mkdir(parents=True, exist_ok=True)
     # the host side
@@ -100,8 +102,8 @@ def make_layout(base: Path, programs: dict[str, Path] | None = None) -> Layout:
     (outside / "canary").write_text(layout.canary_text)
     (outside / "canary").chmod(0o640)
     (outside / "hostdir").mkdir()
-    (outside / "hostdir" / "inner").write_text(f"HOSTINNER-{token}\n")
-    os.symlink(f"HOSTLINK-{token}", outside / "hostlink")
+    (outside / "hostdir" / "inner").write_text(f"HOSTINNER-{tokens['inner']}\n")
+    os.symlink(f"HOSTLINK-{tokens['link']}", outside / "hostlink")
     (outside / "emptydir").mkdir()
     (outside / hostonly).write_text("HOSTONLY not a program\n")
     (outside / hostonly).chmod(0o755)
@@ -258,16 +260,19 @@ def verdicts(stdout: str) -> dict[str, list[str]]:
     return grouped
 
 
-def failures(layout: Layout, done: subprocess.CompletedProcess[str], before: HostSnapshot,
+def failures(layout: Layout, done: subprocess.CompletedProcess[str], before: HostSnapshot | None,
              *, expect_status: int | None = 0) -> list[str]:
-    """Everything wrong with one attack run: escapes it saw, host strings it printed, host changes."""
+    """Everything wrong with one attack run: escapes it saw, host strings it printed, host changes (since
+    ``before``; None: not checked here)."""
     problems: list[str] = []
     grouped = verdicts(done.stdout)
     problems += grouped["ESCAPED"] + grouped["WRONG"]
+    self_tokens = set(layout.tokens.values())
     for text in layout.host_strings():
-        if text in done.stdout or (text.startswith("HOST") and text in done.stderr):
+        if text in done.stdout or (text in self_tokens and text in done.stderr):
             problems.append(f"the guest's output shows host data {text!r}")
-    problems += host_changes(layout, before)
+    if before is not None:
+        problems += host_changes(layout, before)
     if expect_status is not None and done.returncode != expect_status:
         problems.append(f"exit status {done.returncode} (stderr: {done.stderr.strip()[-800:]})")
     return problems

@@ -1,0 +1,237 @@
+"""`vm run --root` confinement under attack: races, `vm resume`, descriptors, limits and signals.
+
+* a race: two `vm run --root SAME` processes, one swapping a directory and a symlink to the host with
+  renameat2(RENAME_EXCHANGE), the other opening, stating, creating and changing through that path;
+* `vm resume` after the guest's open file (or its cwd, or a directory fd) was replaced by a symlink to
+  the host between the snapshot and the resume: refused with one clear line, or never followed;
+* vm's own descriptors (fds 3..1023), RLIMIT_NOFILE, kill/tkill/tgkill of host processes;
+* signals the guest sends itself: SIGKILL ends it like qemu-riscv64 (or the native x86-64 run), SIGSTOP
+  stops it until SIGCONT.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("vm_sandbox_fixtures", Path(__file__).with_name("sandbox_fixtures.py"))
+assert _spec is not None and _spec.loader is not None
+fixtures = sys.modules.get("vm_sandbox_fixtures")
+if fixtures is None:
+    fixtures = importlib.util.module_from_spec(_spec)
+    sys.modules["vm_sandbox_fixtures"] = fixtures
+    _spec.loader.exec_module(fixtures)
+sandbox = fixtures.sandbox
+
+
+@pytest.fixture(scope="module", params=fixtures.ARCHES)
+def arch(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def programs(arch: str) -> dict[str, Path]:
+    return fixtures.binaries_for(arch)
+
+
+@pytest.fixture(scope="module")
+def rv_programs() -> dict[str, Path]:
+    return fixtures.binaries_for("riscv64")
+
+
+def report(problems: list[str], *outputs: str) -> str:
+    tails = "\n".join("\n".join(out.splitlines()[-4:]) for out in outputs)
+    return f"{len(problems)} problems:\n" + "\n".join(problems[:60]) + f"\n--- guest output tails:\n{tails}"
+
+
+# ---------------------------------------------------------------------------------- the race
+
+
+@pytest.mark.parametrize("link_target", ["abs", "rel"])
+def test_exchange_race_between_two_guests(tmp_path: Path, arch: str, programs: dict[str, Path],
+                                          link_target: str) -> None:
+    layout = sandbox.make_layout(tmp_path, {"race": programs["race"]})
+    race = layout.root / "race"
+    (race / "d").mkdir(parents=True)
+    (race / "d" / "secret").write_text("GUEST-race-secret\n")
+    (race / "d" / "canary").write_text("GUEST-race-canary\n")
+    os.symlink(str(layout.outside) if link_target == "abs" else "../..", race / "l")
+    before = sandbox.snapshot_host(layout)
+    command = [*sandbox.vm_command(arch, "--root", str(layout.root)), str(layout.root / "bin" / "race"),
+               *layout.program_args()]
+    env = sandbox.vm_env(layout)
+    kwargs = dict(cwd=layout.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True, errors="replace")
+    swapper = subprocess.Popen([*command, "swap", "20", "0"], **kwargs)  # type: ignore[call-overload]
+    user = subprocess.Popen([*command, "use", "6", "300"], **kwargs)  # type: ignore[call-overload]
+    try:
+        user_out, user_err = user.communicate(timeout=150)
+        swap_out, swap_err = swapper.communicate(timeout=60)
+    finally:
+        for process in (swapper, user):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    problems = []
+    for name, out, err, code in (("user", user_out, user_err, user.returncode),
+                                 ("swapper", swap_out, swap_err, swapper.returncode)):
+        done = subprocess.CompletedProcess([name], code, out, err)
+        problems += [f"{name}: {p}" for p in sandbox.failures(layout, done, None)]
+    problems += sandbox.host_changes(layout, before)
+    assert not problems, report(problems, user_out, swap_out, user_err, swap_err)
+    assert "swaps=" in swap_out and "opens=" in user_out
+
+
+# ---------------------------------------------------------------------------------- vm resume
+
+
+def _vm(layout: object, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vm_cli", *args], cwd=layout.run_dir,  # type: ignore[attr-defined]
+                          env=sandbox.vm_env(layout), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          errors="replace", timeout=timeout, check=False)
+
+
+SPIN = "3000000"
+SNAPSHOT_AT = "2000000"
+
+
+@pytest.mark.parametrize("mode,target", [("file", "secret"), ("file", "canary"), ("cwd", "abs"), ("cwd", "rel"),
+                                         ("dirfd", "abs")])
+def test_resume_does_not_follow_what_was_planted_after_the_snapshot(
+    tmp_path: Path, rv_programs: dict[str, Path], mode: str, target: str
+) -> None:
+    """Snapshots are riscv64 only (vm has none of KVM guests)."""
+    layout = sandbox.make_layout(tmp_path, {"resume": rv_programs["resume"]})
+    (layout.root / "data").mkdir()
+    victim = layout.root / "data" / "victim"
+    victim.write_text("GUEST-victim-content\n")
+    work = layout.root / "work"
+    work.mkdir()
+    (work / "secret").write_text("GUEST-work-secret\n")
+    (work / "canary").write_text("GUEST-work-canary\n")
+    before = sandbox.snapshot_host(layout)
+    first = _vm(layout, "run", "--root", str(layout.root), "--snapshot-at", SNAPSHOT_AT,
+                str(layout.root / "bin" / "resume"), *layout.program_args(), mode, SPIN)
+    assert first.returncode == 0, first.stderr
+    assert "before:" in first.stdout, first.stdout
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("snapshot: "), first.stderr
+    snapshot_id = last.removeprefix("snapshot: ")
+    # the plant, between the cut and the resume
+    if mode == "file":
+        victim.unlink()
+        os.symlink(str(layout.outside / target), victim)
+    else:
+        work.rename(layout.root / "work_moved")
+        os.symlink(str(layout.outside) if target == "abs" else "..", work)
+    resumed = _vm(layout, "resume", snapshot_id)
+    done = subprocess.CompletedProcess(["resume"], resumed.returncode, first.stdout + resumed.stdout,
+                                       resumed.stderr)
+    refused = resumed.returncode != 0 and not resumed.stdout
+    problems = sandbox.failures(layout, done, before, expect_status=None if refused else 0)
+    if refused:
+        # refused before the guest ran on: one clear line
+        lines = [text for text in resumed.stderr.strip().splitlines() if text.strip()]
+        if len(lines) != 1:
+            problems.append(f"vm resume refused with {len(lines)} lines, not one: {resumed.stderr[-600:]}")
+    assert not problems, report(problems, first.stdout + resumed.stdout, resumed.stderr)
+
+
+# ---------------------------------------------------------------------------------- fds, limits, kill
+
+
+def _state(pid: int) -> str:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text.rpartition(")")[2].split()[0]
+
+
+def test_fds_rlimit_and_host_processes(tmp_path: Path, arch: str, programs: dict[str, Path]) -> None:
+    victim = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        layout = sandbox.make_layout(tmp_path, {"fds_signals": programs["fds_signals"]})
+        before = sandbox.snapshot_host(layout)
+        done = sandbox.run_attack(layout, arch, "fds_signals", str(victim.pid), str(victim.pid))
+        problems = sandbox.failures(layout, done, before)
+        if victim.poll() is not None:
+            problems.append(f"the host process the guest tried to signal is gone: {victim.returncode}")
+        elif _state(victim.pid) in ("T", "t"):
+            problems.append("the host process the guest tried to signal was stopped")
+        assert not problems, report(problems, done.stdout, done.stderr)
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+# ---------------------------------------------------------------------------------- self-signals
+
+
+def _oracle(arch: str, binary: Path, mode: str, cwd: Path) -> tuple[int, str]:
+    if arch == "x86_64":
+        command = [str(binary), mode]
+    else:
+        qemu = fixtures.qemu_riscv64()
+        if qemu is None:
+            if fixtures.in_ci():
+                pytest.fail("CI=true but qemu-riscv64 is missing")
+            pytest.skip("qemu-riscv64 is missing (apt-get install qemu-user)")
+        command = [qemu, str(binary), mode]
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
+                          stdin=subprocess.DEVNULL)
+    return done.returncode, done.stdout
+
+
+@pytest.mark.parametrize("mode", ["raise-kill", "kill-kill", "tgkill-kill", "blocked-kill", "handler-kill"])
+def test_sigkill_to_itself_ends_the_guest_like_linux(tmp_path: Path, arch: str, programs: dict[str, Path],
+                                                     mode: str) -> None:
+    binary = programs["selfsig"]
+    expected_code, expected_out = _oracle(arch, binary, mode, tmp_path)
+    assert expected_code == -signal.SIGKILL, (expected_code, expected_out)
+    done = subprocess.run([*sandbox.vm_command(arch), str(binary), mode], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == (expected_code, expected_out), done.stderr[-800:]
+    # from a shell: 128 + 9, as for qemu
+    shell = subprocess.run(["sh", "-c", " ".join([*sandbox.vm_command(arch), str(binary), mode]) + "; echo status=$?"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+                           stdin=subprocess.DEVNULL)
+    assert shell.stdout.strip().endswith("status=137"), shell.stdout + shell.stderr[-800:]
+
+
+def _wait_stopped(process: subprocess.Popen[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if _state(process.pid) in ("T", "t"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("mode", ["raise-stop", "kill-stop"])
+def test_sigstop_to_itself_stops_the_guest_until_sigcont(tmp_path: Path, arch: str, programs: dict[str, Path],
+                                                         mode: str) -> None:
+    binary = programs["selfsig"]
+    runners = [("vm", [*sandbox.vm_command(arch), str(binary), mode])]
+    if arch == "riscv64" and fixtures.qemu_riscv64():
+        runners.insert(0, ("qemu", [str(fixtures.qemu_riscv64()), str(binary), mode]))
+    for name, command in runners:
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, text=True)
+        try:
+            stopped = _wait_stopped(process, 60)
+            if stopped:
+                os.kill(process.pid, signal.SIGCONT)
+            out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert stopped, f"{name}: the guest did not stop (status {process.returncode}): {out} {err[-600:]}"
+        assert (process.returncode, out) == (0, f"before {mode}\ncontinued\n"), f"{name}: {err[-600:]}"
