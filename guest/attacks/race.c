@@ -1,10 +1,11 @@
 /* Resolve-then-use races: two guest processes in the same root.
  *
  * MODE "swap": renameat2(RENAME_EXCHANGE) /race/d (a directory with decoys)
- *   and /race/l (a symlink to the host, planted by the test) in a loop, until
+ *   and /race/l (a symlink to the host, planted by the test: absolute), and
+ *   /race/d2 and /race/l2 (relative, "../.."), in a loop, until
  *   /race/stop appears or LIMIT seconds pass. Creates /race/started first.
  * MODE "use": waits for /race/started, then for ITERATIONS rounds (or LIMIT
- *   seconds) opens, stats, creates and chmods through /race/d; whatever the
+ *   seconds) opens, stats, creates and chmods through /race/d and /race/d2; whatever the
  *   swap, every call must land inside the root. Creates /race/stop at the end.
  * argv after the common four: MODE LIMIT_SECONDS ITERATIONS
  */
@@ -31,15 +32,18 @@ static int swap_loop(double limit) {
     long swaps = 0, errors = 0;
     for (long i = 0;; i++) {
         if ((i & 7) == 0 && (exists("/race/stop") || now() - start > limit)) break;
-        if (syscall(SYS_renameat2, AT_FDCWD, "/race/d", AT_FDCWD, "/race/l", RENAME_EXCHANGE) == 0)
+        const char *d = (i & 1) ? "/race/d2" : "/race/d", *l = (i & 1) ? "/race/l2" : "/race/l";
+        if (syscall(SYS_renameat2, AT_FDCWD, d, AT_FDCWD, l, RENAME_EXCHANGE) == 0)
             swaps++;
         else
             errors++;
     }
-    /* leave d a directory again */
+    /* leave d and d2 directories again */
     struct stat st;
     if (lstat("/race/d", &st) == 0 && S_ISLNK(st.st_mode))
         syscall(SYS_renameat2, AT_FDCWD, "/race/d", AT_FDCWD, "/race/l", RENAME_EXCHANGE);
+    if (lstat("/race/d2", &st) == 0 && S_ISLNK(st.st_mode))
+        syscall(SYS_renameat2, AT_FDCWD, "/race/d2", AT_FDCWD, "/race/l2", RENAME_EXCHANGE);
     printf("swapper: swaps=%ld errors=%ld\n", swaps, errors);
     if (swaps == 0) line("swapper", "WRONG", "renameat2(RENAME_EXCHANGE) never worked: %s", ename(errno));
     return finish();
@@ -58,13 +62,17 @@ static int use_loop(double limit, long iterations) {
     long opens = 0, in_root = 0, misses = 0, created = 0;
     char buf[128], path[64];
     for (long i = 0; i < iterations && now() - start < limit; i++) {
-        int fd = open("/race/d/secret", O_RDONLY);
+        const char *dir = (i & 1) ? "/race/d2" : "/race/d";
+        char p[96], label[96];
+        snprintf(p, sizeof p, "%s/secret", dir);
+        int fd = open(p, O_RDONLY);
         if (fd >= 0) {
             ssize_t n = read(fd, buf, sizeof buf - 1);
             buf[n > 0 ? n : 0] = 0;
             struct stat st;
+            snprintf(label, sizeof label, "race open %s", p);
             if (strstr(buf, HOST_MARK) || (fstat(fd, &st) == 0 && is_host_ino(&st)))
-                line("race open /race/d/secret", "ESCAPED", "read=%s (round %ld)", buf, i);
+                line(label, "ESCAPED", "read=%s (round %ld)", buf, i);
             else
                 in_root++;
             opens++;
@@ -72,18 +80,20 @@ static int use_loop(double limit, long iterations) {
         } else
             misses++;
         struct stat st;
-        if (stat("/race/d/secret", &st) == 0 && is_host_ino(&st))
-            line("race stat /race/d/secret", "ESCAPED", "the host secret's inode (round %ld)", i);
-        snprintf(path, sizeof path, "/race/d/made_by_guest_%ld", i);
+        snprintf(label, sizeof label, "race stat %s", p);
+        if (stat(p, &st) == 0 && is_host_ino(&st))
+            line(label, "ESCAPED", "the host secret's inode (round %ld)", i);
+        snprintf(path, sizeof path, "%s/made_by_guest_%ld", dir, i);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd >= 0) {
             created++;
             close(fd);
         }
-        chmod("/race/d/canary", 0604);
-        snprintf(path, sizeof path, "/race/d/dir_by_guest_%ld", i);
+        snprintf(p, sizeof p, "%s/canary", dir);
+        chmod(p, 0604);
+        snprintf(path, sizeof path, "%s/dir_by_guest_%ld", dir, i);
         mkdir(path, 0755);
-        fd = open("/race/d/canary", O_WRONLY | O_APPEND);
+        fd = open(p, O_WRONLY | O_APPEND);
         if (fd >= 0) {
             write(fd, "Z", 1);
             close(fd);

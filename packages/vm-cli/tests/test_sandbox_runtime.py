@@ -54,15 +54,17 @@ def report(problems: list[str], *outputs: str) -> str:
 # ---------------------------------------------------------------------------------- the race
 
 
-@pytest.mark.parametrize("link_target", ["abs", "rel"])
-def test_exchange_race_between_two_guests(tmp_path: Path, arch: str, programs: dict[str, Path],
-                                          link_target: str) -> None:
+def test_exchange_race_between_two_guests(tmp_path: Path, arch: str, programs: dict[str, Path]) -> None:
+    """/race/d <-> /race/l (-> OUTSIDE) and /race/d2 <-> /race/l2 (-> ../..) swapped by one guest while the
+    other opens, stats, creates, mkdirs, chmods and appends through /race/d and /race/d2 (bounded: 300
+    rounds or 6 s)."""
     layout = sandbox.make_layout(tmp_path, {"race": programs["race"]})
     race = layout.root / "race"
-    (race / "d").mkdir(parents=True)
-    (race / "d" / "secret").write_text("GUEST-race-secret\n")
-    (race / "d" / "canary").write_text("GUEST-race-canary\n")
-    os.symlink(str(layout.outside) if link_target == "abs" else "../..", race / "l")
+    for name, target in (("d", str(layout.outside)), ("d2", "../..")):
+        (race / name).mkdir(parents=True)
+        (race / name / "secret").write_text("GUEST-race-secret\n")
+        (race / name / "canary").write_text("GUEST-race-canary\n")
+        os.symlink(target, race / name.replace("d", "l"))
     before = sandbox.snapshot_host(layout)
     command = [*sandbox.vm_command(arch, "--root", str(layout.root)), str(layout.root / "bin" / "race"),
                *layout.program_args()]
@@ -102,20 +104,23 @@ SPIN = "3000000"
 SNAPSHOT_AT = "2000000"
 
 
-@pytest.mark.parametrize("mode,target", [("file", "secret"), ("file", "canary"), ("cwd", "abs"), ("cwd", "rel"),
-                                         ("dirfd", "abs")])
+@pytest.mark.parametrize("mode", ["file", "dirs"])
 def test_resume_does_not_follow_what_was_planted_after_the_snapshot(
-    tmp_path: Path, rv_programs: dict[str, Path], mode: str, target: str
+    tmp_path: Path, rv_programs: dict[str, Path], mode: str
 ) -> None:
-    """Snapshots are riscv64 only (vm has none of KVM guests)."""
+    """Open files ("file": one replaced by a symlink to the secret, one to the canary) and the cwd and a dirfd
+    ("dirs": moved away, symlinks to OUTSIDE and ".." planted) across a snapshot. riscv64 only: vm has no
+    snapshots of KVM guests."""
     layout = sandbox.make_layout(tmp_path, {"resume": rv_programs["resume"]})
     (layout.root / "data").mkdir()
-    victim = layout.root / "data" / "victim"
-    victim.write_text("GUEST-victim-content\n")
-    work = layout.root / "work"
-    work.mkdir()
-    (work / "secret").write_text("GUEST-work-secret\n")
-    (work / "canary").write_text("GUEST-work-canary\n")
+    victims = {"victim": "secret", "victim2": "canary"}
+    for name in victims:
+        (layout.root / "data" / name).write_text(f"GUEST-{name}-content\n")
+    plants = {"work": str(layout.outside), "work2": ".."}
+    for name in plants:
+        (layout.root / name).mkdir()
+        (layout.root / name / "secret").write_text(f"GUEST-{name}-secret\n")
+        (layout.root / name / "canary").write_text(f"GUEST-{name}-canary\n")
     before = sandbox.snapshot_host(layout)
     first = _vm(layout, "run", "--root", str(layout.root), "--snapshot-at", SNAPSHOT_AT,
                 str(layout.root / "bin" / "resume"), *layout.program_args(), mode, SPIN)
@@ -126,11 +131,13 @@ def test_resume_does_not_follow_what_was_planted_after_the_snapshot(
     snapshot_id = last.removeprefix("snapshot: ")
     # the plant, between the cut and the resume
     if mode == "file":
-        victim.unlink()
-        os.symlink(str(layout.outside / target), victim)
+        for name, target in victims.items():
+            (layout.root / "data" / name).unlink()
+            os.symlink(str(layout.outside / target), layout.root / "data" / name)
     else:
-        work.rename(layout.root / "work_moved")
-        os.symlink(str(layout.outside) if target == "abs" else "..", work)
+        for name, target in plants.items():
+            (layout.root / name).rename(layout.root / f"{name}_moved")
+            os.symlink(target, layout.root / name)
     resumed = _vm(layout, "resume", snapshot_id)
     done = subprocess.CompletedProcess(["resume"], resumed.returncode, first.stdout + resumed.stdout,
                                        resumed.stderr)
@@ -187,7 +194,7 @@ def _oracle(arch: str, binary: Path, mode: str, cwd: Path) -> tuple[int, str]:
     return done.returncode, done.stdout
 
 
-@pytest.mark.parametrize("mode", ["raise-kill", "kill-kill", "tgkill-kill", "blocked-kill", "handler-kill"])
+@pytest.mark.parametrize("mode", ["raise-kill", "kill-kill", "blocked-kill", "handler-kill"])
 def test_sigkill_to_itself_ends_the_guest_like_linux(tmp_path: Path, arch: str, programs: dict[str, Path],
                                                      mode: str) -> None:
     binary = programs["selfsig"]
@@ -196,6 +203,8 @@ def test_sigkill_to_itself_ends_the_guest_like_linux(tmp_path: Path, arch: str, 
     done = subprocess.run([*sandbox.vm_command(arch), str(binary), mode], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
     assert (done.returncode, done.stdout) == (expected_code, expected_out), done.stderr[-800:]
+    if mode != "raise-kill":
+        return
     # from a shell: 128 + 9, as for qemu
     shell = subprocess.run(["sh", "-c", " ".join([*sandbox.vm_command(arch), str(binary), mode]) + "; echo status=$?"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
