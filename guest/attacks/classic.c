@@ -117,6 +117,10 @@ static void restore(const struct attempt *a, const char *leaf) {
     }
 }
 
+static int reaches_past_base(const char *tpl) {
+    return !strncmp(tpl, "../../", 6) || !strncmp(tpl, "/../../", 7) || !strncmp(tpl, "g_root", 6);
+}
+
 static int mutating_leaf(const char *leaf) { return !strcmp(leaf, "canary") || !strcmp(leaf, "emptydir"); }
 
 static void for_routes(const char *op, const char *leaf, int with_links, int with_dirfd, op_fn fn) {
@@ -124,7 +128,11 @@ static void for_routes(const char *op, const char *leaf, int with_links, int wit
         for (size_t i = 0; i < N_DIR_ROUTES + (with_links ? N_LINK_ROUTES : 0); i++) {
             struct attempt a;
             int is_link = i >= N_DIR_ROUTES;
-            make_attempt(&a, op, is_link ? &LINK_ROUTES[i - N_DIR_ROUTES] : &DIR_ROUTES[i], leaf, via, is_link);
+            const struct route *r = is_link ? &LINK_ROUTES[i - N_DIR_ROUTES] : &DIR_ROUTES[i];
+            /* Safety: a route that a broken resolver would take past the test's own directory (to the
+             * host's / or /tmp) is only used for reading and probing, never to change or create. */
+            if ((mutating_leaf(leaf) || !strcmp(leaf, "made_by_guest")) && reaches_past_base(r->tpl)) continue;
+            make_attempt(&a, op, r, leaf, via, is_link);
             fn(&a);
             if (mutating_leaf(leaf)) restore(&a, leaf);
         }
@@ -196,7 +204,7 @@ static void guest_links(void) {
     mkdir("/sub", 0755);
     snprintf(t, sizeof t, "%s", OUTSIDE);
     symlink(t, "/g_abs");
-    symlink("../../..", "/g_rel");
+    symlink("..", "/g_rel");
     symlink("/", "/g_root");
     for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
         const char *leaf = leaves[i];
@@ -207,7 +215,7 @@ static void guest_links(void) {
         snprintf(t, sizeof t, "../%s", leaf);
         symlink(t, p);
         snprintf(p, sizeof p, "/sub/fl_rel_%s", leaf);
-        snprintf(t, sizeof t, "../../../%s", leaf);
+        snprintf(t, sizeof t, "../../%s", leaf);
         symlink(t, p);
         snprintf(p, sizeof p, "/fl_chain_%s", leaf);
         snprintf(t, sizeof t, "fl_abs_%s", leaf);

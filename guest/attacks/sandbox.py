@@ -251,7 +251,7 @@ def verdicts(stdout: str) -> dict[str, list[str]]:
     """Attempt lines grouped by verdict (``blocked``, ``contained``, ``ESCAPED``, ``WRONG``)."""
     grouped: dict[str, list[str]] = {"blocked": [], "contained": [], "ESCAPED": [], "WRONG": []}
     for text in stdout.splitlines():
-        name, sep, rest = text.partition(": ")
+        _name, sep, rest = text.partition(": ")
         if not sep:
             continue
         verdict = rest.split(" ", 1)[0]

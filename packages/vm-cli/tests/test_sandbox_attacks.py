@@ -20,16 +20,24 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("vm_sandbox_fixtures", Path(__file__).with_name("sandbox_fixtures.py"))
-assert _spec is not None and _spec.loader is not None
-fixtures = sys.modules.get("vm_sandbox_fixtures")
-if fixtures is None:
-    fixtures = importlib.util.module_from_spec(_spec)
-    sys.modules["vm_sandbox_fixtures"] = fixtures
-    _spec.loader.exec_module(fixtures)
+
+def _load_fixtures() -> Any:
+    """sandbox_fixtures.py, loaded by path (the tests run with --import-mode=importlib)."""
+    name = "vm_sandbox_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("sandbox_fixtures.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fixtures = _load_fixtures()
 sandbox = fixtures.sandbox
 
 

@@ -18,16 +18,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("vm_sandbox_fixtures", Path(__file__).with_name("sandbox_fixtures.py"))
-assert _spec is not None and _spec.loader is not None
-fixtures = sys.modules.get("vm_sandbox_fixtures")
-if fixtures is None:
-    fixtures = importlib.util.module_from_spec(_spec)
-    sys.modules["vm_sandbox_fixtures"] = fixtures
-    _spec.loader.exec_module(fixtures)
+
+def _load_fixtures() -> Any:
+    """sandbox_fixtures.py, loaded by path (the tests run with --import-mode=importlib)."""
+    name = "vm_sandbox_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("sandbox_fixtures.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fixtures = _load_fixtures()
 sandbox = fixtures.sandbox
 
 
@@ -71,8 +79,8 @@ def test_exchange_race_between_two_guests(tmp_path: Path, arch: str, programs: d
     env = sandbox.vm_env(layout)
     kwargs = dict(cwd=layout.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                   stderr=subprocess.PIPE, text=True, errors="replace")
-    swapper = subprocess.Popen([*command, "swap", "20", "0"], **kwargs)  # type: ignore[call-overload]
-    user = subprocess.Popen([*command, "use", "6", "300"], **kwargs)  # type: ignore[call-overload]
+    swapper = subprocess.Popen([*command, "swap", "20", "0"], **kwargs)
+    user = subprocess.Popen([*command, "use", "6", "300"], **kwargs)
     try:
         user_out, user_err = user.communicate(timeout=150)
         swap_out, swap_err = swapper.communicate(timeout=60)
