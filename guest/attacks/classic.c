@@ -9,6 +9,8 @@
  */
 #include "ops.h"
 
+#include <sys/xattr.h>
+
 struct route {
     const char *tpl;    /* the path, %O = OUTSIDE, %L = the leaf */
     const char *expect; /* where it lands inside the root */
@@ -31,6 +33,11 @@ static const struct route DIR_ROUTES[] = {
     {"g_abs/%L", "%O/%L"},
     {"g_rel/%L", "/%L"},
     {"g_root/%L", "/%L"},
+    {"//..//%L", "/%L"},
+    {"./../%L", "/%L"},
+    {"sub/./../../%L", "/%L"},
+    {"lnkdir_rel/./%L", "/%L"},
+    {"sub/lnkdir_rel2/../%L", "/%L"},
 };
 #define N_DIR_ROUTES (sizeof DIR_ROUTES / sizeof DIR_ROUTES[0])
 
@@ -141,6 +148,53 @@ static void for_routes(const char *op, const char *leaf, int with_links, int wit
             unlink("/linked_e");
         }
     }
+}
+
+static void op_setxattr(struct attempt *a) {
+    if (a->dirfd != AT_FDCWD) return;
+    int rc = setxattr(a->path, "user.vm_attack", "1", 1, 0);
+    char v[8];
+    judge_change(a, rc, getxattr(a->expect, "user.vm_attack", v, sizeof v) == 1, "xattr set");
+    removexattr(a->expect, "user.vm_attack");
+}
+
+static void op_probe_getxattr(struct attempt *a) {
+    if (a->dirfd != AT_FDCWD) return;
+    char v[64];
+    ssize_t n = getxattr(a->path, "user.none", v, sizeof v);
+    /* ENODATA means the file exists */
+    judge_probe(a, n >= 0 || errno == ENODATA || errno == ENOTSUP ? 0 : -1);
+}
+
+static void op_probe_listxattr(struct attempt *a) {
+    if (a->dirfd != AT_FDCWD) return;
+    char v[256];
+    judge_probe(a, listxattr(a->path, v, sizeof v) < 0 ? -1 : 0);
+}
+
+/* The classic chroot breakout: chroot into a subdirectory, keep the cwd outside it, climb with "..". */
+static void chroot_breakout(void) {
+    char name[] = "chroot breakout";
+    mkdir("/jail", 0755);
+    if (syscall(SYS_chroot, "/jail") != 0) {
+        blocked(name, errno);
+        return;
+    }
+    for (int i = 0; i < 12; i++) chdir("..");
+    syscall(SYS_chroot, ".");
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/secret", OUTSIDE);
+    int fd = open(p, O_RDONLY);
+    if (fd >= 0) {
+        judge_fd_content(name, fd);
+        close(fd);
+    }
+    fd = open("../secret", O_RDONLY);
+    if (fd >= 0) {
+        judge_fd_content("chroot breakout ../secret", fd);
+        close(fd);
+    } else
+        blocked("chroot breakout ../secret", errno);
 }
 
 /* ------------------------------------------------------------------ loops and kernel errors */
@@ -261,6 +315,8 @@ int main(int argc, char **argv) {
         for_routes("probe-chdir", HOSTONLY, 1, 0, op_probe_chdir);
         for_routes("probe-execve", HOSTONLY, 1, 0, op_probe_exec);
         for_routes("probe-execveat", HOSTONLY, 1, 1, op_probe_execveat);
+        for_routes("probe-getxattr", HOSTONLY, 1, 0, op_probe_getxattr);
+        for_routes("probe-listxattr", HOSTONLY, 1, 0, op_probe_listxattr);
 #ifdef SYS_access
         for_routes("probe-legacy-access", HOSTONLY, 1, 0, op_probe_legacy_access);
 #endif
@@ -278,6 +334,7 @@ int main(int argc, char **argv) {
         for_routes("renameat2-NOREPLACE", "canary", 0, 1, op_rename_noreplace);
         for_routes("renameat2-EXCHANGE", "canary", 0, 1, op_exchange);
         for_routes("rmdir", "emptydir", 0, 1, op_rmdir);
+        for_routes("setxattr", "canary", 1, 0, op_setxattr);
 #ifdef SYS_chmod
         for_routes("legacy-chmod", "canary", 1, 0, op_legacy_chmod);
         for_routes("legacy-chown", "canary", 1, 0, op_legacy_chown);
@@ -306,5 +363,6 @@ int main(int argc, char **argv) {
 #endif
     }
     if (RUN("loops")) loops();
+    if (RUN("chroot")) chroot_breakout(); /* last: it may change what "/" is */
     return finish();
 }

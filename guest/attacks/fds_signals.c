@@ -10,6 +10,7 @@
  */
 #include "attack.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 static void fd_probe(void) {
@@ -32,6 +33,21 @@ static void fd_probe(void) {
             what = "write";
         else if (getdents64(fd, buf, 0) >= 0 || errno != EBADF)
             what = "getdents64";
+        else if (pread(fd, buf, 1, 0) >= 0 || errno != EBADF)
+            what = "pread";
+        else if (fsync(fd) == 0 || errno != EBADF)
+            what = "fsync";
+        else if (fchdir(fd) == 0 || errno != EBADF) {
+            what = "fchdir";
+            chdir("/");
+        } else if (fcntl(fd, F_GETFL) >= 0 || errno != EBADF)
+            what = "fcntl F_GETFL";
+        else if (fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 || errno != EBADF)
+            what = "fstatat AT_EMPTY_PATH";
+        else if (openat(fd, ".", O_RDONLY) >= 0 || errno != EBADF)
+            what = "openat(fd, \".\")";
+        else if (mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) != MAP_FAILED || errno != EBADF)
+            what = "mmap";
         else {
             int d = dup(fd);
             if (d >= 0 || errno != EBADF) {

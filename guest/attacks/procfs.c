@@ -239,6 +239,17 @@ static void proc_attacks(void) {
         if (ofd >= 0) close(ofd);
     }
     if (!shown) contained("proc fd probe 3..1023", "only the guest's own fds");
+    /* the same through /dev/fd (a link to /proc/self/fd on Linux) */
+    shown = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "/dev/fd/%d", fd);
+        int ofd = open(path, O_RDONLY);
+        if (ofd >= 0) {
+            if (shown++ < 5) line("dev fd probe", "ESCAPED", "/dev/fd/%d opens though the guest has no fd %d", fd, fd);
+            close(ofd);
+        }
+    }
+    if (!shown) contained("dev fd probe 3..1023", "only the guest's own fds");
     /* the listing of /proc/self/fd shows only the guest's fds */
     int lfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY);
     if (lfd < 0)

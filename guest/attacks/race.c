@@ -98,6 +98,22 @@ static int use_loop(double limit, long iterations) {
             write(fd, "Z", 1);
             close(fd);
         }
+        /* rename and link through the racing path (a host canary would move, a host secret be linked in) */
+        char q[96];
+        snprintf(q, sizeof q, "%s/canary_moved", dir);
+        if (rename(p, q) == 0) rename(q, p);
+        snprintf(p, sizeof p, "%s/secret", dir);
+        snprintf(q, sizeof q, "/race/linked_%ld", i);
+        if (link(p, q) == 0) {
+            fd = open(q, O_RDONLY);
+            if (fd >= 0) {
+                ssize_t n = read(fd, buf, sizeof buf - 1);
+                buf[n > 0 ? n : 0] = 0;
+                if (strstr(buf, HOST_MARK)) line("race link", "ESCAPED", "linked the host secret in (round %ld)", i);
+                close(fd);
+            }
+            unlink(q);
+        }
     }
     write_file("/race/stop", "1", 0644);
     printf("user: opens=%ld in_root=%ld misses=%ld created=%ld\n", opens, in_root, misses, created);

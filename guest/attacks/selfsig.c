@@ -1,5 +1,6 @@
 /* Signals the guest sends itself end or stop it as Linux would.
- * MODE: raise-kill | kill-kill | tgkill-kill | blocked-kill | handler-kill | raise-stop | kill-stop
+ * MODE: raise-kill | kill-kill | tgkill-kill | blocked-kill | handler-kill | raise-term | raise-usr1 |
+ *       raise-stop | kill-stop
  * A killed guest never prints "after"; a stopped one prints "continued" once the test sends SIGCONT.
  */
 #define _GNU_SOURCE
@@ -33,6 +34,8 @@ int main(int argc, char **argv) {
         printf("sigaction SIGSTOP: %d %s\n", rc, rc ? strerrorname_np(errno) : "");
         raise(SIGKILL);
     }
+    if (!strcmp(mode, "raise-term")) raise(SIGTERM);
+    if (!strcmp(mode, "raise-usr1")) raise(SIGUSR1);
     if (!strcmp(mode, "raise-stop") || !strcmp(mode, "kill-stop")) {
         if (mode[0] == 'r')
             raise(SIGSTOP);
