@@ -62,6 +62,17 @@ static void read_check(const char *name, const char *path, int flags) {
     close(fd);
 }
 
+/* A change through /proc/self/exe worked: fine when the program is in the root (it is the guest's own
+ * file), an escape when it lies outside (it would act on the host's file). */
+static void changed(const char *name, int rc, const char *linux_note) {
+    if (rc != 0)
+        line(name, "blocked", "errno=%s%s", ename(errno), linux_note);
+    else if (exe_outside)
+        line(name, "ESCAPED", "acted on the program's file outside the root");
+    else
+        line(name, "contained", "the guest's own program file%s", linux_note);
+}
+
 /* Everything that names the program through /proc: none may act outside the root. */
 static void exe_ops(const char *label, const char *exe) {
     char name[256], buf[128];
@@ -87,29 +98,29 @@ static void exe_ops(const char *label, const char *exe) {
     if (fd >= 0) {
         ssize_t n = write(fd, "Z", 1);
         close(fd);
-        line(NAME("write"), n == 1 ? "contained" : "blocked", "wrote=%zd (Linux: ETXTBSY)", n);
+        changed(NAME("write"), n == 1 ? 0 : -1, " (Linux: ETXTBSY)");
     } else
         blocked(NAME("write"), errno);
     fd = open(exe, O_WRONLY | O_TRUNC);
-    if (fd >= 0) {
-        close(fd);
-        line(NAME("O_TRUNC"), "contained", "(Linux: ETXTBSY)");
-    } else
-        blocked(NAME("O_TRUNC"), errno);
+    if (fd >= 0) close(fd);
+    changed(NAME("O_TRUNC"), fd >= 0 ? 0 : -1, " (Linux: ETXTBSY)");
     int rc = truncate(exe, 1);
-    line(NAME("truncate"), rc ? "blocked" : "contained", rc ? "errno=%s" : "%s", rc ? ename(errno) : "");
+    changed(NAME("truncate"), rc, " (Linux: ETXTBSY)");
     /* Safety: should a resolver hand /proc/self/exe to the host's /proc, it names vm's own Python
      * interpreter; so only changes that leave it working (mode 0755, owner root, mtime now): any of
      * them still shows on the host copy of the program (ctime) and on the host secret and canary. */
     rc = chmod(exe, 0755);
-    line(NAME("chmod"), rc ? "blocked" : "contained", rc ? "errno=%s" : "%s", rc ? ename(errno) : "");
+    changed(NAME("chmod"), rc, "");
     rc = chown(exe, 0, 0);
-    line(NAME("chown"), rc ? "blocked" : "contained", rc ? "errno=%s" : "%s", rc ? ename(errno) : "");
+    changed(NAME("chown"), rc, "");
     struct timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
     rc = utimensat(AT_FDCWD, exe, times, 0);
-    line(NAME("utimensat"), rc ? "blocked" : "contained", rc ? "errno=%s" : "%s", rc ? ename(errno) : "");
+    changed(NAME("utimensat"), rc, "");
     rc = linkat(AT_FDCWD, exe, AT_FDCWD, "/stolen", AT_SYMLINK_FOLLOW);
-    if (rc == 0) {
+    if (rc == 0 && exe_outside) {
+        changed(NAME("link-follow"), rc, "");
+        unlink("/stolen");
+    } else if (rc == 0) {
         fd = open("/stolen", O_RDONLY);
         if (fd >= 0) {
             judge_fd_content(NAME("link-follow"), fd);
@@ -128,7 +139,11 @@ static void exe_ops(const char *label, const char *exe) {
         fd = open("/stolen", O_RDONLY | O_NOFOLLOW);
         char hostroot[PATH_MAX];
         snprintf(hostroot, sizeof hostroot, "%s/root", OUTSIDE);
-        if (fd >= 0) {
+        struct stat lst;
+        if (fd >= 0 && exe_outside && fstat(fd, &lst) == 0 && S_ISREG(lst.st_mode)) {
+            line(NAME("link"), "ESCAPED", "hard-linked the program's file from outside the root");
+            close(fd);
+        } else if (fd >= 0) {
             judge_fd_content(NAME("link"), fd);
             close(fd);
         } else if (strstr(target, HOST_MARK) || strstr(target, hostroot))
@@ -139,12 +154,15 @@ static void exe_ops(const char *label, const char *exe) {
     } else
         blocked(NAME("link"), errno);
     rc = rename(exe, "/moved_exe");
-    line(NAME("rename"), rc ? "blocked" : "contained", rc ? "errno=%s (Linux: EXDEV)" : "%s", rc ? ename(errno) : "");
+    changed(NAME("rename"), rc, " (Linux: EXDEV)");
     if (rc == 0) rename("/moved_exe", guest_exe);
     rc = unlink(exe);
-    line(NAME("unlink"), rc ? "blocked" : "contained", rc ? "errno=%s (Linux: EACCES)" : "%s", rc ? ename(errno) : "");
+    changed(NAME("unlink"), rc, " (Linux: EACCES)");
     rc = (int)syscall(SYS_renameat2, AT_FDCWD, "/data/file", AT_FDCWD, exe, RENAME_EXCHANGE);
-    if (rc == 0) {
+    if (rc == 0 && exe_outside) {
+        changed(NAME("exchange"), rc, "");
+        syscall(SYS_renameat2, AT_FDCWD, "/data/file", AT_FDCWD, exe, RENAME_EXCHANGE);
+    } else if (rc == 0) {
         char got[128] = "";
         read_file("/data/file", got, sizeof got);
         if (strstr(got, HOST_MARK))
