@@ -313,15 +313,22 @@ static void proc_attacks(void) {
         for (ssize_t k = 0; k < total; k++)
             if (!buf[k]) buf[k] = '\n';
         buf[total] = 0;
-        if (strstr(buf, "python") || strstr(buf, "vm_cli") || strstr(buf, "vm_linux"))
+        /* cmdline and environ are the guest's own argv and environment (argv names OUTSIDE, the
+         * environment is what vm was given): there only vm's own command line would be a leak */
+        int own = strstr(files[i], "cmdline") || strstr(files[i], "environ");
+        if (strstr(buf, "vm_cli") || strstr(buf, "vm_linux") || (!own && strstr(buf, "python")))
             line(name, "ESCAPED", "shows the host's vm process");
+        else if (own && strstr(buf, HOST_MARK "SECRET"))
+            line(name, "ESCAPED", "shows host data");
+        else if (own)
+            contained(name, "the guest's own");
         else
             judge_text(name, buf);
     }
     /* /proc of other (host) pids is not there */
     pid_t host_pid = getppid();
     const char *leaves[] = {"cmdline", "environ", "exe", "cwd", "root", "maps"};
-    for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
+    for (size_t i = 0; i < sizeof leaves / sizeof leaves[0] && getpid() != 1; i++) {
         char name[128];
         snprintf(path, sizeof path, "/proc/1/%s", leaves[i]);
         snprintf(name, sizeof name, "proc host pid 1 %s", leaves[i]);
@@ -334,7 +341,7 @@ static void proc_attacks(void) {
             close(fd);
             line(name, n >= 0 ? "ESCAPED" : "blocked", "a host process's /proc entry opens");
         }
-        if (host_pid > 1) {
+        if (host_pid > 1 && host_pid != getpid()) {
             snprintf(path, sizeof path, "/proc/%d/%s", (int)host_pid, leaves[i]);
             snprintf(name, sizeof name, "proc parent pid %s", leaves[i]);
             fd = open(path, O_RDONLY);
