@@ -153,6 +153,7 @@ static void for_routes(const char *op, const char *leaf, int with_links, int wit
 static void op_setxattr(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     int rc = setxattr(a->path, "user.vm_attack", "1", 1, 0);
+    call_errno = errno;
     char v[8];
     judge_change(a, rc, getxattr(a->expect, "user.vm_attack", v, sizeof v) == 1, "xattr set");
     removexattr(a->expect, "user.vm_attack");

@@ -25,6 +25,9 @@ struct attempt {
 
 typedef void (*op_fn)(struct attempt *a);
 
+/* errno of the attempted call, saved before the checks that follow it can change errno */
+static int call_errno;
+
 static const char *LEAVES_RESET[] = {"secret", "canary"};
 
 static void mirror_path(char *out, size_t size, const char *leaf) { snprintf(out, size, "%s/%s", OUTSIDE, leaf); }
@@ -90,6 +93,7 @@ static void judge_stat(struct attempt *a, int rc, const struct stat *st) {
 static void op_stat(struct attempt *a) {
     struct stat st;
     int rc = fstatat(a->dirfd, a->path, &st, 0);
+    call_errno = errno;
     judge_stat(a, rc, &st);
 }
 
@@ -97,12 +101,14 @@ static void op_lstat(struct attempt *a) {
     if (a->is_link_route) return;
     struct stat st;
     int rc = fstatat(a->dirfd, a->path, &st, AT_SYMLINK_NOFOLLOW);
+    call_errno = errno;
     judge_stat(a, rc, &st);
 }
 
 static void op_statx(struct attempt *a) {
     struct statx sx;
     int rc = statx(a->dirfd, a->path, 0, STATX_BASIC_STATS, &sx);
+    call_errno = errno;
     struct stat st;
     memset(&st, 0, sizeof st);
     st.st_ino = sx.stx_ino;
@@ -114,6 +120,7 @@ static void op_legacy_stat(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     struct stat st;
     int rc = (int)syscall(SYS_stat, a->path, &st);
+    call_errno = errno;
     judge_stat(a, rc, &st);
 }
 #endif
@@ -135,6 +142,7 @@ static void judge_linked(struct attempt *a, int rc, const char *linked) {
 static void op_link_in(struct attempt *a) {
     unlink("/linked");
     int rc = linkat(a->dirfd, a->path, AT_FDCWD, "/linked", a->is_link_route ? AT_SYMLINK_FOLLOW : 0);
+    call_errno = errno;
     judge_linked(a, rc, "/linked");
 }
 
@@ -146,6 +154,7 @@ static void op_link_emptypath(struct attempt *a) {
     }
     unlink("/linked_e");
     int rc = linkat(fd, "", AT_FDCWD, "/linked_e", AT_EMPTY_PATH);
+    call_errno = errno;
     close(fd);
     judge_linked(a, rc, "/linked_e");
 }
@@ -257,6 +266,7 @@ static void op_probe_open(struct attempt *a) {
 static void op_probe_chdir(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     int rc = chdir(a->path);
+    call_errno = errno;
     int saved = errno;
     chdir("/");
     errno = saved;
@@ -274,7 +284,7 @@ static void op_probe_legacy_access(struct attempt *a) {
 /* The decoy at a->expect must show the change; otherwise it happened elsewhere (on the host). */
 static void judge_change(struct attempt *a, int rc, int changed, const char *what) {
     if (rc != 0)
-        blocked(a->name, errno);
+        blocked(a->name, call_errno);
     else if (changed)
         contained(a->name, what);
     else
@@ -288,6 +298,7 @@ static void op_write(struct attempt *a) {
         return;
     }
     ssize_t n = write(fd, "Z", 1);
+    call_errno = errno;
     close(fd);
     char buf[128] = "";
     read_file(a->expect, buf, sizeof buf);
@@ -296,6 +307,7 @@ static void op_write(struct attempt *a) {
 
 static void op_open_trunc(struct attempt *a) {
     int fd = openat(a->dirfd, a->path, O_WRONLY | O_TRUNC);
+    call_errno = errno;
     if (fd >= 0) close(fd);
     struct stat st;
     judge_change(a, fd < 0 ? -1 : 0, expect_stat(a, &st) == 0 && st.st_size == 0, "O_TRUNC");
@@ -304,18 +316,21 @@ static void op_open_trunc(struct attempt *a) {
 static void op_truncate(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     int rc = truncate(a->path, 3);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && st.st_size == 3, "truncate 3");
 }
 
 static void op_chmod(struct attempt *a) {
     int rc = fchmodat(a->dirfd, a->path, 0604, 0);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && (st.st_mode & 07777) == 0604, "mode 0604");
 }
 
 static void op_chown(struct attempt *a) {
     int rc = fchownat(a->dirfd, a->path, 4242, 4243, 0);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && st.st_uid == 4242 && st.st_gid == 4243, "owner 4242:4243");
 }
@@ -323,6 +338,7 @@ static void op_chown(struct attempt *a) {
 static void op_lchown(struct attempt *a) {
     if (a->is_link_route) return;
     int rc = fchownat(a->dirfd, a->path, 4242, 4243, AT_SYMLINK_NOFOLLOW);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && st.st_uid == 4242, "owner 4242 (nofollow)");
 }
@@ -330,6 +346,7 @@ static void op_lchown(struct attempt *a) {
 static void op_utimens(struct attempt *a) {
     struct timespec times[2] = {{1000, 0}, {1000, 0}};
     int rc = utimensat(a->dirfd, a->path, times, 0);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && st.st_mtime == 1000, "mtime 1000");
 }
@@ -337,6 +354,7 @@ static void op_utimens(struct attempt *a) {
 static void op_unlink(struct attempt *a) {
     if (a->is_link_route) return;
     int rc = unlinkat(a->dirfd, a->path, 0);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) != 0, "removed");
 }
@@ -344,6 +362,7 @@ static void op_unlink(struct attempt *a) {
 static void op_rename_in(struct attempt *a) {
     if (a->is_link_route) return;
     int rc = renameat(a->dirfd, a->path, AT_FDCWD, "/grabbed");
+    call_errno = errno;
     struct stat st;
     char buf[128] = "";
     read_file("/grabbed", buf, sizeof buf);
@@ -357,6 +376,7 @@ static void op_rename_in(struct attempt *a) {
 static void op_rename_noreplace(struct attempt *a) {
     if (a->is_link_route) return;
     int rc = (int)syscall(SYS_renameat2, a->dirfd, a->path, AT_FDCWD, "/grabbed2", RENAME_NOREPLACE);
+    call_errno = errno;
     char buf[128] = "";
     read_file("/grabbed2", buf, sizeof buf);
     if (rc == 0 && strstr(buf, HOST_MARK)) {
@@ -370,6 +390,7 @@ static void op_rename_noreplace(struct attempt *a) {
 static void op_exchange(struct attempt *a) {
     if (a->is_link_route) return;
     int rc = (int)syscall(SYS_renameat2, AT_FDCWD, "/data/swap", a->dirfd, a->path, RENAME_EXCHANGE);
+    call_errno = errno;
     char buf[128] = "", there[128] = "";
     read_file("/data/swap", buf, sizeof buf);
     read_file(a->expect, there, sizeof there);
@@ -384,24 +405,28 @@ static void op_exchange(struct attempt *a) {
 static void op_legacy_chmod(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     int rc = (int)syscall(SYS_chmod, a->path, 0604);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && (st.st_mode & 07777) == 0604, "mode 0604");
 }
 static void op_legacy_chown(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     int rc = (int)syscall(SYS_chown, a->path, 4242, 4243);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && st.st_uid == 4242, "owner 4242");
 }
 static void op_legacy_unlink(struct attempt *a) {
     if (a->dirfd != AT_FDCWD || a->is_link_route) return;
     int rc = (int)syscall(SYS_unlink, a->path);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) != 0, "removed");
 }
 static void op_legacy_rename(struct attempt *a) {
     if (a->dirfd != AT_FDCWD || a->is_link_route) return;
     int rc = (int)syscall(SYS_rename, a->path, "/grabbed");
+    call_errno = errno;
     char buf[128] = "";
     read_file("/grabbed", buf, sizeof buf);
     if (rc == 0 && strstr(buf, HOST_MARK)) {
@@ -414,6 +439,7 @@ static void op_legacy_rename(struct attempt *a) {
 static void op_legacy_truncate(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     int rc = (int)syscall(SYS_truncate, a->path, 3);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && st.st_size == 3, "truncate 3");
 }
@@ -421,6 +447,7 @@ static void op_legacy_utime(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     struct utimbuf ub = {1000, 1000};
     int rc = (int)syscall(SYS_utime, a->path, &ub);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && st.st_mtime == 1000, "mtime 1000");
 }
@@ -428,6 +455,7 @@ static void op_legacy_utimes(struct attempt *a) {
     if (a->dirfd != AT_FDCWD) return;
     struct timeval tv[2] = {{1000, 0}, {1000, 0}};
     int rc = (int)syscall(SYS_utimes, a->path, tv);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) == 0 && st.st_mtime == 1000, "mtime 1000");
 }
@@ -436,6 +464,7 @@ static void op_legacy_utimes(struct attempt *a) {
 /* ------------------------------------------------------------------ creating: leaf "made_by_guest" */
 
 static void judge_created(struct attempt *a, int rc) {
+    if (rc != 0) call_errno = errno;
     struct stat st;
     int there = fstatat(AT_FDCWD, a->expect, &st, AT_SYMLINK_NOFOLLOW) == 0;
     judge_change(a, rc, there, "created");
@@ -495,6 +524,7 @@ static void op_legacy_mknod(struct attempt *a) {
 static void op_rmdir(struct attempt *a) {
     if (a->is_link_route) return;
     int rc = unlinkat(a->dirfd, a->path, AT_REMOVEDIR);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) != 0, "removed");
 }
@@ -503,6 +533,7 @@ static void op_rmdir(struct attempt *a) {
 static void op_legacy_rmdir(struct attempt *a) {
     if (a->dirfd != AT_FDCWD || a->is_link_route) return;
     int rc = (int)syscall(SYS_rmdir, a->path);
+    call_errno = errno;
     struct stat st;
     judge_change(a, rc, expect_stat(a, &st) != 0, "removed");
 }
