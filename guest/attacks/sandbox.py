@@ -172,10 +172,10 @@ def host_contents(layout: Layout) -> dict[str, str]:
     return contents
 
 
-def prime_atimes(layout: Layout) -> None:
+def prime_atimes(layout: Layout, paths: Sequence[Path]) -> None:
     """Make access times older than change times (relatime then records the next read or listing)."""
     past = time.time() - 3 * 86400
-    for path in _walk_outside(layout):
+    for path in paths:
         if path.is_symlink():
             continue
         os.utime(path, (past, past + 86400))
@@ -183,22 +183,28 @@ def prime_atimes(layout: Layout) -> None:
 
 @attrs.frozen
 class HostSnapshot:
+    paths: tuple[Path, ...]
     metadata: dict[str, tuple[Any, ...]]
     contents: dict[str, str]
     base_listing: tuple[str, ...]
 
 
 def snapshot_host(layout: Layout) -> HostSnapshot:
-    """Read everything, then prime access times, then record metadata (the order matters, see the module doc)."""
+    """List and read everything, then prime access times, then lstat what was listed (no listing or read
+    after priming: those would spend the one access-time update relatime allows)."""
+    paths = tuple(_walk_outside(layout))
     contents = host_contents(layout)
-    prime_atimes(layout)
-    metadata = host_metadata(layout)
-    return HostSnapshot(metadata, contents, tuple(sorted(os.listdir(layout.base))))
+    prime_atimes(layout, paths)
+    metadata = host_metadata(layout, paths)
+    return HostSnapshot(paths, metadata, contents, tuple(sorted(os.listdir(layout.base))))
 
 
 def host_changes(layout: Layout, before: HostSnapshot) -> list[str]:
-    """What changed outside the root since ``before`` (metadata first: the contents check reads files)."""
-    metadata = host_metadata(layout)
+    """What changed outside the root since ``before``: first lstat of the known paths (access times as the
+    guest left them), then a new listing for what appeared, then the contents (which reads files)."""
+    metadata = host_metadata(layout, before.paths)
+    new_paths = [path for path in _walk_outside(layout) if path not in set(before.paths)]
+    metadata.update(host_metadata(layout, new_paths))
     contents = host_contents(layout)
     problems: list[str] = []
     for key in sorted(set(before.metadata) | set(metadata)):
