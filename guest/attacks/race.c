@@ -2,10 +2,14 @@
  *
  * MODE "swap": renameat2(RENAME_EXCHANGE) /race/d (a directory with decoys)
  *   and /race/l (a symlink to the host, planted by the test: absolute), and
- *   /race/d2 and /race/l2 (relative, "../.."), in a loop, until
+ *   /race/d2 and /race/l2 (relative, "../.."), and the files /race/f and
+ *   /race/f2 with symlinks to the host canary /race/fl (absolute) and
+ *   /race/fl2 (relative), in a loop, until
  *   /race/stop appears or LIMIT seconds pass. Creates /race/started first.
  * MODE "use": waits for /race/started, then for ITERATIONS rounds (or LIMIT
- *   seconds) opens, stats, creates and chmods through /race/d and /race/d2; whatever the
+ *   seconds) opens, stats, creates, chmods, renames and links through /race/d and
+ *   /race/d2, from a cwd inside them, and opens, chmods, truncates and touches
+ *   /race/f and /race/f2; whatever the
  *   swap, every call must land inside the root. Creates /race/stop at the end.
  * argv after the common four: MODE LIMIT_SECONDS ITERATIONS
  */
@@ -32,7 +36,9 @@ static int swap_loop(double limit) {
     long swaps = 0, errors = 0;
     for (long i = 0;; i++) {
         if ((i & 7) == 0 && (exists("/race/stop") || now() - start > limit)) break;
-        const char *d = (i & 1) ? "/race/d2" : "/race/d", *l = (i & 1) ? "/race/l2" : "/race/l";
+        static const char *pairs[4][2] = {
+            {"/race/d", "/race/l"}, {"/race/f", "/race/fl"}, {"/race/d2", "/race/l2"}, {"/race/f2", "/race/fl2"}};
+        const char *d = pairs[i & 3][0], *l = pairs[i & 3][1];
         if (syscall(SYS_renameat2, AT_FDCWD, d, AT_FDCWD, l, RENAME_EXCHANGE) == 0)
             swaps++;
         else
@@ -44,6 +50,10 @@ static int swap_loop(double limit) {
         syscall(SYS_renameat2, AT_FDCWD, "/race/d", AT_FDCWD, "/race/l", RENAME_EXCHANGE);
     if (lstat("/race/d2", &st) == 0 && S_ISLNK(st.st_mode))
         syscall(SYS_renameat2, AT_FDCWD, "/race/d2", AT_FDCWD, "/race/l2", RENAME_EXCHANGE);
+    if (lstat("/race/f", &st) == 0 && S_ISLNK(st.st_mode))
+        syscall(SYS_renameat2, AT_FDCWD, "/race/f", AT_FDCWD, "/race/fl", RENAME_EXCHANGE);
+    if (lstat("/race/f2", &st) == 0 && S_ISLNK(st.st_mode))
+        syscall(SYS_renameat2, AT_FDCWD, "/race/f2", AT_FDCWD, "/race/fl2", RENAME_EXCHANGE);
     printf("swapper: swaps=%ld errors=%ld\n", swaps, errors);
     if (swaps == 0) line("swapper", "WRONG", "renameat2(RENAME_EXCHANGE) never worked: %s", ename(errno));
     return finish();
@@ -63,7 +73,7 @@ static int use_loop(double limit, long iterations) {
     char buf[128], path[64];
     for (long i = 0; i < iterations && now() - start < limit; i++) {
         const char *dir = (i & 1) ? "/race/d2" : "/race/d";
-        char p[96], label[96];
+        char p[96], label[96], q[96];
         snprintf(p, sizeof p, "%s/secret", dir);
         int fd = open(p, O_RDONLY);
         if (fd >= 0) {
@@ -98,8 +108,39 @@ static int use_loop(double limit, long iterations) {
             write(fd, "Z", 1);
             close(fd);
         }
+        /* the last component swapped: a file, or a symlink to the host canary */
+        const char *f = (i & 1) ? "/race/f2" : "/race/f";
+        chmod(f, 0604);
+        fd = open(f, O_WRONLY | O_APPEND);
+        if (fd >= 0) {
+            write(fd, "Z", 1);
+            close(fd);
+        }
+        fd = open(f, O_RDONLY);
+        if (fd >= 0) {
+            ssize_t n = read(fd, buf, sizeof buf - 1);
+            buf[n > 0 ? n : 0] = 0;
+            if (strstr(buf, HOST_MARK)) line("race open last component", "ESCAPED", "read=%s (round %ld)", buf, i);
+            close(fd);
+        }
+        truncate(f, 40);
+        struct timespec times[2] = {{1000, 0}, {1000, 0}};
+        utimensat(AT_FDCWD, f, times, 0);
+        /* the cwd inside the racing directory, then relative calls */
+        if (chdir(dir) == 0) {
+            fd = open("secret", O_RDONLY);
+            if (fd >= 0) {
+                ssize_t n = read(fd, buf, sizeof buf - 1);
+                buf[n > 0 ? n : 0] = 0;
+                if (strstr(buf, HOST_MARK)) line("race cwd open secret", "ESCAPED", "read=%s (round %ld)", buf, i);
+                close(fd);
+            }
+            snprintf(q, sizeof q, "cwd_made_by_guest_%ld", i);
+            fd = open(q, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd >= 0) close(fd);
+            chdir("/");
+        }
         /* rename and link through the racing path (a host canary would move, a host secret be linked in) */
-        char q[96];
         snprintf(q, sizeof q, "%s/canary_moved", dir);
         if (rename(p, q) == 0) rename(q, p);
         snprintf(p, sizeof p, "%s/secret", dir);

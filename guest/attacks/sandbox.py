@@ -132,6 +132,22 @@ def make_layout(base: Path, programs: dict[str, Path] | None = None) -> Layout:
     return layout
 
 
+def make_race_tree(layout: Layout) -> None:
+    """/race for race.c: directories d, d2 and files f, f2 with decoys, and the symlinks to the host they are
+    swapped with (l -> OUTSIDE, l2 -> ../.., fl -> OUTSIDE/canary, fl2 -> ../../canary)."""
+    race = layout.root / "race"
+    for name in ("d", "d2"):
+        (race / name).mkdir(parents=True)
+        (race / name / "secret").write_text("GUEST-race-secret\n")
+        (race / name / "canary").write_text("GUEST-race-canary\n")
+    for name in ("f", "f2"):
+        (race / name).write_text("GUEST-race-file\n")
+    os.symlink(str(layout.outside), race / "l")
+    os.symlink("../..", race / "l2")
+    os.symlink(str(layout.outside / "canary"), race / "fl")
+    os.symlink("../../canary", race / "fl2")
+
+
 # ---------------------------------------------------------------------------------- the host's state
 
 

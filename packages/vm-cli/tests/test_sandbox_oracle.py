@@ -102,12 +102,7 @@ def test_rename_and_plant_sees_no_escape_under_a_real_chroot(tmp_path: Path,
 
 def test_the_race_sees_no_escape_under_a_real_chroot(tmp_path: Path, native_programs: dict[str, Path]) -> None:
     layout = sandbox.make_layout(tmp_path, {"race": native_programs["race"]})
-    race = layout.root / "race"
-    for name, target in (("d", str(layout.outside)), ("d2", "../..")):
-        (race / name).mkdir(parents=True)
-        (race / name / "secret").write_text("GUEST-race-secret\n")
-        (race / name / "canary").write_text("GUEST-race-canary\n")
-        os.symlink(target, race / name.replace("d", "l"))
+    sandbox.make_race_tree(layout)
     before = sandbox.snapshot_host(layout)
     kwargs: dict[str, Any] = dict(cwd=layout.run_dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, preexec_fn=enter(layout))

@@ -63,16 +63,11 @@ def report(problems: list[str], *outputs: str) -> str:
 
 
 def test_exchange_race_between_two_guests(tmp_path: Path, arch: str, programs: dict[str, Path]) -> None:
-    """/race/d <-> /race/l (-> OUTSIDE) and /race/d2 <-> /race/l2 (-> ../..) swapped by one guest while the
-    other opens, stats, creates, mkdirs, chmods, appends, renames and links through /race/d and /race/d2 (bounded: 200
-    rounds or 4 s)."""
+    """/race/d <-> /race/l (-> OUTSIDE), /race/d2 <-> /race/l2 (-> ../..), and the files /race/f, /race/f2 <->
+    symlinks to the host canary, swapped by one guest while the other opens, stats, creates, mkdirs, chmods,
+    appends, renames and links through them, also from a cwd inside them (bounded: 200 rounds or 4 s)."""
     layout = sandbox.make_layout(tmp_path, {"race": programs["race"]})
-    race = layout.root / "race"
-    for name, target in (("d", str(layout.outside)), ("d2", "../..")):
-        (race / name).mkdir(parents=True)
-        (race / name / "secret").write_text("GUEST-race-secret\n")
-        (race / name / "canary").write_text("GUEST-race-canary\n")
-        os.symlink(target, race / name.replace("d", "l"))
+    sandbox.make_race_tree(layout)
     before = sandbox.snapshot_host(layout)
     command = [*sandbox.vm_command(arch, "--root", str(layout.root)), str(layout.root / "bin" / "race"),
                *layout.program_args()]
