@@ -180,8 +180,10 @@ static void exe_ops(const char *label, const char *exe) {
 static void exe_attacks(int inside) {
     char pid_exe[64];
     snprintf(pid_exe, sizeof pid_exe, "/proc/%d/exe", (int)getpid());
+    /* a guest symlink to /proc/self/exe must act like it, no more */
+    symlink("/proc/self/exe", "/myexe");
     const char *names[] = {"/proc/self/exe", pid_exe, "/proc/thread-self/exe", "/proc//self/./exe",
-                           "/proc/self/../self/exe"};
+                           "/proc/self/../self/exe", "/myexe"};
     /* readlink shows the program's guest path, never the host's */
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         readlink_check("exe readlink", names[i], inside ? guest_exe : NULL);

@@ -2,8 +2,9 @@
  *
  * MODE "file": open /data/victim and /data/victim2 read-write, print their
  *   first bytes, spin (the test snapshots here, then replaces victim with a
- *   symlink to the host secret and victim2 with one to the canary), then read
- *   the rest and from the start, append "Z" and print what was read.
+ *   symlink to the host secret and victim2 with one to the canary, and the
+ *   program's own file with one to the secret), then read the rest and from
+ *   the start, append "Z", print what was read, and read /proc/self/exe.
  * MODE "dirs": chdir /work and open /work2 as a dirfd, spin (the test moves
  *   both away and plants symlinks to the host: /work absolute, /work2 "..")
  *   then read "secret", create "made_by_guest" and chmod "canary" through each.
@@ -75,6 +76,18 @@ int main(int argc, char **argv) {
         spin(iterations);
         after_file("victim", fd);
         after_file("victim2", fd2);
+        /* the program's own file was replaced by a symlink to the host secret too */
+        int efd = open("/proc/self/exe", O_RDONLY);
+        if (efd < 0)
+            blocked("resume /proc/self/exe", errno);
+        else {
+            n = pread(efd, buf, 4, 0);
+            if (n == 4 && !memcmp(buf, "\177ELF", 4))
+                contained("resume /proc/self/exe", "the program's ELF image");
+            else
+                judge_fd_content("resume /proc/self/exe", efd);
+            close(efd);
+        }
     } else {
         if (chdir("/work") != 0) line("resume chdir", "WRONG", "errno=%s", ename(errno));
         int dfd = open("/work2", O_RDONLY | O_DIRECTORY);

@@ -111,7 +111,8 @@ SNAPSHOT_AT = "2000000"
 def test_resume_does_not_follow_what_was_planted_after_the_snapshot(
     tmp_path: Path, rv_programs: dict[str, Path], mode: str
 ) -> None:
-    """Open files ("file": one replaced by a symlink to the secret, one to the canary) and the cwd and a dirfd
+    """Open files ("file": one replaced by a symlink to the secret, one to the canary, and the program's own
+    file by one to the secret) and the cwd and a dirfd
     ("dirs": moved away, symlinks to OUTSIDE and ".." planted) across a snapshot. riscv64 only: vm has no
     snapshots of KVM guests."""
     layout = sandbox.make_layout(tmp_path, {"resume": rv_programs["resume"]})
@@ -137,6 +138,9 @@ def test_resume_does_not_follow_what_was_planted_after_the_snapshot(
         for name, target in victims.items():
             (layout.root / "data" / name).unlink()
             os.symlink(str(layout.outside / target), layout.root / "data" / name)
+        program = layout.root / "bin" / "resume"
+        program.rename(layout.root / "bin" / "resume.orig")
+        os.symlink(str(layout.secret), program)
     else:
         for name, target in plants.items():
             (layout.root / name).rename(layout.root / f"{name}_moved")
