@@ -153,13 +153,23 @@ static void exe_ops(const char *label, const char *exe) {
         unlink("/stolen");
     } else
         blocked(NAME("link"), errno);
+    /* rename, unlink and exchange do not follow the last component: on the guest's own link to
+     * /proc/self/exe they act on that link, inside the root */
+    int own_link = !strcmp(exe, "/myexe");
     rc = rename(exe, "/moved_exe");
-    changed(NAME("rename"), rc, " (Linux: EXDEV)");
-    if (rc == 0) rename("/moved_exe", guest_exe);
+    if (own_link && rc == 0)
+        contained(NAME("rename"), "the guest's own link");
+    else
+        changed(NAME("rename"), rc, " (Linux: EXDEV)");
+    if (rc == 0) rename("/moved_exe", own_link ? exe : guest_exe);
     rc = unlink(exe);
-    changed(NAME("unlink"), rc, " (Linux: EACCES)");
+    if (own_link && rc == 0) {
+        contained(NAME("unlink"), "the guest's own link");
+        symlink("/proc/self/exe", exe);
+    } else
+        changed(NAME("unlink"), rc, " (Linux: EACCES)");
     rc = (int)syscall(SYS_renameat2, AT_FDCWD, "/data/file", AT_FDCWD, exe, RENAME_EXCHANGE);
-    if (rc == 0 && exe_outside) {
+    if (rc == 0 && exe_outside && !own_link) {
         changed(NAME("exchange"), rc, "");
         syscall(SYS_renameat2, AT_FDCWD, "/data/file", AT_FDCWD, exe, RENAME_EXCHANGE);
     } else if (rc == 0) {
