@@ -119,8 +119,9 @@ def die_like_the_guest(signo: int) -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     except (ImportError, ValueError, OSError):
         pass
-    signal.signal(signo, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signo])
+    if signo not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no disposition to reset
+        signal.signal(signo, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signo])
     os.kill(os.getpid(), signo)
     os._exit(128 + signo)  # only if the signal did not end us
 
