@@ -601,6 +601,32 @@ class AddressSpace(ProgramBreak):
         self._check(addr, n, PROT_EXEC, "execute")
         return self._gather(addr, n)
 
+    def peek(self, addr: int, n: int) -> bytes:
+        """``n`` bytes at ``addr`` read as the host does: any mapped page, whatever its protection."""
+        if n <= 0:
+            return b""
+        self._check_mapped(addr, n, "read")
+        return self._gather(addr, n)
+
+    def poke(self, addr: int, data: Buffer) -> None:
+        """Write ``data`` as the host does: any mapped page, whatever its protection; all-or-nothing.
+
+        Translations of the pages written are dropped (the code-write callbacks
+        run) as for a guest store.
+        """
+        view = memoryview(data).cast("B")
+        if not len(view):
+            return
+        self._check_mapped(addr, len(view), "write")
+        for pn in self._watched_in(addr >> PAGE_SHIFT, ((addr + len(view) - 1) >> PAGE_SHIFT) + 1):
+            self._release_watch(pn)
+        self._copy_in(addr, view)
+
+    def _check_mapped(self, addr: int, n: int, access: str) -> None:
+        hole = self._regions.first_hole(addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1)
+        if hole is not None:
+            raise MemoryFault(max(addr, hole << PAGE_SHIFT), access)
+
     def read_cstring(self, addr: int, limit: int = CSTRING_LIMIT) -> bytes:
         """The bytes from ``addr`` up to (not including) the first NUL.
 
