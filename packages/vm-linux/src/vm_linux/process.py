@@ -196,7 +196,7 @@ class LinuxProcess:
         except (GuestMemoryExhausted, MemoryError) as exhausted:
             # Like the kernel's OOM killer: no errno can report a page that cannot be backed, so SIGKILL.
             reason = str(exhausted) if isinstance(exhausted, GuestMemoryExhausted) else "the host is out of memory"
-            self.log.warning("killed_out_of_memory", reason=reason, pc=hex(cpu.pc))
+            self.log.info("killed_out_of_memory", reason=reason, pc=hex(cpu.pc))
             return ProcessResult(exit_status=None, signal=SIGKILL, instructions=cpu.icount, killed_because=reason)
         finally:
             self.state.fds.close_all()

@@ -6,6 +6,7 @@ See :mod:`vm_mem.space` for the layout contract engines rely on and
 
 from vm_mem.errors import GuestMemoryExhausted, InvalidArgument, NotMapped, OutOfAddressSpace, OutOfMemory
 from vm_mem.regions import Commit, Region
+from vm_mem.size import parse_memory_size
 from vm_mem.space import (
     ACCESS_SIZES,
     ADDRESS_LIMIT,
@@ -45,4 +46,5 @@ __all__ = [
     "Region",
     "page_round_down",
     "page_round_up",
+    "parse_memory_size",
 ]
