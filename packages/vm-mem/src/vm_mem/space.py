@@ -69,6 +69,7 @@ from vm_core.errors import MemoryFault
 from vm_core.logging import get_logger
 
 from vm_mem.errors import GuestMemoryExhausted, InvalidArgument, NotMapped, OutOfAddressSpace, OutOfMemory
+from vm_mem.images import dump_pages, restore_pages
 from vm_mem.program_break import ProgramBreak
 from vm_mem.regions import Commit, PageProtections, Region, RegionTable
 
@@ -697,19 +698,7 @@ class AddressSpace(ProgramBreak):
         region's initial data; :meth:`dump_regions` and these pages rebuild
         the whole address space (:meth:`restore_pages`).
         """
-        numbers = set(self.pages)
-        for region in self._regions:
-            if region.data is not None:
-                numbers.update(region.data_pages())
-        for pn in sorted(numbers):
-            page = self.pages.get(pn)
-            region = self._regions.find(pn)
-            assert region is not None
-            if page is None:
-                contents = region.initial_bytes(pn)
-                yield pn, region.prot, contents + bytes(PAGE_SIZE - len(contents))
-            else:
-                yield pn, region.prot, bytes(page)
+        return dump_pages(self)
 
     def restore_pages(
         self, items: Iterable[tuple[int, int, Buffer]], regions: Iterable[RegionRecord] | None = None
@@ -722,44 +711,4 @@ class AddressSpace(ProgramBreak):
         pages are released with their callbacks called, since their contents
         are replaced.
         """
-        limit = self.address_limit >> PAGE_SHIFT
-        staged: list[tuple[int, int, bytearray]] = []
-        for pn, prot, data in items:
-            _require_int("page number", pn)
-            if not 0 <= pn < limit:
-                raise InvalidArgument(f"restore_pages: page number {pn:#x} is outside the address space")
-            page = bytearray(data)
-            if len(page) != PAGE_SIZE:
-                raise InvalidArgument(f"restore_pages: page {pn:#x} has {len(page)} bytes, not {PAGE_SIZE}")
-            staged.append((pn, _check_prot(prot), page))
-        table = RegionTable()
-        records = [(pn, pn + 1, prot, 0) for pn, prot, _ in staged] if regions is None else list(regions)
-        committed = 0
-        for first, last, prot, commit in records:
-            for value in (first, last, commit):
-                _require_int("region field", value)
-            if not 0 <= first < last <= limit or table.any_in(first, last):
-                raise InvalidArgument(f"restore_pages: region {first:#x}-{last:#x} is invalid or overlaps another")
-            if commit not in iter(Commit):
-                raise InvalidArgument(f"restore_pages: unknown commit kind {commit}")
-            table.insert(Region(first, last, _check_prot(prot), None, 0, Commit(commit)))
-            committed += (last - first) << PAGE_SHIFT if commit == Commit.CHARGED else 0
-        for pn, prot, _ in staged:
-            region = table.find(pn)
-            if region is None or region.prot != prot:
-                raise InvalidArgument(f"restore_pages: page {pn:#x} is not in a region with protection {prot}")
-        if self.max_memory is not None and len(staged) * PAGE_SIZE > self.max_memory:
-            raise GuestMemoryExhausted(staged[-1][0] << PAGE_SHIFT, len(staged) * PAGE_SIZE, self.max_memory)
-        for pn in sorted(self._watched):
-            self._release_watch(pn)
-        self.pages.clear()
-        self.readable.clear()
-        self.writable.clear()
-        self._regions.clear()
-        for region in table:
-            self._regions.insert(region)
-        self._committed = committed
-        for pn, prot, page in staged:
-            self._install(pn, page, prot)
-        self._mapping_changed(0, self.address_limit >> PAGE_SHIFT)
-        self._log.debug("restore_pages", pages=len(staged), regions=len(self._regions))
+        restore_pages(self, items, regions)
