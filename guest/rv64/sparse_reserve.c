@@ -6,7 +6,10 @@
  * with the reservation live). Also: protections over the whole range, a hole
  * punched by munmap, MADV_DONTNEED, mremap of a touched page, and commit
  * accounting (a reservation larger than the host's RAM + swap without
- * MAP_NORESERVE is refused by the host's overcommit heuristic).
+ * MAP_NORESERVE is refused by the host's overcommit heuristic; making 64 GiB
+ * writable is refused where RAM + swap is smaller, qemu and vm on one host
+ * agree either way). Sizes stay at 64 GiB: qemu-user 7.2 tracks guest page
+ * flags page by page, so larger successful mappings make it slow.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -55,17 +58,12 @@ int main(void) {
 
     void *big = mmap(NULL, 1024 * GIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     report("mmap 1 TiB accountable (beyond RAM + swap)", big != MAP_FAILED);
-    big = mmap(NULL, 1024 * GIB, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    report("mmap 1 TiB read-only (not yet accountable)", big != MAP_FAILED);
+    big = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    report("mmap 64 GiB read-only (not yet accountable)", big != MAP_FAILED);
     if (big != MAP_FAILED) {
-        report("mprotect it writable (now accountable)", mprotect(big, 1024 * GIB, PROT_READ | PROT_WRITE) == 0);
-        report("munmap it", munmap(big, 1024 * GIB) == 0);
-    }
-    big = mmap(NULL, 1024 * GIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    report("mmap 1 TiB MAP_NORESERVE", big != MAP_FAILED);
-    if (big != MAP_FAILED) {
-        ((char *)big)[512 * GIB] = 1;
-        report("touch and munmap it", munmap(big, 1024 * GIB) == 0);
+        int writable = mprotect(big, size, PROT_READ | PROT_WRITE) == 0;
+        printf("%-44s %s\n", "mprotect it writable (now accountable)", writable ? "ok" : "refused");
+        report("munmap it", munmap(big, size) == 0);
     }
     return 0;
 }
