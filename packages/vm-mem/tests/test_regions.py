@@ -64,6 +64,12 @@ def test_region_table_matches_a_page_model(operations: list[tuple[Any, ...]], pr
     hole = next((pn for pn in range(first, last) if pn not in model), None)
     assert table.first_hole(first, last) == hole
     assert table.any_in(first, last) == any(pn in model for pn in range(first, last))
+    for need in (1, 2, 3):
+        lacking = next((pn for pn in range(first, last) if pn not in model or model[pn][0] & need != need), None)
+        assert table.first_without(first, last, need) == lacking
+    for commit in Commit:
+        assert table.pages_with(first, last, commit) == sum(
+            1 for pn in range(first, last) if pn in model and model[pn][1] is commit)  # fmt: skip
     assert {pn for r in table.overlapping(first, last) for pn in range(r.start, r.end)} >= {
         pn for pn in range(first, last) if pn in model}  # fmt: skip
     assert list(table.free_gaps_above(first, LIMIT)) == model_gaps(model, first, LIMIT)

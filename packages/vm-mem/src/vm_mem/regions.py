@@ -146,6 +146,21 @@ class RegionTable:
             pn = region.end
         return pn if pn < last else None
 
+    def first_without(self, first: int, last: int, need: int) -> int | None:
+        """The lowest page in ``[first, last)`` unmapped or lacking a bit of ``need``, or None."""
+        pn = first
+        for region in self.overlapping(first, last):
+            if region.start > pn or region.prot & need != need:
+                return pn
+            pn = region.end
+        return pn if pn < last else None
+
+    def pages_with(self, first: int, last: int, commit: Commit) -> int:
+        """How many pages of ``[first, last)`` lie in regions with ``commit``."""
+        return sum(
+            min(r.end, last) - max(r.start, first) for r in self.overlapping(first, last) if r.commit is commit
+        )
+
     def any_in(self, first: int, last: int) -> bool:
         """Whether any page of ``[first, last)`` is mapped."""
         index = self._first_index(first)

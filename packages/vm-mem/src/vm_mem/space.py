@@ -304,11 +304,7 @@ class AddressSpace(ProgramBreak):
         self._log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot, commit=commit.name)
 
     def _charged_in(self, first: int, last: int) -> int:
-        return sum(
-            (min(r.end, last) - max(r.start, first)) << PAGE_SHIFT
-            for r in self._regions.overlapping(first, last)
-            if r.commit is Commit.CHARGED
-        )
+        return self._regions.pages_with(first, last, Commit.CHARGED) << PAGE_SHIFT
 
     def unmap(self, addr: int, length: int) -> None:
         """Unmap every page of ``[addr, addr+length)``; unmapped pages in the range are fine."""
@@ -354,11 +350,7 @@ class AddressSpace(ProgramBreak):
     def chargeable_bytes(self, addr: int, length: int) -> int:
         """Bytes of ``[addr, addr+length)`` that becoming writable would charge (``Commit.ON_WRITE`` parts)."""
         first, last = addr >> PAGE_SHIFT, (addr + length + PAGE_MASK) >> PAGE_SHIFT
-        return sum(
-            (min(r.end, last) - max(r.start, first)) << PAGE_SHIFT
-            for r in self._regions.overlapping(first, last)
-            if r.commit is Commit.ON_WRITE
-        )
+        return self._regions.pages_with(first, last, Commit.ON_WRITE) << PAGE_SHIFT
 
     def discard(self, addr: int, length: int) -> None:
         """Forget the touched pages of ``[addr, addr+length)``: they read as first touched again.
@@ -443,12 +435,7 @@ class AddressSpace(ProgramBreak):
         if length <= 0:
             length = 1
         first, last = addr >> PAGE_SHIFT, ((addr + length - 1) >> PAGE_SHIFT) + 1
-        pn = first
-        for region in self._regions.overlapping(first, last):
-            if region.start > pn or region.prot & need != need:
-                return False
-            pn = region.end
-        return pn >= last
+        return self._regions.first_without(first, last, need) is None
 
     def regions(self, addr: int, length: int) -> list[Region]:
         """The regions within ``[addr, addr+length)``, clipped to it, in address order."""
@@ -499,14 +486,9 @@ class AddressSpace(ProgramBreak):
 
     def _check(self, addr: int, n: int, need: int, access: str) -> None:
         """Raise MemoryFault (at the first bad byte) unless every page of ``[addr, addr+n)`` has ``need``."""
-        first, last = addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1
-        pn = first
-        for region in self._regions.overlapping(first, last):
-            if region.start > pn or not region.prot & need:
-                break
-            pn = region.end
-        if pn < last:
-            raise MemoryFault(max(addr, pn << PAGE_SHIFT), access)
+        bad = self._regions.first_without(addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1, need)
+        if bad is not None:
+            raise MemoryFault(max(addr, bad << PAGE_SHIFT), access)
 
     def _gather(self, addr: int, n: int) -> bytes:
         """The bytes of ``[addr, addr+n)`` with no permission check (pages must be mapped)."""
