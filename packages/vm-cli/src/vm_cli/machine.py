@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 import pluggy
-from vm_core.errors import ConfigurationError, MemoryFault, VmError
+from vm_core.errors import ConfigurationError, VmError
 from vm_core.plugins import Registry, collect_registry, make_plugin_manager
 from vm_core.types import EngineSpec, StopKind, StopReason
 from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace

@@ -19,7 +19,6 @@ import attrs
 
 from vm_linux.cpu import GuestCpu
 
-
 #: The user address-space ceiling vm gives guests: qemu-riscv64 7.2's on x86-64 hosts (see ``LinuxAbi``).
 USER_ADDRESS_LIMIT = 0x7FFF_FFFF_F000
 

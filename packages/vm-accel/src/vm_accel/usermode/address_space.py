@@ -25,8 +25,8 @@ from typing import cast
 
 from vm_core.logging import get_logger
 from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, Commit
-from vm_mem.space import RegionRecord
 from vm_mem.errors import InvalidArgument
+from vm_mem.space import RegionRecord
 
 from vm_accel.kvm.memory import GuestMemoryRegion
 from vm_accel.usermode.frames import FrameAllocator
