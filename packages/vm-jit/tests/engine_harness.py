@@ -119,6 +119,11 @@ def fault_details(fault: BaseException | None) -> tuple[Any, ...] | None:
     return (type(fault).__name__, getattr(fault, "pc", None), *extra)
 
 
+def mapped_contents(mem: Any) -> tuple[tuple[int, bytes], ...]:
+    """Every mapped page's bytes (whether or not an engine touched it: vm-mem creates pages lazily)."""
+    return tuple((pn, mem.peek(pn << 12, 4096)) for pn in mem.prot)
+
+
 def snapshot(cpu: CpuState, stop: Any) -> Snapshot:
     mem = cpu.mem
     return Snapshot(
@@ -128,7 +133,7 @@ def snapshot(cpu: CpuState, stop: Any) -> Snapshot:
         pc=cpu.pc,
         icount=cpu.icount,
         regs=tuple(cpu.regs),
-        memory=tuple((pn, bytes(page)) for pn, page in sorted(mem.pages.items())),
+        memory=mapped_contents(mem),
     )
 
 

@@ -130,18 +130,17 @@ def test_loads_and_stores_match_the_reference_or_leave_precisely(
     blk = ir.Block("riscv64", PC, tuple(stmts), ir.Jump(ir.Const(0x9000)), 2, 8)  # fmt: skip
     mem = memory()
     content = random.Random(seed).randbytes(0x2000)
-    mem.pages[DATA >> 12][:] = content[:0x1000]
-    mem.pages[(DATA >> 12) + 1][:] = content[0x1000:]
+    mem.poke(DATA, content)
     runner = RegionRunner([blk], mem)
     start = [0, DATA + offset, value] + [0] * 64
     regs = list(start)
     status, pc, n = runner.run(regs, PC)
-    after = [bytes(page) for _pn, page in sorted(mem.pages.items())]
-    mem.pages[DATA >> 12][:] = content[:0x1000]
+    after = [mem.peek(pn << 12, 0x1000) for pn in mem.prot]
+    mem.poke(DATA, content[:0x1000])
     if status == LEFT:
         expected, next_pc = reference(blk, list(start), mem)
         assert (pc, n) == (next_pc, 2) and regs == expected
-        assert after == [bytes(page) for _pn, page in sorted(mem.pages.items())]
+        assert after == [mem.peek(pn << 12, 0x1000) for pn in mem.prot]
         assert offset + size <= 0x1000
         return
     # the slow path: a page-crossing access, or a store into the read-only page; exact state up to there
@@ -162,9 +161,11 @@ def test_unmapped_and_high_addresses_leave_slow_without_touching_registers() -> 
         regs = [0, address, 0, 0x55] + [0] * 63
         assert runner.run(regs, PC) == (SLOW, PC, 0)
         assert regs[3] == 0x55
-    mem.map(0x50000, 0x1000, PROT_READ)  # a new mapping shows up in the tables through on_mapping_change
+    mem.map(0x50000, 0x1000, PROT_READ)
     mem.store(DATA, 8, 7)
     regs = [0, 0x50000, 0, 0x55] + [0] * 63
+    assert runner.run(regs, PC) == (SLOW, PC, 0)  # mapped but untouched: no page yet, the slow path creates it
+    assert mem.load(0x50000, 8) == 0  # the first touch shows up in the tables through on_mapping_change
     assert runner.run(regs, PC) == (LEFT, 0x9000, 1) and regs[3] == 0
     mem.unmap(0x50000, 0x1000)
     assert runner.run(regs, PC)[0] == SLOW
@@ -206,14 +207,14 @@ def test_rdinstret_and_store_conditional_helpers() -> None:
         cpu = CpuState("riscv64", len(regs), mem)
         cpu.regs[:] = regs
         cpu.icount = 1000
-        snapshot = bytes(mem.pages[DATA >> 12])
+        snapshot = mem.peek(DATA, 0x1000)
         status, pc, n = runner.run(regs, PC, icount=1000)
         if address == reservation and (address % 8 or address >= DATA + 0x1000):
-            assert (status, pc, n) == (SLOW, PC, 0) and bytes(mem.pages[DATA >> 12]) == snapshot
+            assert (status, pc, n) == (SLOW, PC, 0) and mem.peek(DATA, 0x1000) == snapshot
             continue
-        native_memory = bytes(mem.pages[DATA >> 12])
-        mem.pages[DATA >> 12][:] = snapshot
+        native_memory = mem.peek(DATA, 0x1000)
+        mem.poke(DATA, snapshot)
         expected, _ = reference(blk, cpu.regs, mem, icount=1000)
         cpu_expected_instret = 1000 + 1
         assert status == LEFT and regs == expected and regs[4] == cpu_expected_instret
-        assert native_memory == bytes(mem.pages[DATA >> 12])
+        assert native_memory == mem.peek(DATA, 0x1000)

@@ -104,7 +104,7 @@ def encode(spec: rv64f.InsnSpec, rm: int) -> int:
 def lifted(word: int) -> tuple[ir.Block, AddressSpace]:
     mem = AddressSpace()
     mem.map(PC, 0x1000, PROT_READ | PROT_EXEC)
-    mem.pages[PC >> 12][:4] = word.to_bytes(4, "little")
+    mem.poke(PC, word.to_bytes(4, "little"))
     return FRONTEND.lift_block(mem, PC, 1), mem
 
 

@@ -73,7 +73,8 @@ def outcome(cpu: CpuState, run: Callable[[], int], insns_on_success: int = 0) ->
         cpu.icount += insns_on_success
     except GuestFault as fault:
         result = (type(fault).__name__, fault.pc, getattr(fault, "address", None), getattr(fault, "access", None))
-    pages = hashlib.sha256(b"".join(pn.to_bytes(8, "little") + page for pn, page in sorted(cpu.mem.pages.items())))
+    mapped = sorted(cpu.mem.prot)  # every mapped page, touched or not (vm-mem creates pages lazily)
+    pages = hashlib.sha256(b"".join(pn.to_bytes(8, "little") + cpu.mem.peek(pn << 12, 4096) for pn in mapped))
     return result, cpu.pc, cpu.icount, tuple(cpu.regs), pages.hexdigest()
 
 

@@ -50,9 +50,7 @@ def check_against_readelf(path: Path, mem: AddressSpace, base: int) -> None:
         start = base + vaddr
         for page in range(start & ~(PAGE_SIZE - 1), start + memsz, PAGE_SIZE):
             assert mem.prot[page >> 12] == expected_prot(flags), hex(page)
-        image = bytearray()
-        for addr in range(start, start + memsz):
-            image.append(mem.pages[addr >> 12][addr & 4095])
+        image = mem.peek(start, memsz)
         assert bytes(image[:filesz]) == data[offset : offset + filesz]
         assert bytes(image[filesz:]) == bytes(memsz - filesz)
 

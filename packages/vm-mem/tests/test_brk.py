@@ -204,7 +204,7 @@ def test_restore_brk_round_trips_the_break_state() -> None:
     space.set_brk_base(0x10000)
     space.brk(0x12345)
     copy = AddressSpace()
-    copy.restore_pages(space.dump_pages())
+    copy.restore_pages(space.dump_pages(), space.dump_regions())
     copy.restore_brk(space.brk_start or 0, space.brk_current)
     assert copy.brk(0) == 0x12345
     assert copy.brk(0x11000) == 0x11000

@@ -18,6 +18,7 @@ def watched_space(prot: int = RWX, pages: int = 2) -> tuple[AddressSpace, list[i
     calls: list[int] = []
     space.on_code_write.append(calls.append)
     for pn in range(PN, PN + pages):
+        space.fetch(pn << 12, 4)  # as an engine does: it translated code from the page, so touched it
         space.watch_code(pn)
     return space, calls
 

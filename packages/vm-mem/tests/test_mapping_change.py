@@ -2,8 +2,8 @@
 
 A model mirror (page number -> the ``bytearray`` object of each dict) is
 updated only for the page ranges the callbacks name. After every operation
-of a random sequence (map, unmap, protect, watch/unwatch code, slow stores
-into watched pages, brk, restore) the mirror must equal the address space's
+of a random sequence (map, unmap, protect, watch/unwatch code, first touches
+by loads and stores, slow stores into watched pages, brk, restore) the mirror must equal the address space's
 own dicts, object identity included: a stale entry would let native code
 write into a page that was replaced, unmapped or made read-only.
 """
@@ -56,6 +56,7 @@ OPS = st.one_of(
     st.tuples(st.just("watch"), PAGE_NUMBERS),
     st.tuples(st.just("unwatch"), PAGE_NUMBERS),
     st.tuples(st.just("store"), PAGE_NUMBERS, st.integers(0, 4095)),
+    st.tuples(st.just("load"), PAGE_NUMBERS),
     st.tuples(st.just("restore")),
 )
 
@@ -73,10 +74,12 @@ def apply(space: AddressSpace, op: tuple[Any, ...]) -> None:
             space.watch_code((BASE >> 12) + op[1])
         elif kind == "unwatch":
             space.unwatch_code((BASE >> 12) + op[1])
+        elif kind == "load":
+            space.load(BASE + op[1] * 4096, 4)
         elif kind == "store":
             space.store(BASE + op[1] * 4096 + op[2], 8, 0x1122334455667788)
         else:
-            space.restore_pages(list(space.dump_pages()))
+            space.restore_pages(list(space.dump_pages()), space.dump_regions())
     except (MemoryFault, VmError):
         pass
 
@@ -96,6 +99,9 @@ def test_watching_a_writable_page_reports_it_and_a_code_store_reports_it_back() 
     space = AddressSpace()
     space.map(BASE, 4096, PROT_READ | PROT_WRITE | PROT_EXEC)
     mirror = Mirror(space)
+    space.fetch(BASE, 4)  # the first touch creates the page: reported
+    assert mirror.calls == [(BASE >> 12, (BASE >> 12) + 1)] and mirror.writable[BASE >> 12] is space.pages[BASE >> 12]
+    mirror.calls.clear()
     space.watch_code(BASE >> 12)
     assert mirror.calls == [(BASE >> 12, (BASE >> 12) + 1)]
     assert (BASE >> 12) not in mirror.writable
@@ -108,8 +114,12 @@ def test_map_over_a_page_replaces_the_object_in_the_mirror() -> None:
     space = AddressSpace()
     space.map(BASE, 4096, PROT_READ | PROT_WRITE)
     mirror = Mirror(space)
+    space.store(BASE, 1, 1)
     old = space.pages[BASE >> 12]
     space.map(BASE, 4096, PROT_READ | PROT_WRITE)
+    assert (BASE >> 12) not in mirror.readable  # replaced by an untouched page
+    mirror.check()
+    assert space.load(BASE, 1) == 0
     assert mirror.readable[BASE >> 12] is not old
     mirror.check()
 
@@ -119,6 +129,10 @@ def test_brk_growth_and_shrink_are_reported() -> None:
     space.set_brk_base(BASE)
     mirror = Mirror(space)
     space.brk(BASE + 3 * 4096)
+    mirror.check()
+    assert len(mirror.writable) == 0  # mapped, not touched
+    for offset in range(0, 3 * 4096, 4096):
+        space.store(BASE + offset, 8, 1)
     mirror.check()
     assert len(mirror.writable) == 3
     space.brk(BASE + 4096)

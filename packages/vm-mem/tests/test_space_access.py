@@ -136,7 +136,7 @@ def test_permissions_are_enforced_per_access_kind() -> None:
         space.load(BASE, 4)
     with pytest.raises(MemoryFault):
         space.read(BASE + PAGE_SIZE, 1)  # PROT_NONE: mapped but untouchable
-    assert BASE + PAGE_SIZE >> PAGE_SHIFT in space.pages
+    assert BASE + PAGE_SIZE >> PAGE_SHIFT in space.prot and BASE + PAGE_SIZE >> PAGE_SHIFT not in space.pages
     assert space.read(BASE + 2 * PAGE_SIZE, 2) == b"ro"
     with pytest.raises(MemoryFault) as info:
         space.write(BASE + 2 * PAGE_SIZE, b"x")

@@ -59,6 +59,7 @@ def test_protect_is_all_or_nothing_over_holes() -> None:
     space.protect(0x10000, 0, PROT_NONE)  # zero length: no-op
     space.protect(0x12000, 1, PROT_READ)
     assert space.mappings() == [(0x10000, 0x11000, RW), (0x12000, 0x13000, PROT_READ)]
+    assert 0x12 not in space.readable and space.read(0x12000, 1) == b"\0"
     assert 0x12 in space.readable and 0x12 not in space.writable
     space.protect(0x12000, PAGE_SIZE, PROT_NONE)
     assert 0x12 in space.pages and 0x12 not in space.readable and space.prot[0x12] == PROT_NONE
@@ -67,6 +68,8 @@ def test_protect_is_all_or_nothing_over_holes() -> None:
 def test_all_dicts_share_one_bytearray_per_page() -> None:
     space = AddressSpace()
     space.map(0x10000, PAGE_SIZE, RW)
+    assert space.pages == space.readable == space.writable == {}  # nothing touched yet
+    space.load(0x10000, 1)
     page = space.pages[0x10]
     assert space.readable[0x10] is page and space.writable[0x10] is page
     space.writable[0x10][5] = 7
@@ -89,8 +92,8 @@ def test_find_free_prefers_a_free_hint_else_goes_top_down_below_mmap_base() -> N
     assert space.find_free(PAGE_SIZE) == top + PAGE_SIZE
 
 
-def test_find_free_raises_when_the_window_is_full() -> None:
-    space = AddressSpace(mmap_base=0x14000, mmap_min_addr=0x10000)
+def test_find_free_raises_when_nothing_below_the_ceiling_is_free() -> None:
+    space = AddressSpace(mmap_base=0x14000, mmap_min_addr=0x10000, address_limit=0x14000)
     space.map(0x10000, 2 * PAGE_SIZE, RW)
     space.map(0x13000, PAGE_SIZE, RW)
     assert space.find_free(PAGE_SIZE) == 0x12000
@@ -100,6 +103,10 @@ def test_find_free_raises_when_the_window_is_full() -> None:
     with pytest.raises(OutOfAddressSpace) as info:
         space.find_free(1)
     assert info.value.length == 1
+    space.address_limit = 0x20000  # above mmap_base, bottom-up, up to the ceiling
+    assert space.find_free(0xC000) == 0x14000
+    with pytest.raises(OutOfAddressSpace):
+        space.find_free(0xC001)
 
 
 @settings(max_examples=80, deadline=None)
@@ -119,18 +126,18 @@ def test_find_free_never_overlaps(existing: list[tuple[int, int]], requests: lis
         free_starts = [
             start
             for start in range(low, base - npages * PAGE_SIZE + 1, PAGE_SIZE)
-            if not any((start >> 12) + i in space.pages for i in range(npages))
+            if not any((start >> 12) + i in space.prot for i in range(npages))
         ]
-        try:
-            start = space.find_free(length, hint)
-        except OutOfAddressSpace:
-            assert not free_starts
-            continue
+        start = space.find_free(length, hint)
         assert start % PAGE_SIZE == 0 and start >= low
-        assert not any((start >> 12) + i in space.pages for i in range(npages))
+        assert not any((start >> 12) + i in space.prot for i in range(npages))
         rounded_hint = -(-hint // PAGE_SIZE) * PAGE_SIZE
         if start != rounded_hint:
-            assert start == max(free_starts)  # top-down: the highest free range below mmap_base
+            if free_starts:
+                assert start == max(free_starts)  # top-down: the highest free range below mmap_base
+            else:  # Linux's bottom-up fallback: the lowest free range above mmap_base
+                assert start >= base
+                assert all(space.any_mapped(s, npages * PAGE_SIZE) for s in range(base, start, PAGE_SIZE))
         space.map(start, length, RW)
 
 
@@ -140,10 +147,12 @@ def test_dump_and_restore_pages_round_trip_everything() -> None:
     space.map(0x20000, PAGE_SIZE, PROT_NONE)
     space.map(0x30000, PAGE_SIZE, RX, b"code")
     dumped = list(space.dump_pages())
-    assert [(pn, prot) for pn, prot, _ in dumped] == [(0x10, RW), (0x11, RW), (0x20, PROT_NONE), (0x30, RX)]
+    # the untouched PROT_NONE page holds nothing: only its region is saved
+    assert [(pn, prot) for pn, prot, _ in dumped] == [(0x10, RW), (0x11, RW), (0x30, RX)]
+    assert space.dump_regions() == [(0x10, 0x12, RW, 0), (0x20, 0x21, PROT_NONE, 0), (0x30, 0x31, RX, 0)]
     copy = AddressSpace()
     copy.map(0x50000, PAGE_SIZE, RW)  # replaced wholesale
-    copy.restore_pages(dumped)
+    copy.restore_pages(dumped, space.dump_regions())
     assert copy.mappings() == space.mappings()
     assert list(copy.dump_pages()) == dumped
     assert set(copy.readable) == {0x10, 0x11, 0x30} and set(copy.writable) == {0x10, 0x11}

@@ -5,10 +5,14 @@ memory is a dict address -> non-zero byte, protections a dict page -> prot,
 and every access is checked byte by byte. Each step compares results, faults
 (address and access kind), code-watch notifications and, through the
 invariants, the whole state: a faulting access must leave everything unchanged.
+The model also knows which pages the guest has touched (a successful access
+to them since they were mapped): exactly those, and no others, may cost a
+page in the address space's dicts (sparse, lazy memory).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import hypothesis.strategies as st
@@ -16,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from vm_core.errors import MemoryFault
-from vm_mem import AddressSpace, NotMapped, OutOfAddressSpace
+from vm_mem import AddressSpace, NotMapped
 
 PAGE = 4096
 LO_PAGE = 16  # the machine maps pages in [LO_PAGE, HI_PAGE)
@@ -43,6 +47,7 @@ class ReferenceMemory:
         self.mem: dict[int, int] = {}
         self.prot: dict[int, int] = {}
         self.watched: set[int] = set()
+        self.touched: set[int] = set()
         self.brk_start = -(-BRK_PROGRAM_END // PAGE) * PAGE
         self.brk_cur = self.brk_start
 
@@ -69,7 +74,13 @@ class ReferenceMemory:
             del self.mem[a]
         released = sorted(self.watched & pns)
         self.watched -= pns
+        self.touched -= pns
         return released
+
+    def touch(self, addr: int, n: int) -> None:
+        self.touched.update(a // PAGE for a in range(addr, addr + n, PAGE))
+        if n:
+            self.touched.add((addr + n - 1) // PAGE)
 
 
 class AddressSpaceMachine(RuleBasedStateMachine):
@@ -144,10 +155,8 @@ class AddressSpaceMachine(RuleBasedStateMachine):
                 if free(start_pn):
                     expected = start_pn * PAGE
                     break
-        if expected is None:
-            with pytest.raises(OutOfAddressSpace):
-                self.space.find_free(count * PAGE, hint)
-            return
+            else:  # nothing below mmap_base: the lowest free range above it (Linux's bottom-up fallback)
+                expected = next(pn for pn in itertools.count(HI_PAGE) if free(pn)) * PAGE
         assert self.space.find_free(count * PAGE, hint) == expected
         if take:
             self.space.map(expected, count * PAGE, R | W)
@@ -170,16 +179,19 @@ class AddressSpaceMachine(RuleBasedStateMachine):
     def load(self, addr: int, size: int) -> None:
         if not self.expect_fault(lambda: self.space.load(addr, size), addr, size, R, "read"):
             assert self.space.load(addr, size) == int.from_bytes(self.model.get(addr, size), "little")
+            self.model.touch(addr, size)
 
     @rule(addr=addresses, n=st.integers(0, 9000))
     def read(self, addr: int, n: int) -> None:
         if not self.expect_fault(lambda: self.space.read(addr, n), addr, n, R, "read"):
             assert self.space.read(addr, n) == self.model.get(addr, n)
+            self.model.touch(addr, n)
 
     @rule(addr=addresses, n=st.integers(0, 40))
     def fetch(self, addr: int, n: int) -> None:
         if not self.expect_fault(lambda: self.space.fetch(addr, n), addr, n, X, "execute"):
             assert self.space.fetch(addr, n) == self.model.get(addr, n)
+            self.model.touch(addr, n)
 
     @rule(addr=addresses, limit=st.integers(0, 5000))
     def read_cstring(self, addr: int, limit: int) -> None:
@@ -197,8 +209,10 @@ class AddressSpaceMachine(RuleBasedStateMachine):
             with pytest.raises(MemoryFault) as info:
                 self.space.read_cstring(addr, limit)
             assert (info.value.address, info.value.access) == (fault, "read")
+            self.model.touch(addr, fault - addr)
         else:
             assert self.space.read_cstring(addr, limit) == bytes(expected)
+            self.model.touch(addr, min(len(expected) + 1, limit))
 
     def written(self, addr: int, n: int) -> None:
         touched = {a // PAGE for a in range(addr, addr + n)}
@@ -212,6 +226,7 @@ class AddressSpaceMachine(RuleBasedStateMachine):
             return
         self.space.store(addr, size, value)
         self.written(addr, size)
+        self.model.touch(addr, size)
         self.model.put(addr, (value % (1 << (8 * size))).to_bytes(size, "little"))
 
     @rule(addr=addresses, data=payloads)
@@ -220,6 +235,7 @@ class AddressSpaceMachine(RuleBasedStateMachine):
             return
         self.space.write(addr, data)
         self.written(addr, len(data))
+        self.model.touch(addr, len(data))
         self.model.put(addr, data)
 
     # -------------------------------------------------------------- code watching
@@ -269,10 +285,11 @@ class AddressSpaceMachine(RuleBasedStateMachine):
     @invariant()
     def layout_is_consistent(self) -> None:
         s, m = self.space, self.model
-        assert s.prot == m.prot
-        assert set(s.pages) == set(m.prot)
-        assert set(s.readable) == {pn for pn, p in m.prot.items() if p & R}
-        assert set(s.writable) == {pn for pn, p in m.prot.items() if p & W and pn not in m.watched}
+        assert dict(s.prot) == m.prot and len(s.prot) == len(m.prot)
+        assert all(s.prot.get(pn) == m.prot.get(pn) for pn in range(LO_PAGE - 1, HI_PAGE + 1))
+        assert set(s.pages) == m.touched and m.touched <= set(m.prot)
+        assert set(s.readable) == {pn for pn in m.touched if m.prot[pn] & R}
+        assert set(s.writable) == {pn for pn in m.touched if m.prot[pn] & W and pn not in m.watched}
         for pn, page in s.pages.items():
             assert type(page) is bytearray and len(page) == PAGE
             assert s.readable.get(pn, page) is page and s.writable.get(pn, page) is page
@@ -281,13 +298,15 @@ class AddressSpaceMachine(RuleBasedStateMachine):
 
     @invariant()
     def contents_match(self) -> None:
-        pages = self.space.pages
+        pages = {pn: data for pn, _prot, data in self.space.dump_pages()}  # touched or holding initial data
         nonzero_per_page: dict[int, int] = {}
         for a, b in self.model.mem.items():
             assert pages[a // PAGE][a % PAGE] == b
             nonzero_per_page[a // PAGE] = nonzero_per_page.get(a // PAGE, 0) + 1
         for pn, page in pages.items():
             assert PAGE - page.count(0) == nonzero_per_page.get(pn, 0)
+        for pn, page in self.space.pages.items():
+            assert bytes(page) == pages[pn]
 
     @invariant()
     def mappings_are_coalesced_model(self) -> None:

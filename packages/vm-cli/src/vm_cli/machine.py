@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 import pluggy
-from vm_core.errors import ConfigurationError, MemoryFault, VmError
+from vm_core.errors import ConfigurationError, VmError
 from vm_core.plugins import Registry, collect_registry, make_plugin_manager
 from vm_core.types import EngineSpec, StopKind, StopReason
 from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
@@ -84,23 +84,7 @@ class Machine:
 
         Translations of the pages written are dropped, as for a guest store.
         """
-        view = memoryview(bytes(data))
-        end = address + len(view)
-        addr = address
-        while addr < end:  # check first: nothing is written unless every page is mapped
-            if addr >> 12 not in self.mem.pages:
-                raise MemoryFault(addr, "write")
-            addr = (addr | 0xFFF) + 1
-        addr = address
-        while addr < end:
-            pn, off = addr >> 12, addr & 0xFFF
-            n = min(4096 - off, end - addr)
-            if self.mem.is_code_watched(pn):
-                self.mem.unwatch_code(pn)
-                for callback in list(self.mem.on_code_write):
-                    callback(pn)
-            self.mem.pages[pn][off : off + n] = view[addr - address : addr - address + n]
-            addr += n
+        self.mem.poke(address, bytes(data))
 
     # -- registers -------------------------------------------------------------
     def _index(self, name: str | int) -> int:

@@ -1,8 +1,8 @@
 """Snapshots: everything needed to continue a guest later, in another process, exactly where it stopped.
 
 A :class:`Snapshot` holds the CPU (the whole register file, pc, instructions
-retired), the memory (every mapped page with its protection, the program
-break and the layout limits), the engine-independent facts of the VM (ISA,
+retired), the memory (the mapped regions, every touched page with its
+protection, the program break and the layout limits), the engine-independent facts of the VM (ISA,
 engine name, the VM it belongs to) and, for a Linux user-mode guest, the
 kernel-side process state (:class:`vm_linux.persist.ProcessImage`).
 
@@ -77,7 +77,14 @@ class CpuImage:
 
 @attrs.frozen
 class MemoryImage:
-    """Every mapped page ``(page number, prot, 4096 bytes)``, the program break and the layout limits."""
+    """The mapped regions, the pages worth saving, the program break and the layout limits.
+
+    ``regions`` are ``(first page, end page, prot, commit)`` (vm-mem's
+    ``dump_regions``); ``pages`` ``(page number, prot, 4096 bytes)`` are the
+    touched pages and those holding a file mapping's data (``dump_pages``):
+    untouched pages read as zeros and are not saved. Snapshots from before
+    sparse memory have no regions (None): each saved page is its own mapping.
+    """
 
     pages: tuple[tuple[int, int, bytes], ...]
     brk_start: int | None
@@ -85,6 +92,7 @@ class MemoryImage:
     mmap_base: int
     mmap_min_addr: int
     address_limit: int
+    regions: tuple[tuple[int, int, int, int], ...] | None = None
 
 
 @attrs.frozen
@@ -148,6 +156,7 @@ def capture_memory(mem: AddressSpace) -> MemoryImage:
         mmap_base=mem.mmap_base,
         mmap_min_addr=mem.mmap_min_addr,
         address_limit=mem.address_limit,
+        regions=tuple(mem.dump_regions()),
     )
 
 
@@ -157,7 +166,7 @@ def build_address_space(image: MemoryImage) -> AddressSpace:
         mem = AddressSpace(
             mmap_base=image.mmap_base, mmap_min_addr=image.mmap_min_addr, address_limit=image.address_limit
         )
-        mem.restore_pages(image.pages)
+        mem.restore_pages(image.pages, image.regions)
         if image.brk_start is not None:
             mem.restore_brk(image.brk_start, image.brk_current)
     except VmError as err:
@@ -195,6 +204,7 @@ def _memory_body(image: MemoryImage, blob_of: Callable[[bytes], str]) -> dict[st
         "mmap_base": image.mmap_base,
         "mmap_min_addr": image.mmap_min_addr,
         "address_limit": image.address_limit,
+        **({} if image.regions is None else {"regions": [list(region) for region in image.regions]}),
     }
 
 
@@ -225,6 +235,15 @@ def _str(value: Any, what: str, *, optional: bool = False) -> Any:
     if not isinstance(value, str):
         raise SnapshotError(f"snapshot: malformed manifest: {what} must be a string")
     return value
+
+
+def _regions(value: Any) -> tuple[tuple[int, int, int, int], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, list) and len(item) == 4 for item in value):
+        raise SnapshotError("snapshot: malformed manifest: regions must be [first, end, prot, commit] lists")
+    return tuple((_int(a, "a region"), _int(b, "a region"), _int(c, "a region"), _int(d, "a region"))
+                 for a, b, c, d in value)
 
 
 def _body_to_snapshot(body: Any, pages_of: Callable[[list[str]], list[bytes]]) -> Snapshot:
@@ -263,6 +282,7 @@ def _body_to_snapshot(body: Any, pages_of: Callable[[list[str]], list[bytes]]) -
                 mmap_base=_int(memory["mmap_base"], "mmap_base"),
                 mmap_min_addr=_int(memory["mmap_min_addr"], "mmap_min_addr"),
                 address_limit=_int(memory["address_limit"], "address_limit"),
+                regions=_regions(memory.get("regions")),
             ),
             process=process,
             vm_id=_str(body["vm_id"], "vm_id", optional=True),

@@ -19,6 +19,9 @@ import attrs
 
 from vm_linux.cpu import GuestCpu
 
+#: The user address-space ceiling vm gives guests: qemu-riscv64 7.2's on x86-64 hosts (see ``LinuxAbi``).
+USER_ADDRESS_LIMIT = 0x7FFF_FFFF_F000
+
 
 class SignalFrameCodec(Protocol):
     """Builds and unwinds an ISA's ``rt_sigframe`` (see :mod:`vm_linux.rv64_sigframe`)."""
@@ -54,6 +57,10 @@ class LinuxAbi:
     sigaction_has_restorer: bool = False
     minsigstksz: int = 2048
     at_minsigstksz: int = 2048
+    #: One past the highest user address (Linux's ``TASK_SIZE``): what ``mmap``, ``munmap``, ``mprotect``
+    #: and ``brk`` check against. qemu-user 7.2 gives a 64-bit guest the host's user space, so on an x86-64
+    #: host the guest sees x86-64's 0x7fff_ffff_f000 (2^47 - 4 KiB); a riscv64 sv48 kernel's is 2^47.
+    user_address_limit: int = USER_ADDRESS_LIMIT
 
     def syscall_number(self, name: str) -> int:
         """The number of the system call called ``name`` in this ABI."""

@@ -35,7 +35,7 @@ from vm_core.errors import (
 )
 from vm_core.logging import get_logger
 from vm_core.types import StopKind
-from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ
+from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, GuestMemoryExhausted
 
 from vm_linux.abi import LinuxAbi
 from vm_linux.elf import LoadedProgram, load_elf, read_program_file
@@ -54,6 +54,7 @@ from vm_linux.signals import (
     SEGV_MAPERR,
     SIG_DFL,
     SIG_IGN,
+    SIGKILL,
     SIGSEGV,
     SIGSTOP,
     SIGTRAP,
@@ -79,6 +80,8 @@ class ProcessResult:
     exit_status: int | None
     signal: int | None
     instructions: int
+    #: Why the VM itself killed the guest (out of memory), for the one line ``vm run`` prints; None otherwise.
+    killed_because: str | None = None
 
 
 def abi_for(isa_name: str) -> LinuxAbi:
@@ -109,6 +112,7 @@ class LinuxProcess:
     ) -> None:
         self.abi = abi_for(isa_name)
         self.mem = mem
+        mem.address_limit = min(mem.address_limit, self.abi.user_address_limit)
         self.program_path = program
         self.argv = list(argv)
         if envp is None:
@@ -203,6 +207,11 @@ class LinuxProcess:
             if end.signal is not None:
                 self.log.info("killed_by_signal", signal=signal_name(end.signal), pc=hex(cpu.pc))
             return ProcessResult(exit_status=end.status, signal=end.signal, instructions=cpu.icount)
+        except (GuestMemoryExhausted, MemoryError) as exhausted:
+            # Like the kernel's OOM killer: no errno can report a page that cannot be backed, so SIGKILL.
+            reason = str(exhausted) if isinstance(exhausted, GuestMemoryExhausted) else "the host is out of memory"
+            self.log.info("killed_out_of_memory", reason=reason, pc=hex(cpu.pc))
+            return ProcessResult(exit_status=None, signal=SIGKILL, instructions=cpu.icount, killed_because=reason)
         finally:
             self.state.fds.close_all()
 

@@ -1,10 +1,12 @@
-"""vm-mem: the guest user address space (pages, protections, faults, brk, code watching).
+"""vm-mem: the guest user address space (sparse regions, lazy pages, protections, faults, brk, code watching).
 
 See :mod:`vm_mem.space` for the layout contract engines rely on and
 :mod:`vm_mem.fastpath` for the fast-path helpers compiled code uses.
 """
 
-from vm_mem.errors import InvalidArgument, NotMapped, OutOfAddressSpace
+from vm_mem.errors import GuestMemoryExhausted, InvalidArgument, NotMapped, OutOfAddressSpace, OutOfMemory
+from vm_mem.regions import Commit, Region
+from vm_mem.size import parse_memory_size
 from vm_mem.space import (
     ACCESS_SIZES,
     ADDRESS_LIMIT,
@@ -35,9 +37,14 @@ __all__ = [
     "PROT_READ",
     "PROT_WRITE",
     "AddressSpace",
+    "Commit",
+    "GuestMemoryExhausted",
     "InvalidArgument",
     "NotMapped",
     "OutOfAddressSpace",
+    "OutOfMemory",
+    "Region",
     "page_round_down",
     "page_round_up",
+    "parse_memory_size",
 ]

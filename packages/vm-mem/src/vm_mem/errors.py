@@ -7,7 +7,16 @@ memory-management call cannot be honoured:
 * :class:`OutOfAddressSpace` -> ``ENOMEM`` from ``mmap`` (no free range);
 * :class:`NotMapped` -> ``ENOMEM`` from ``mprotect`` (part of the range is unmapped);
 * :class:`InvalidArgument` -> ``EINVAL`` (unaligned address, empty or overflowing
-  range, unknown protection bits, unsupported access size).
+  range, unknown protection bits, unsupported access size);
+* :class:`OutOfMemory` -> ``ENOMEM`` from ``mmap`` / ``mprotect`` / ``mremap``
+  (and an unmoved break from ``brk``): the request would commit more memory
+  than the address space's ``max_memory`` allows.
+
+:class:`GuestMemoryExhausted` is different: it is raised by a *touch* (the
+first access to a page, which is when a page costs host memory) that would
+pass ``max_memory``, or that the host could not back (``MemoryError``). No
+errno can report that; the Linux layer ends the guest as the kernel's OOM
+killer would (``SIGKILL``).
 """
 
 from __future__ import annotations
@@ -40,3 +49,31 @@ class NotMapped(VmError):
 
 class InvalidArgument(VmError):
     """An address-space call got an argument it cannot accept (Linux answers EINVAL)."""
+
+
+class OutOfMemory(VmError):
+    """Committing ``requested`` more bytes would pass the commit limit (Linux answers ENOMEM)."""
+
+    def __init__(self, requested: int, committed: int, limit: int) -> None:
+        super().__init__(
+            f"committing {requested:#x} more bytes of guest memory would pass the limit of {limit:#x} "
+            f"({committed:#x} committed)",
+            hint="raise --max-memory",
+        )
+        self.requested = requested
+        self.committed = committed
+        self.limit = limit
+
+
+class GuestMemoryExhausted(VmError):
+    """A first touch of a page needs host memory the guest may not have (see the module docstring)."""
+
+    def __init__(self, address: int, touched: int, limit: int | None) -> None:
+        if limit is None:
+            reason = "the host is out of memory"
+        else:
+            reason = f"the guest may touch at most {limit} bytes (--max-memory) and has touched {touched}"
+        super().__init__(f"out of memory touching guest address {address:#x}: {reason}")
+        self.address = address
+        self.touched = touched
+        self.limit = limit

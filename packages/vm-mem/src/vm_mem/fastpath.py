@@ -20,7 +20,9 @@ and for a store::
         slow_store(space, addr, size, value)
 
 The slow path handles page-crossing and unaligned-across-page accesses,
-raises :class:`vm_core.errors.MemoryFault` for unmapped or protected memory,
+creates pages on their first touch (the dicts hold only touched pages, so a
+miss is not a fault), raises :class:`vm_core.errors.MemoryFault` for unmapped
+or protected memory,
 and notifies ``space.on_code_write`` callbacks when a store hits a page
 watched as translated code (watched pages are never in ``writable``, so a
 fast-path store cannot miss the notification). Instruction fetch goes through

@@ -1,26 +1,45 @@
-"""The guest user address space: page-granular, little-endian, with Linux protections.
+"""The guest user address space: sparse and lazy, page-granular, little-endian, with Linux protections.
 
-:class:`AddressSpace` is the one memory object every engine and the Linux layer
-share. Its layout is part of its contract, because compiled guest code reads
-and writes memory on its fast path directly through four plain dicts keyed by
-page number (``address >> PAGE_SHIFT``):
+:class:`AddressSpace` is the one memory object every engine and the Linux
+layer share. What is mapped is kept per range (:mod:`vm_mem.regions`, one
+:class:`~vm_mem.regions.Region` per mapping, like Linux's VMAs); a page costs
+host memory only once it is *touched*: the first access to it through a slow
+path (a load, store, fetch, ``read``/``write``, ``read_cstring``) creates it,
+zero-filled or holding the region's initial bytes (a file mapping's
+contents). A 64 GiB reservation is one region and no pages.
+
+Compiled guest code reads and writes memory on its fast path directly through
+three plain dicts keyed by page number (``address >> PAGE_SHIFT``), which only
+ever hold *touched* (materialized) pages:
 
 ``pages``
-    every mapped page (``PROT_NONE`` included) -> its 4096-byte ``bytearray``;
+    every touched page (``PROT_NONE`` included) -> its 4096-byte ``bytearray``;
 ``readable``
-    the pages with ``PROT_READ``;
+    the touched pages with ``PROT_READ``;
 ``writable``
-    the pages with ``PROT_WRITE`` that are *not* watched as translated code;
-``prot``
-    every mapped page -> its ``PROT_*`` bits.
+    the touched pages with ``PROT_WRITE`` that are *not* watched as translated code.
 
+A fast-path miss is not a fault: it sends the access to the slow path, which
+faults (:class:`vm_core.errors.MemoryFault`, naming the first bad byte) only
+where no region, or a region without the needed protection, covers the
+address, and otherwise materializes the page and installs it in the dicts.
 The same ``bytearray`` object is shared by all dicts of a page, so a write
-through one is seen through the others. Every method keeps the dicts
-consistent. The slow paths (:meth:`AddressSpace.load`, :meth:`~AddressSpace.store`,
-:meth:`~AddressSpace.read`, :meth:`~AddressSpace.write`,
-:meth:`~AddressSpace.fetch`) check every page an access touches and raise
-:class:`vm_core.errors.MemoryFault` naming the first bad byte; a faulting
-store changes nothing (stores are all-or-nothing across pages).
+through one is seen through the others. A faulting store changes nothing
+(stores are all-or-nothing across pages). ``prot`` is a read-only mapping
+view, page number -> ``PROT_*`` bits, of every *mapped* page (touched or
+not), computed from the regions.
+
+Every operation on a range costs O(regions in it + touched pages in it),
+never O(pages in it): mapping, unmapping and protecting a 64 GiB range with
+three touched pages touches three dict entries.
+
+Memory bound: with ``max_memory`` set (bytes), touching a page beyond it
+raises :class:`~vm_mem.errors.GuestMemoryExhausted` (so does a host
+``MemoryError`` while creating a page), and mappings that *commit* memory
+(regions with :attr:`~vm_mem.regions.Commit.CHARGED`, Linux's ``VM_ACCOUNT``)
+may not commit more than ``max_memory`` in all:
+:meth:`~AddressSpace.map`, :meth:`~AddressSpace.protect` and
+:meth:`~AddressSpace.brk` refuse with :class:`~vm_mem.errors.OutOfMemory`.
 
 Self-modifying code: an engine that translated code from a page calls
 :meth:`~AddressSpace.watch_code`, which takes the page out of ``writable`` so
@@ -35,8 +54,10 @@ Mirrors of the page dicts (native code's host page tables): every
 ``on_mapping_change`` callback is called with ``(first, last)`` after any
 change that may have added, removed or replaced pages numbered
 ``first <= pn < last`` in ``readable`` or ``writable`` (map, unmap,
-protect, watching and un-watching code, restore). These callbacks must not
-change memory either.
+protect, a page's first touch, watching and un-watching code, restore).
+The range may be huge (a whole mapping) while few of its pages are in the
+dicts: a mirror must cost O(its touched pages), not O(the range). These
+callbacks must not change memory either.
 """
 
 from __future__ import annotations
@@ -47,7 +68,10 @@ from typing import Any
 from vm_core.errors import MemoryFault
 from vm_core.logging import get_logger
 
-from vm_mem.errors import InvalidArgument, NotMapped, OutOfAddressSpace
+from vm_mem.errors import GuestMemoryExhausted, InvalidArgument, NotMapped, OutOfAddressSpace, OutOfMemory
+from vm_mem.images import dump_pages, restore_pages
+from vm_mem.program_break import ProgramBreak
+from vm_mem.regions import Commit, PageProtections, Region, RegionTable
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
@@ -59,7 +83,7 @@ PROT_WRITE = 2
 PROT_EXEC = 4
 PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
 
-#: One past the highest address any guest address space can hold.
+#: One past the highest address any guest address space can hold (the Linux layer sets its ISA's lower ceiling).
 ADDRESS_LIMIT = 1 << 64
 #: Top of the top-down ``mmap`` area: just below vm-linux's stack in a 39-bit user space.
 DEFAULT_MMAP_BASE = 0x3F_0000_0000
@@ -75,6 +99,8 @@ _MASKS = {size: (1 << (8 * size)) - 1 for size in ACCESS_SIZES}
 CodeWriteCallback = Callable[[int], None]
 MappingChangeCallback = Callable[[int, int], None]
 Buffer = bytes | bytearray | memoryview
+#: A region as snapshots save it: ``(first page, end page, prot, commit)``.
+RegionRecord = tuple[int, int, int, int]
 
 
 def page_round_up(value: int) -> int:
@@ -100,12 +126,13 @@ def _check_prot(prot: Any) -> int:
     return int(prot)
 
 
-class AddressSpace:
+class AddressSpace(ProgramBreak):
     """A guest user address space; see the module docstring for the layout contract.
 
     ``mmap_base`` (top of the top-down ``find_free`` area), ``mmap_min_addr``
-    (lowest address ``find_free`` returns) and ``address_limit`` (one past the
-    highest mappable address) are plain settable attributes.
+    (lowest address ``find_free`` returns), ``address_limit`` (one past the
+    highest mappable address) and ``max_memory`` (bytes the guest may touch and
+    commit; None: unbounded) are plain settable attributes.
     """
 
     def __init__(
@@ -114,16 +141,20 @@ class AddressSpace:
         mmap_base: int = DEFAULT_MMAP_BASE,
         mmap_min_addr: int = DEFAULT_MMAP_MIN_ADDR,
         address_limit: int = ADDRESS_LIMIT,
+        max_memory: int | None = None,
     ) -> None:
         self.pages: dict[int, bytearray] = {}
         self.readable: dict[int, bytearray] = {}
         self.writable: dict[int, bytearray] = {}
-        self.prot: dict[int, int] = {}
+        self._regions = RegionTable()
+        self.prot = PageProtections(self._regions)
         self.on_code_write: list[CodeWriteCallback] = []
         self.on_mapping_change: list[MappingChangeCallback] = []
         self.mmap_base = mmap_base
         self.mmap_min_addr = mmap_min_addr
         self.address_limit = address_limit
+        self.max_memory = max_memory
+        self._committed = 0
         self._watched: set[int] = set()
         self._brk_start: int | None = None
         self._brk = 0
@@ -146,21 +177,11 @@ class AddressSpace:
             )
         return addr >> PAGE_SHIFT, end >> PAGE_SHIFT
 
-    def _first_unmapped(self, first: int, last: int) -> int | None:
-        """The lowest unmapped page in ``[first, last)``, or None (bounded by ``len(pages)``)."""
-        pages = self.pages
-        pn = first
-        while pn < last and pn in pages:
-            pn += 1
-        return pn if pn < last else None
-
     def _any_mapped(self, first: int, last: int) -> bool:
-        pages = self.pages
-        if last - first <= len(pages):
-            return any(pn in pages for pn in range(first, last))
-        return any(first <= pn < last for pn in pages)
+        return self._regions.any_in(first, last)
 
-    def _mapped_in(self, first: int, last: int) -> list[int]:
+    def _materialized_in(self, first: int, last: int) -> list[int]:
+        """The touched pages in ``[first, last)`` (cost bounded by the smaller of the two)."""
         pages = self.pages
         if last - first <= len(pages):
             return [pn for pn in range(first, last) if pn in pages]
@@ -177,7 +198,8 @@ class AddressSpace:
         """Un-watch page ``pn`` (restoring ``writable``) and call the code-write callbacks."""
         self._watched.discard(pn)
         page = self.pages.get(pn)
-        if page is not None and self.prot[pn] & PROT_WRITE:
+        region = self._regions.find(pn)
+        if page is not None and region is not None and region.prot & PROT_WRITE:
             self.writable[pn] = page
             self._mapping_changed(pn, pn + 1)
         for callback in list(self.on_code_write):
@@ -185,13 +207,11 @@ class AddressSpace:
 
     def _drop(self, pn: int) -> None:
         del self.pages[pn]
-        del self.prot[pn]
         self.readable.pop(pn, None)
         self.writable.pop(pn, None)
 
     def _install(self, pn: int, page: bytearray, prot: int) -> None:
         self.pages[pn] = page
-        self.prot[pn] = prot
         if prot & PROT_READ:
             self.readable[pn] = page
         else:
@@ -201,14 +221,69 @@ class AddressSpace:
         else:
             self.writable.pop(pn, None)
 
+    def _materialize(self, pn: int, region: Region) -> bytearray:
+        """Create page ``pn`` of ``region`` on its first touch and install it in the dicts."""
+        limit = self.max_memory
+        if limit is not None and (len(self.pages) + 1) * PAGE_SIZE > limit:
+            raise GuestMemoryExhausted(pn << PAGE_SHIFT, len(self.pages) * PAGE_SIZE, limit)
+        try:
+            page = region.fresh_page(pn)
+        except MemoryError:
+            raise GuestMemoryExhausted(pn << PAGE_SHIFT, len(self.pages) * PAGE_SIZE, None) from None
+        self._install(pn, page, region.prot)
+        self._mapping_changed(pn, pn + 1)
+        return page
+
+    def _touch(self, addr: int, need: int, access: str) -> bytearray:
+        """The page holding ``addr`` (created on first touch); MemoryFault unless mapped with ``need``."""
+        pn = addr >> PAGE_SHIFT
+        region = self._regions.find(pn)
+        if region is None or not region.prot & need:
+            raise MemoryFault(addr, access)
+        page = self.pages.get(pn)
+        return page if page is not None else self._materialize(pn, region)
+
+    def _page(self, pn: int) -> bytearray:
+        """Page ``pn``, created on first touch (no permission check; it must be mapped)."""
+        page = self.pages.get(pn)
+        if page is not None:
+            return page
+        region = self._regions.find(pn)
+        if region is None:
+            raise NotMapped(pn << PAGE_SHIFT, PAGE_SIZE, pn << PAGE_SHIFT)
+        return self._materialize(pn, region)
+
+    def _charge(self, added: int, released: int = 0) -> None:
+        """Commit ``added`` bytes while ``released`` go back; OutOfMemory past ``max_memory``."""
+        limit = self.max_memory
+        committed = self._committed - released
+        if added and limit is not None and committed + added > limit:
+            raise OutOfMemory(added, committed, limit)
+        self._committed = committed + added
+
+    @property
+    def committed(self) -> int:
+        """Bytes of charged regions (see :class:`~vm_mem.regions.Commit`)."""
+        return self._committed
+
+    @property
+    def touched(self) -> int:
+        """Bytes of touched (materialized) pages: what the guest's memory costs the host."""
+        return len(self.pages) * PAGE_SIZE
+
     # ------------------------------------------------------------------ mapping
 
-    def map(self, addr: int, length: int, prot: int, data: Buffer | None = None) -> None:
-        """Map ``[addr, addr+length)`` zero-filled with ``prot``, replacing what was there.
+    def map(
+        self, addr: int, length: int, prot: int, data: Buffer | None = None, *, commit: Commit = Commit.NEVER
+    ) -> None:
+        """Map ``[addr, addr+length)`` with ``prot``, replacing what was there; no page is created.
 
         ``addr`` must be page-aligned; ``length`` is rounded up to whole pages
-        and must be positive. ``data`` (at most ``length`` bytes) is copied to
-        the start of the range.
+        and must be positive. ``data`` (at most ``length`` bytes) is what the
+        start of the range holds (each page gets its part on first touch); the
+        rest reads as zeros. ``commit`` says how the mapping counts against
+        ``max_memory`` (:class:`~vm_mem.errors.OutOfMemory`, nothing changed, if
+        a charged mapping does not fit).
         """
         first, last = self._page_span("map", addr, length)
         prot = _check_prot(prot)
@@ -216,22 +291,20 @@ class AddressSpace:
             raise InvalidArgument("map: empty range")
         if data is not None and len(data) > length:
             raise InvalidArgument(f"map: {len(data)} bytes of data do not fit in {length:#x} bytes")
+        commit = Commit(commit)
+        size = (last - first) << PAGE_SHIFT
+        self._charge(size if commit is Commit.CHARGED else 0, self._charged_in(first, last))
+        initial = bytes(data) if data else None
         for pn in self._watched_in(first, last):
             self._release_watch(pn)
-        numbers = range(first, last)
-        fresh = {pn: bytearray(PAGE_SIZE) for pn in numbers}
-        self.pages.update(fresh)
-        self.prot.update(dict.fromkeys(numbers, prot))
-        for table, bit in ((self.readable, PROT_READ), (self.writable, PROT_WRITE)):
-            if prot & bit:
-                table.update(fresh)
-            else:
-                for pn in numbers:
-                    table.pop(pn, None)
-        if data:
-            self._copy_in(addr, memoryview(data).cast("B"))
+        for pn in self._materialized_in(first, last):
+            self._drop(pn)
+        self._regions.insert(Region(first, last, prot, initial, 0, commit))
         self._mapping_changed(first, last)
-        self._log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot)
+        self._log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot, commit=commit.name)
+
+    def _charged_in(self, first: int, last: int) -> int:
+        return self._regions.pages_with(first, last, Commit.CHARGED) << PAGE_SHIFT
 
     def unmap(self, addr: int, length: int) -> None:
         """Unmap every page of ``[addr, addr+length)``; unmapped pages in the range are fine."""
@@ -240,8 +313,10 @@ class AddressSpace:
             raise InvalidArgument("unmap: empty range")
         for pn in self._watched_in(first, last):
             self._release_watch(pn)
-        for pn in self._mapped_in(first, last):
+        for pn in self._materialized_in(first, last):
             self._drop(pn)
+        self._charge(0, self._charged_in(first, last))
+        self._regions.remove(first, last)
         self._mapping_changed(first, last)
         self._log.debug("unmap", start=hex(addr), end=hex(last << PAGE_SHIFT))
 
@@ -250,19 +325,96 @@ class AddressSpace:
 
         Raises :class:`~vm_mem.errors.NotMapped` (changing nothing) if any page
         of the range is unmapped. A zero length is a no-op, as in Linux.
+        Making :attr:`~vm_mem.regions.Commit.ON_WRITE` parts writable charges
+        them (:class:`~vm_mem.errors.OutOfMemory`, nothing changed, past ``max_memory``).
         """
         first, last = self._page_span("protect", addr, length)
         prot = _check_prot(prot)
-        hole = self._first_unmapped(first, last)
+        hole = self._regions.first_hole(first, last)
         if hole is not None:
             raise NotMapped(addr, length, hole << PAGE_SHIFT)
-        watched = self._watched
-        for pn in range(first, last):
+        if first == last:
+            return
+        self._charge(self.chargeable_bytes(addr, length) if prot & PROT_WRITE else 0)
+        for piece in self._regions.remove(first, last):
+            commit = Commit.CHARGED if prot & PROT_WRITE and piece.commit is Commit.ON_WRITE else piece.commit
+            self._regions.insert(Region(piece.start, piece.end, prot, piece.data, piece.data_offset, commit))
+        for pn in self._materialized_in(first, last):
             self._install(pn, self.pages[pn], prot)
-            if pn in watched and not prot & PROT_EXEC:
+        if not prot & PROT_EXEC:
+            for pn in self._watched_in(first, last):
                 self._release_watch(pn)
         self._mapping_changed(first, last)
         self._log.debug("protect", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot)
+
+    def chargeable_bytes(self, addr: int, length: int) -> int:
+        """Bytes of ``[addr, addr+length)`` that becoming writable would charge (``Commit.ON_WRITE`` parts)."""
+        first, last = addr >> PAGE_SHIFT, (addr + length + PAGE_MASK) >> PAGE_SHIFT
+        return self._regions.pages_with(first, last, Commit.ON_WRITE) << PAGE_SHIFT
+
+    def discard(self, addr: int, length: int) -> None:
+        """Forget the touched pages of ``[addr, addr+length)``: they read as first touched again.
+
+        Linux's ``MADV_DONTNEED`` on private memory: anonymous pages come back
+        zero-filled, file-mapped ones with the file's bytes.
+        """
+        first, last = self._page_span("discard", addr, length)
+        for pn in self._watched_in(first, last):
+            self._release_watch(pn)
+        for pn in self._materialized_in(first, last):
+            self._drop(pn)
+        self._mapping_changed(first, last)
+
+    def remap(self, old: int, old_length: int, new: int, new_length: int, *, keep_old: bool = False) -> None:
+        """Move the mapping ``[old, old+old_length)`` to ``new`` (``mremap``), resized to ``new_length``.
+
+        The old range must be mapped and must not overlap the new one; touched
+        pages move with their contents (no copy), growth reads as zeros with
+        the last region's protection and commit, and the old range is
+        unmapped, or with ``keep_old`` left mapped as fresh zero pages
+        (``MREMAP_DONTUNMAP``).
+        """
+        first, last = self._page_span("remap", old, old_length)
+        target, target_end = self._page_span("remap", new, new_length)
+        if first == last or target == target_end:
+            raise InvalidArgument("remap: empty range")
+        if target < last and first < target_end:
+            raise InvalidArgument("remap: the old and new ranges overlap")
+        hole = self._regions.first_hole(first, last)
+        if hole is not None:
+            raise NotMapped(old, old_length, hole << PAGE_SHIFT)
+        keep = min(last - first, target_end - target)
+        pieces = [r.clipped(first, first + keep) for r in self._regions.overlapping(first, first + keep)]
+        tail = self._regions.find(last - 1)
+        assert tail is not None
+        grow = target_end - target - keep
+        added = sum(p.pages for p in pieces if p.commit is Commit.CHARGED) << PAGE_SHIFT
+        if grow and tail.commit is Commit.CHARGED:
+            added += grow << PAGE_SHIFT
+        if keep_old:
+            added += self._charged_in(first, last)
+        released = self._charged_in(target, target_end) + (0 if keep_old else self._charged_in(first, last))
+        self._charge(added, released)
+        moved = {pn: self.pages[pn] for pn in self._materialized_in(first, first + keep)}
+        for pn in self._watched_in(first, last) + self._watched_in(target, target_end):
+            self._release_watch(pn)
+        for pn in self._materialized_in(first, last) + self._materialized_in(target, target_end):
+            self._drop(pn)
+        self._regions.remove(target, target_end)
+        if keep_old:
+            for piece in self._regions.remove(first, last):
+                self._regions.insert(Region(piece.start, piece.end, piece.prot, None, 0, piece.commit))
+        else:
+            self._regions.remove(first, last)
+        for piece in pieces:
+            self._regions.insert(piece.moved(target + piece.start - first))
+        if grow:
+            self._regions.insert(Region(target + keep, target_end, tail.prot, None, 0, tail.commit))
+        for pn, page in moved.items():
+            self._install(target + pn - first, page, self.prot[target + pn - first])
+        self._mapping_changed(first, last)
+        self._mapping_changed(target, target_end)
+        self._log.debug("remap", old=hex(old), new=hex(new), length=hex(new_length))
 
     def is_mapped(self, addr: int, length: int) -> bool:
         """Whether every page touched by ``[addr, addr+length)`` is mapped (any protection)."""
@@ -270,28 +422,45 @@ class AddressSpace:
             raise InvalidArgument(f"is_mapped: negative length {length}")
         if length == 0:
             return True
-        return self._first_unmapped(addr >> PAGE_SHIFT, ((addr + length - 1) >> PAGE_SHIFT) + 1) is None
+        return self._regions.first_hole(addr >> PAGE_SHIFT, ((addr + length - 1) >> PAGE_SHIFT) + 1) is None
+
+    def any_mapped(self, addr: int, length: int) -> bool:
+        """Whether any page touched by ``[addr, addr+length)`` is mapped."""
+        if length <= 0:
+            return False
+        return self._regions.any_in(addr >> PAGE_SHIFT, ((addr + length - 1) >> PAGE_SHIFT) + 1)
+
+    def has_access(self, addr: int, length: int, need: int) -> bool:
+        """Whether every page touched by ``[addr, addr+length)`` is mapped with all of ``need``."""
+        if length <= 0:
+            length = 1
+        first, last = addr >> PAGE_SHIFT, ((addr + length - 1) >> PAGE_SHIFT) + 1
+        return self._regions.first_without(first, last, need) is None
+
+    def regions(self, addr: int, length: int) -> list[Region]:
+        """The regions within ``[addr, addr+length)``, clipped to it, in address order."""
+        first, last = addr >> PAGE_SHIFT, (addr + length + PAGE_MASK) >> PAGE_SHIFT
+        return [r.clipped(first, last) for r in self._regions.overlapping(first, last)]
 
     def mappings(self) -> list[tuple[int, int, int]]:
-        """The mapped ranges as sorted ``(start, end, prot)``, adjacent equal-prot pages coalesced."""
+        """The mapped ranges as sorted ``(start, end, prot)``, adjacent equal-prot ranges coalesced."""
         ranges: list[list[int]] = []
-        prot = self.prot
-        for pn in sorted(self.pages):
-            p = prot[pn]
-            start = pn << PAGE_SHIFT
-            if ranges and ranges[-1][1] == start and ranges[-1][2] == p:
-                ranges[-1][1] = start + PAGE_SIZE
+        for region in self._regions:
+            start, end = region.start << PAGE_SHIFT, region.end << PAGE_SHIFT
+            if ranges and ranges[-1][1] == start and ranges[-1][2] == region.prot:
+                ranges[-1][1] = end
             else:
-                ranges.append([start, start + PAGE_SIZE, p])
+                ranges.append([start, end, region.prot])
         return [(start, end, p) for start, end, p in ranges]
 
     def find_free(self, length: int, hint: int = 0) -> int:
         """A free page-aligned start for ``length`` bytes (``mmap`` without ``MAP_FIXED``).
 
-        ``hint`` (rounded up to a page) is used when its whole range is free and
-        at or above ``mmap_min_addr``; otherwise the highest free range ending at
-        or below ``mmap_base`` is chosen. Raises
-        :class:`~vm_mem.errors.OutOfAddressSpace` when there is none.
+        ``hint`` (rounded up to a page) is used when its whole range is free,
+        at or above ``mmap_min_addr`` and below ``address_limit``; otherwise
+        the highest free range ending at or below ``mmap_base`` is chosen, and
+        when there is none, the lowest above it (Linux's bottom-up fallback).
+        Raises :class:`~vm_mem.errors.OutOfAddressSpace` when there is none.
         """
         _require_int("find_free length", length)
         _require_int("find_free hint", hint)
@@ -302,52 +471,44 @@ class AddressSpace:
         limit = self.address_limit >> PAGE_SHIFT
         if hint > 0:
             start = page_round_up(hint) >> PAGE_SHIFT
-            if start >= low and start + npages <= limit and not self._any_mapped(start, start + npages):
+            if start >= low and start + npages <= limit and not self._regions.any_in(start, start + npages):
                 return start << PAGE_SHIFT
-        end = min(page_round_down(self.mmap_base), page_round_down(self.address_limit)) >> PAGE_SHIFT
-        for pn in sorted((pn for pn in self.pages if pn < end), reverse=True):
-            candidate = end - npages
-            if candidate < low:
-                break
-            if candidate > pn:
-                return candidate << PAGE_SHIFT
-            end = pn
-        else:
-            if end - npages >= low:
-                return (end - npages) << PAGE_SHIFT
+        top = min(page_round_down(self.mmap_base) >> PAGE_SHIFT, limit)
+        for gap_start, gap_end in self._regions.free_gaps_below(top, low):
+            if gap_end - gap_start >= npages:
+                return (gap_end - npages) << PAGE_SHIFT
+        for gap_start, gap_end in self._regions.free_gaps_above(max(top, low), limit):
+            if gap_end - gap_start >= npages:
+                return gap_start << PAGE_SHIFT
         raise OutOfAddressSpace(length)
 
     # ------------------------------------------------------------------ access
 
     def _check(self, addr: int, n: int, need: int, access: str) -> None:
-        """Raise MemoryFault unless every page touched by ``[addr, addr+n)`` has ``need``."""
-        prot = self.prot
-        for pn in range(addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1):
-            p = prot.get(pn)
-            if p is None or not p & need:
-                raise MemoryFault(max(addr, pn << PAGE_SHIFT), access)
+        """Raise MemoryFault (at the first bad byte) unless every page of ``[addr, addr+n)`` has ``need``."""
+        bad = self._regions.first_without(addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1, need)
+        if bad is not None:
+            raise MemoryFault(max(addr, bad << PAGE_SHIFT), access)
 
     def _gather(self, addr: int, n: int) -> bytes:
         """The bytes of ``[addr, addr+n)`` with no permission check (pages must be mapped)."""
-        pages = self.pages
         parts: list[memoryview] = []
         end = addr + n
         while addr < end:
             off = addr & PAGE_MASK
             chunk = min(PAGE_SIZE - off, end - addr)
-            parts.append(memoryview(pages[addr >> PAGE_SHIFT])[off : off + chunk])
+            parts.append(memoryview(self._page(addr >> PAGE_SHIFT))[off : off + chunk])
             addr += chunk
         return b"".join(parts)
 
     def _copy_in(self, addr: int, data: memoryview) -> None:
         """Copy ``data`` to ``addr`` with no permission check (pages must be mapped)."""
-        pages = self.pages
         pos = 0
         n = len(data)
         while pos < n:
             off = addr & PAGE_MASK
             chunk = min(PAGE_SIZE - off, n - pos)
-            pages[addr >> PAGE_SHIFT][off : off + chunk] = data[pos : pos + chunk]
+            self._page(addr >> PAGE_SHIFT)[off : off + chunk] = data[pos : pos + chunk]
             addr += chunk
             pos += chunk
 
@@ -386,7 +547,7 @@ class AddressSpace:
         if off + n <= PAGE_SIZE:
             page = self.readable.get(addr >> PAGE_SHIFT)
             if page is None:
-                raise MemoryFault(addr, "read")
+                page = self._touch(addr, PROT_READ, "read")
             return bytes(page[off : off + n])
         self._check(addr, n, PROT_READ, "read")
         return self._gather(addr, n)
@@ -419,13 +580,35 @@ class AddressSpace:
             raise InvalidArgument(f"fetch: negative length {n}")
         off = addr & PAGE_MASK
         if off + n <= PAGE_SIZE:
-            pn = addr >> PAGE_SHIFT
-            p = self.prot.get(pn)
-            if p is None or not p & PROT_EXEC:
-                raise MemoryFault(addr, "execute")
-            return bytes(self.pages[pn][off : off + n])
+            return bytes(self._touch(addr, PROT_EXEC, "execute")[off : off + n])
         self._check(addr, n, PROT_EXEC, "execute")
         return self._gather(addr, n)
+
+    def peek(self, addr: int, n: int) -> bytes:
+        """``n`` bytes at ``addr`` read as the host does: any mapped page, whatever its protection."""
+        if n <= 0:
+            return b""
+        self._check_mapped(addr, n, "read")
+        return self._gather(addr, n)
+
+    def poke(self, addr: int, data: Buffer) -> None:
+        """Write ``data`` as the host does: any mapped page, whatever its protection; all-or-nothing.
+
+        Translations of the pages written are dropped (the code-write callbacks
+        run) as for a guest store.
+        """
+        view = memoryview(data).cast("B")
+        if not len(view):
+            return
+        self._check_mapped(addr, len(view), "write")
+        for pn in self._watched_in(addr >> PAGE_SHIFT, ((addr + len(view) - 1) >> PAGE_SHIFT) + 1):
+            self._release_watch(pn)
+        self._copy_in(addr, view)
+
+    def _check_mapped(self, addr: int, n: int, access: str) -> None:
+        hole = self._regions.first_hole(addr >> PAGE_SHIFT, ((addr + n - 1) >> PAGE_SHIFT) + 1)
+        if hole is not None:
+            raise MemoryFault(max(addr, hole << PAGE_SHIFT), access)
 
     def read_cstring(self, addr: int, limit: int = CSTRING_LIMIT) -> bytes:
         """The bytes from ``addr`` up to (not including) the first NUL.
@@ -442,7 +625,7 @@ class AddressSpace:
         while taken < limit:
             page = readable.get(addr >> PAGE_SHIFT)
             if page is None:
-                raise MemoryFault(addr, "read")
+                page = self._touch(addr, PROT_READ, "read")
             off = addr & PAGE_MASK
             stop = min(PAGE_SIZE, off + (limit - taken))
             nul = page.find(0, off, stop)
@@ -458,7 +641,7 @@ class AddressSpace:
 
     def watch_code(self, page_number: int) -> None:
         """Watch mapped page ``page_number`` as translated code (take it out of ``writable``)."""
-        if page_number not in self.pages:
+        if self._regions.find(page_number) is None:
             address = page_number << PAGE_SHIFT
             raise NotMapped(address, PAGE_SIZE, address)
         self._watched.add(page_number)
@@ -469,8 +652,10 @@ class AddressSpace:
         """Stop watching ``page_number`` without calling the callbacks (no-op if not watched)."""
         if page_number in self._watched:
             self._watched.discard(page_number)
-            if self.prot[page_number] & PROT_WRITE:
-                self.writable[page_number] = self.pages[page_number]
+            page = self.pages.get(page_number)
+            region = self._regions.find(page_number)
+            if page is not None and region is not None and region.prot & PROT_WRITE:
+                self.writable[page_number] = page
                 self._mapping_changed(page_number, page_number + 1)
 
     def is_code_watched(self, page_number: int) -> bool:
@@ -482,107 +667,30 @@ class AddressSpace:
         """The page numbers currently watched as code."""
         return frozenset(self._watched)
 
-    # ------------------------------------------------------------------ brk
-
-    @property
-    def brk_start(self) -> int | None:
-        """The initial program break (page-aligned), or None before :meth:`set_brk_base`."""
-        return self._brk_start
-
-    @property
-    def brk_current(self) -> int:
-        """The current program break (0 before :meth:`set_brk_base`)."""
-        return self._brk
-
-    def set_brk_base(self, addr: int) -> None:
-        """Set the initial break from the end of the loaded program's data.
-
-        Like Linux's ELF loader, the break starts at that end rounded up to a
-        page; the page holding the unaligned end belongs to the program's own
-        mapping, so the heap begins on the next page boundary.
-        """
-        _require_int("brk base", addr)
-        if addr < 0 or page_round_up(addr) > self.address_limit:
-            raise InvalidArgument(f"brk base {addr:#x} is outside the address space")
-        self._brk_start = self._brk = page_round_up(addr)
-        self._log.debug("brk_base", brk=hex(self._brk))
-
-    def restore_brk(self, start: int, current: int) -> None:
-        """Restore the break state saved from :attr:`brk_start` / :attr:`brk_current` (snapshots)."""
-        _require_int("brk start", start)
-        _require_int("brk current", current)
-        if start & PAGE_MASK or not 0 <= start <= current <= self.address_limit:
-            raise InvalidArgument(f"invalid brk state start={start:#x} current={current:#x}")
-        self._brk_start = start
-        self._brk = current
-
-    def brk(self, new: int) -> int:
-        """The ``brk`` system call: move the break to ``new`` and return the resulting break.
-
-        Linux semantics (mm/mmap.c): a value below the initial break (``0``
-        included) or outside the address space changes nothing and returns
-        the current break. Pages are mapped up to the page-rounded break:
-        growing maps fresh zero pages ``PROT_READ|PROT_WRITE``; shrinking
-        unmaps the pages wholly above the new break. Growth is refused (the
-        old break is returned) when any page of the new heap, or the guard
-        page just above it, is already mapped; shrinking is refused when no
-        page between the new and the old page-rounded break is mapped.
-        """
-        start = self._brk_start
-        old = self._brk
-        if start is None or not isinstance(new, int) or new < start or new > self.address_limit:
-            return old
-        new_top = page_round_up(new)
-        old_top = page_round_up(old)
-        if new_top == old_top:
-            self._brk = new
-            return new
-        if new <= old:
-            if not self._any_mapped(new_top >> PAGE_SHIFT, old_top >> PAGE_SHIFT):
-                return old  # Linux moves the break down only over memory it can give back
-            self.unmap(new_top, old_top - new_top)
-            self._brk = new
-            return new
-        guard_end = min((new_top >> PAGE_SHIFT) + 1, self.address_limit >> PAGE_SHIFT)
-        if self._any_mapped(old_top >> PAGE_SHIFT, guard_end):
-            self._log.debug("brk_refused", old=hex(old), new=hex(new))
-            return old
-        self.map(old_top, new_top - old_top, PROT_READ | PROT_WRITE)
-        self._brk = new
-        return new
-
     # ------------------------------------------------------------------ snapshots
 
+    def dump_regions(self) -> list[RegionRecord]:
+        """Every region as ``(first page, end page, prot, commit)`` in address order."""
+        return [(r.start, r.end, r.prot, int(r.commit)) for r in self._regions]
+
     def dump_pages(self) -> Iterator[tuple[int, int, bytes]]:
-        """Every mapped page as ``(page_number, prot, contents)`` in address order."""
-        pages = self.pages
-        prot = self.prot
-        for pn in sorted(pages):
-            yield pn, prot[pn], bytes(pages[pn])
+        """Every page that is not all zeros until touched, as ``(page_number, prot, contents)``, in address order.
 
-    def restore_pages(self, items: Iterable[tuple[int, int, Buffer]]) -> None:
-        """Replace all memory with the pages of ``items`` (as produced by :meth:`dump_pages`).
-
-        Everything is validated before anything changes. Watched pages are
-        released with their callbacks called, since their contents are replaced.
+        That is every touched page plus the untouched pages that hold a
+        region's initial data; :meth:`dump_regions` and these pages rebuild
+        the whole address space (:meth:`restore_pages`).
         """
-        staged: list[tuple[int, int, bytearray]] = []
-        limit = self.address_limit >> PAGE_SHIFT
-        for pn, prot, data in items:
-            _require_int("page number", pn)
-            if not 0 <= pn < limit:
-                raise InvalidArgument(f"restore_pages: page number {pn:#x} is outside the address space")
-            page = bytearray(data)
-            if len(page) != PAGE_SIZE:
-                raise InvalidArgument(f"restore_pages: page {pn:#x} has {len(page)} bytes, not {PAGE_SIZE}")
-            staged.append((pn, _check_prot(prot), page))
-        for pn in sorted(self._watched):
-            self._release_watch(pn)
-        self.pages.clear()
-        self.readable.clear()
-        self.writable.clear()
-        self.prot.clear()
-        for pn, prot, page in staged:
-            self._install(pn, page, prot)
-        self._mapping_changed(0, self.address_limit >> PAGE_SHIFT)
-        self._log.debug("restore_pages", pages=len(staged))
+        return dump_pages(self)
+
+    def restore_pages(
+        self, items: Iterable[tuple[int, int, Buffer]], regions: Iterable[RegionRecord] | None = None
+    ) -> None:
+        """Replace all memory with ``regions`` and the touched pages ``items`` (see :meth:`dump_pages`).
+
+        Without ``regions`` (snapshots from before sparse memory) every page of
+        ``items`` is its own mapping. Every page must lie in a region with its
+        protection. Everything is validated before anything changes. Watched
+        pages are released with their callbacks called, since their contents
+        are replaced.
+        """
+        restore_pages(self, items, regions)

@@ -1,11 +1,12 @@
 """A vm-mem :class:`~vm_mem.AddressSpace` whose pages are KVM guest RAM behind real page tables.
 
 :class:`KvmAddressSpace` keeps vm-mem's whole contract (the ``pages`` /
-``readable`` / ``writable`` / ``prot`` dicts, ``find_free``, ``brk``, all-or-
-nothing ``write``...) so vm-linux's loader, stack builder and system-call
+``readable`` / ``writable`` dicts, the regions and ``prot`` view, ``find_free``,
+``brk``, all-or-nothing ``write``...) so vm-linux's loader, stack builder and system-call
 handlers use it unchanged, but every page is a 4 KiB view of a guest-physical
 frame and every ``map`` / ``unmap`` / ``protect`` also edits the x86-64 page
-tables the guest runs on. The guest's own stores and the host's handlers thus
+tables the guest runs on. Unlike vm-mem's own space it is eager: the guest
+runs natively, so every mapped page gets its frame when it is mapped. The guest's own stores and the host's handlers thus
 see the same bytes with no copying.
 
 Unmapped or replaced pages give their frames back (which also drops KVM's
@@ -23,8 +24,9 @@ from collections.abc import Iterable
 from typing import cast
 
 from vm_core.logging import get_logger
-from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
+from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, Commit
 from vm_mem.errors import InvalidArgument
+from vm_mem.space import RegionRecord
 
 from vm_accel.kvm.memory import GuestMemoryRegion
 from vm_accel.usermode.frames import FrameAllocator
@@ -66,18 +68,19 @@ class KvmAddressSpace(AddressSpace):
 
     # ------------------------------------------------------------------ mapping
 
-    def map(self, addr: int, length: int, prot: int, data: Buffer | None = None) -> None:
-        """vm-mem's ``map``: fresh zero frames for ``[addr, addr+length)``, replacing what was there."""
+    def map(
+        self, addr: int, length: int, prot: int, data: Buffer | None = None, *, commit: Commit = Commit.NEVER
+    ) -> None:
+        """vm-mem's ``map``, but eager: fresh zero frames for every page of ``[addr, addr+length)``."""
         first, last = self._span("map", addr, length, prot)
         if length == 0:
             raise InvalidArgument("map: empty range")
         if data is not None and len(data) > length:
             raise InvalidArgument(f"map: {len(data)} bytes of data do not fit in {length:#x} bytes")
-        for pn in self._watched_in(first, last):
-            self._release_watch(pn)
         numbers = range(first, last)
         fresh = self.frames.allocate(len(numbers))
-        self._forget([pn for pn in numbers if pn in self.pages])
+        self._forget(self._materialized_in(first, last))
+        super().map(addr, length, prot, commit=commit)  # the region; releases watched pages
         flags = leaf_flags(prot)
         tables = self.tables
         for pn, frame in zip(numbers, fresh, strict=True):
@@ -86,6 +89,7 @@ class KvmAddressSpace(AddressSpace):
             self._install(pn, self._page_view(frame), prot)
         if data:
             self._copy_in(addr, memoryview(data).cast("B"))
+        self._mapping_changed(first, last)
         log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot)
 
     def _forget(self, numbers: Iterable[int]) -> None:
@@ -103,9 +107,8 @@ class KvmAddressSpace(AddressSpace):
         first, last = self._span("unmap", addr, length, None)
         if length == 0:
             raise InvalidArgument("unmap: empty range")
-        for pn in self._watched_in(first, last):
-            self._release_watch(pn)
-        self._forget(self._mapped_in(first, last))
+        self._forget(self._materialized_in(first, last))
+        super().unmap(addr, length)  # the regions; releases watched pages
         log.debug("unmap", start=hex(addr), end=hex(last << PAGE_SHIFT))
 
     def protect(self, addr: int, length: int, prot: int) -> None:
@@ -150,23 +153,32 @@ class KvmAddressSpace(AddressSpace):
             addr += stop - off
         return b"".join(parts)
 
-    def restore_pages(self, items: Iterable[tuple[int, int, Buffer]]) -> None:
-        """Replace all memory with ``items`` (``(page_number, prot, contents)``, as ``dump_pages`` gives)."""
+    def restore_pages(
+        self, items: Iterable[tuple[int, int, Buffer]], regions: Iterable[RegionRecord] | None = None
+    ) -> None:
+        """vm-mem's ``restore_pages``, eager: every page of every region gets a frame."""
         staged = [(pn, prot, bytes(data)) for pn, prot, data in items]
         for pn, _prot, data in staged:
             if len(data) != PAGE_SIZE:
                 raise InvalidArgument(f"restore_pages: page {pn:#x} has {len(data)} bytes, not {PAGE_SIZE}")
             self._span("restore_pages", pn << PAGE_SHIFT, PAGE_SIZE, _prot)
+        records = [(pn, pn + 1, prot, 0) for pn, prot, _ in staged] if regions is None else list(regions)
+        for first, last, prot, _commit in records:
+            self._span("restore_pages", first << PAGE_SHIFT, (last - first) << PAGE_SHIFT, prot)
         for pn in sorted(self._watched):
             self._release_watch(pn)
         self._forget(list(self.pages))
-        for pn, prot, data in staged:
-            self.map(pn << PAGE_SHIFT, PAGE_SIZE, prot, data)
+        self._regions.clear()
+        self._committed = 0
+        for first, last, prot, commit in records:
+            self.map(first << PAGE_SHIFT, (last - first) << PAGE_SHIFT, prot, commit=Commit(commit))
+        for pn, _prot, data in staged:
+            self._copy_in(pn << PAGE_SHIFT, memoryview(data))
 
     def close(self) -> None:
         """Drop every view of guest RAM (before the KVM region is unmapped)."""
         for table in (self.pages, self.readable, self.writable):
             table.clear()
-        self.prot.clear()
+        self._regions.clear()
         self.frame_of.clear()
         self._ram = memoryview(b"")

@@ -31,7 +31,7 @@ from typing import Any
 from vm_core.errors import BadProgramError, ConfigurationError, NotFoundError, UnsupportedError
 from vm_core.logging import get_logger
 from vm_core.plugins import collect_registry, make_plugin_manager
-from vm_mem import AddressSpace
+from vm_mem import AddressSpace, parse_memory_size
 from vm_translate.cpu import CpuState
 
 from vm_cli.machine import choose_engine
@@ -58,6 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="hardware accelerator for x86-64 programs (default auto: KVM when usable)")
     p.add_argument("--snapshot-at", type=int, metavar="N",
                    help="after N guest instructions, save a snapshot, print `snapshot: ID` on stderr and exit 0")
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="bound on guest memory (e.g. 512M, 2G): mmap/brk committing more fail with ENOMEM; touching "
+                        "more pages kills the guest with SIGKILL, like the OOM killer (default: the host's limits)")
     p.add_argument("program", help="the guest program")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     p.set_defaults(func=run)
@@ -116,9 +119,17 @@ def run_accelerated(args: argparse.Namespace, pm: Any, registry: Any, isa: str) 
         lines = [f"vm: accelerator {chosen}", f"vm: wall time {wall:.3f} s"]
         lines += [f"vm: {key.replace('_', ' ')} {value}" for key, value in stats.items()]
         print("\n".join(lines), file=sys.stderr)
+    end_like_the_guest(result)
+    return exit_status or 0
+
+
+def end_like_the_guest(result: Any) -> None:
+    """Die as the guest did: by its signal, or by SIGKILL after one line when vm killed it (out of memory)."""
+    if result.killed_because is not None:
+        print(f"vm: guest killed (SIGKILL): {result.killed_because}", file=sys.stderr)
+        die_like_the_guest(9)
     if result.signal is not None:
         die_like_the_guest(result.signal)
-    return exit_status or 0
 
 
 def engine_settings(args: argparse.Namespace) -> Any:
@@ -144,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     pm = make_plugin_manager()
     registry = collect_registry(pm)
     if machine == EM_X86_64:
+        if args.max_memory is not None:
+            raise UnsupportedError("--max-memory: programs run through a hardware accelerator are not bounded by it")
         if args.snapshot_at is not None:
             raise UnsupportedError("--snapshot-at: programs run through a hardware accelerator cannot be snapshotted")
         return run_accelerated(args, pm, registry, "x86_64")
@@ -151,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     frontend = isa.factory()
     engine_spec = choose_engine(pm, registry, isa.name, args.engine)
     engine: Any = engine_spec.factory(frontend, engine_settings(args))
-    mem = AddressSpace()
+    mem = AddressSpace(max_memory=None if args.max_memory is None else parse_memory_size(args.max_memory))
     cpu = CpuState(isa.name, frontend.layout.size, mem)
     process = LinuxProcess(isa.name, mem, program, [program, *args.args], root=args.root)
     process.load()
@@ -193,6 +206,5 @@ def run(args: argparse.Namespace) -> int:
             lines += [f"vm: {key.replace('_', ' ')} {value:.3f}" if isinstance(value, float) else
                       f"vm: {key.replace('_', ' ')} {value}" for key, value in stats.items()]
         print("\n".join(lines), file=sys.stderr)
-    if result.signal is not None:
-        die_like_the_guest(result.signal)
+    end_like_the_guest(result)
     return exit_status or 0

@@ -3,7 +3,8 @@
 Errors become negative errno values, as the kernel returns them: a handler's
 :class:`~vm_linux.guest_errno.GuestErrno`, a host :class:`OSError` (same
 errno), a bad guest pointer (:class:`~vm_core.errors.MemoryFault` ->
-``EFAULT``) and out-of-range integers (``EINVAL``). A number without a
+``EFAULT``), memory that cannot be committed (vm-mem's ``OutOfMemory``, or a
+host ``MemoryError``: ``ENOMEM``) and out-of-range integers (``EINVAL``). A number without a
 handler returns ``-ENOSYS`` and is logged once per number, like qemu's
 "Unsupported syscall".
 """
@@ -14,6 +15,7 @@ import errno
 from typing import Any
 
 from vm_core.errors import MemoryFault
+from vm_mem import OutOfMemory
 
 from vm_linux.abi import LinuxAbi
 from vm_linux.guest_errno import GuestErrno
@@ -49,6 +51,8 @@ class SyscallDispatcher:
             result = -exc.code
         except MemoryFault:
             result = -errno.EFAULT
+        except (OutOfMemory, MemoryError):  # guest memory the limit or the host cannot give: ENOMEM, never a traceback
+            result = -errno.ENOMEM
         except OSError as exc:
             result = -(exc.errno or errno.EIO)
         except (OverflowError, ValueError):

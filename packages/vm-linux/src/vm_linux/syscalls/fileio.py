@@ -49,9 +49,8 @@ _IOCTL_IN = {TCSETS: TERMIOS_SIZE, TCSETSW: TERMIOS_SIZE, TCSETSF: TERMIOS_SIZE,
 
 
 def writable(mem: Any, addr: int, n: int) -> bool:
-    """Whether every page of guest ``[addr, addr+n)`` is mapped writable."""
-    prot = mem.prot
-    return all(prot.get(pn, 0) & PROT_WRITE for pn in range(addr >> 12, ((addr + max(n, 1) - 1) >> 12) + 1))
+    """Whether every page of guest ``[addr, addr+n)`` is mapped writable (O(mappings in the range))."""
+    return bool(mem.has_access(addr, max(n, 1), PROT_WRITE))
 
 
 def _is_regular(host_fd: int) -> bool:

@@ -1,15 +1,33 @@
 """Memory-management system calls: brk, mmap, munmap, mprotect, madvise, mremap.
 
-Guest memory is vm-mem's eager, page-granular address space, so:
+Guest memory is vm-mem's sparse, lazy address space: a mapping is one region
+and costs host memory only for the pages the guest touches, so:
 
 * anonymous mappings (private or shared: one process cannot tell them apart)
-  and private file mappings work; a file mapping is a private copy of the
-  file's bytes at ``mmap`` time (bytes past end of file read as zero);
+  and private file mappings work; a file mapping holds the file's bytes at
+  ``mmap`` time (bytes past end of file read as zero), each page copied in on
+  its first touch;
 * shared file mappings are supported read-only; ``PROT_WRITE`` on one (at
   ``mmap`` or later via ``mprotect``) fails with ``ENODEV`` / ``EACCES``,
   because writes could not reach the file;
-* ``MADV_DONTNEED`` zero-fills private pages as Linux does for anonymous
-  memory; other advice is accepted and ignored.
+* ``MADV_DONTNEED`` gives private pages back: they read as on first touch
+  again (zeros, or the file's bytes), as in Linux; other advice is accepted
+  and ignored.
+
+The ceiling is the ABI's ``user_address_limit`` (qemu-riscv64 7.2 on an
+x86-64 host: 0x7fff_ffff_f000) and the errno values beyond it are the ones
+qemu-riscv64 gives there (checked by guest programs against it): ``mmap``
+with ``MAP_FIXED`` -> ``ENOMEM``; a hint beyond it is ignored (so is
+``MAP_FIXED_NOREPLACE``, which qemu 7.2 treats as a hint); ``munmap`` ->
+``EINVAL``; ``mprotect`` -> ``ENOMEM``; ``brk`` leaves the break alone; a
+length no free range can hold -> ``ENOMEM``.
+
+Committed memory: mappings Linux accounts (``VM_ACCOUNT``: private writable
+or shared anonymous, without ``MAP_NORESERVE``; private read-only ones when
+they become writable; the heap) are refused with ``ENOMEM`` when the host
+kernel would refuse to commit them (:mod:`vm_linux.overcommit`, as qemu-user
+lets the host decide) or when they pass the address space's ``max_memory``
+(``vm run --max-memory``).
 """
 
 from __future__ import annotations
@@ -17,31 +35,33 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 from collections.abc import Sequence
 from typing import Any
 
-from vm_mem import PAGE_SIZE, PROT_WRITE, InvalidArgument, NotMapped, OutOfAddressSpace, page_round_up
+from vm_mem import (
+    PAGE_SIZE,
+    PROT_WRITE,
+    Commit,
+    InvalidArgument,
+    NotMapped,
+    OutOfAddressSpace,
+    OutOfMemory,
+    page_round_up,
+)
 
 from vm_linux.guest_errno import GuestErrno
+from vm_linux.overcommit import host_refuses
 from vm_linux.state import ProcessState
 from vm_linux.syscalls.registry import s32, s64, syscall
 
 MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE = 0x1, 0x2, 0x3, 0xF
-MAP_FIXED, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE = 0x10, 0x20, 0x100000
+MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x10, 0x20, 0x4000
 PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP = 0x8, 0x01000000, 0x02000000
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_DONTNEED = 4
 MAX_ADVICE = 25
 PAGE_MASK = PAGE_SIZE - 1
-
-
-def _pages(start: int, length: int) -> range:
-    return range(start >> 12, (start + length) >> 12)
-
-
-def _any_mapped(mem: Any, start: int, length: int) -> bool:
-    pages = mem.pages
-    return any(pn in pages for pn in _pages(start, length))
 
 
 def _overlaps_shared(st: ProcessState, start: int, length: int) -> bool:
@@ -52,9 +72,27 @@ def _forget_shared(st: ProcessState, start: int, length: int) -> None:
     st.shared_file_ranges = [(s, e) for s, e in st.shared_file_ranges if not (start <= s and e <= start + length)]
 
 
+def _commit_kind(shared: bool, anonymous: bool, noreserve: bool, prot: int) -> Commit:
+    """How Linux accounts a new mapping (``VM_ACCOUNT`` in mm/mmap.c)."""
+    if noreserve or (shared and not anonymous):
+        return Commit.NEVER
+    if shared or prot & PROT_WRITE:
+        return Commit.CHARGED
+    return Commit.ON_WRITE
+
+
+def _check_host_commit(nbytes: int) -> None:
+    if host_refuses(nbytes):
+        raise GuestErrno(errno.ENOMEM)
+
+
 @syscall("brk")
 def sys_brk(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    return int(st.mem.brk(a[0]))
+    mem = st.mem
+    new, old = a[0], mem.brk_current
+    if mem.brk_start is not None and new > old and host_refuses(page_round_up(new) - page_round_up(old)):
+        return int(old)  # the host would not commit the heap: Linux leaves the break where it was
+    return int(mem.brk(new))
 
 
 def _file_bytes(st: ProcessState, fd: int, length: int, offset: int, shared: bool, prot: int) -> bytes:
@@ -67,6 +105,9 @@ def _file_bytes(st: ProcessState, fd: int, length: int, offset: int, shared: boo
             raise GuestErrno(errno.EACCES)
         st.log.info("shared_writable_file_mapping_refused", fd=fd, length=length)
         raise GuestErrno(errno.ENODEV)
+    info = os.fstat(entry.host_fd)
+    if stat.S_ISREG(info.st_mode):  # never ask the host for more than the file holds
+        length = max(0, min(length, info.st_size - offset))
     return os.pread(entry.host_fd, length, offset)
 
 
@@ -83,31 +124,35 @@ def sys_mmap(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     size = page_round_up(length)
     if size > mem.address_limit:
         raise GuestErrno(errno.ENOMEM)
-    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+    if flags & MAP_FIXED:
         if addr & PAGE_MASK:
             raise GuestErrno(errno.EINVAL)
         if addr + size > mem.address_limit:
             raise GuestErrno(errno.ENOMEM)
         if addr < mem.mmap_min_addr:
             raise GuestErrno(errno.EPERM)
-        if flags & MAP_FIXED_NOREPLACE and _any_mapped(mem, addr, size):
-            raise GuestErrno(errno.EEXIST)
         start = addr
-    else:
+    else:  # a hint, MAP_FIXED_NOREPLACE's included (qemu-user 7.2 does not know that flag)
         try:
             start = mem.find_free(size, addr & ~PAGE_MASK)
         except OutOfAddressSpace:
             raise GuestErrno(errno.ENOMEM) from None
-    data = None
     shared = kind != MAP_PRIVATE
-    if not flags & MAP_ANONYMOUS:
+    anonymous = bool(flags & MAP_ANONYMOUS)
+    commit = _commit_kind(shared, anonymous, bool(flags & MAP_NORESERVE), prot)
+    if commit is Commit.CHARGED:
+        _check_host_commit(size)
+    data = None
+    if not anonymous:
         data = _file_bytes(st, fd, size, offset, shared, prot)
     try:
-        mem.map(start, size, prot, data)
+        mem.map(start, size, prot, data, commit=commit)
     except InvalidArgument:
         raise GuestErrno(errno.EINVAL) from None
+    except OutOfMemory:
+        raise GuestErrno(errno.ENOMEM) from None
     _forget_shared(st, start, size)
-    if shared and not flags & MAP_ANONYMOUS:
+    if shared and not anonymous:
         st.shared_file_ranges.append((start, start + size))
     return start
 
@@ -135,9 +180,13 @@ def sys_mprotect(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
         raise GuestErrno(errno.ENOMEM)
     if prot & PROT_WRITE and _overlaps_shared(st, addr, size):
         raise GuestErrno(errno.EACCES)
+    if not st.mem.is_mapped(addr, size):
+        raise GuestErrno(errno.ENOMEM)
+    if prot & PROT_WRITE:
+        _check_host_commit(st.mem.chargeable_bytes(addr, size))
     try:
         st.mem.protect(addr, size, prot & 7)
-    except NotMapped:
+    except (NotMapped, OutOfMemory):
         raise GuestErrno(errno.ENOMEM) from None
     return 0
 
@@ -154,16 +203,11 @@ def sys_madvise(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     if not mem.is_mapped(addr, size):
         raise GuestErrno(errno.ENOMEM)
     if advice == MADV_DONTNEED:
-        for start, end, prot in mem.mappings():
-            lo, hi = max(start, addr), min(end, addr + size)
-            if lo < hi and not _overlaps_shared(st, lo, hi - lo):
-                mem.map(lo, hi - lo, prot)
+        for region in mem.regions(addr, size):
+            lo, hi = region.start * PAGE_SIZE, region.end * PAGE_SIZE
+            if not _overlaps_shared(st, lo, hi - lo):
+                mem.discard(lo, hi - lo)
     return 0
-
-
-def _copy_pages(mem: Any, start: int, length: int) -> bytes:
-    pages = mem.pages
-    return b"".join(bytes(pages[pn]) for pn in _pages(start, length))
 
 
 @syscall("mremap")
@@ -177,34 +221,35 @@ def sys_mremap(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
         raise GuestErrno(errno.EINVAL)
     if not mem.is_mapped(old, old_size):
         raise GuestErrno(errno.EFAULT)
-    prots = {mem.prot[pn] for pn in _pages(old, old_size)}
-    if len(prots) != 1 or _overlaps_shared(st, old, old_size):
+    regions = mem.regions(old, old_size)
+    if len({region.prot for region in regions}) != 1 or _overlaps_shared(st, old, old_size):
         raise GuestErrno(errno.EFAULT)
-    (prot,) = prots
-    if flags & MREMAP_FIXED:
-        if new_addr & PAGE_MASK or (new_addr < old + old_size and old < new_addr + new_size):
-            raise GuestErrno(errno.EINVAL)
-        return _move(mem, old, old_size, new_addr, new_size, prot, keep_old=bool(flags & MREMAP_DONTUNMAP))
-    if new_size <= old_size:
-        if new_size < old_size:
-            mem.unmap(old + new_size, old_size - new_size)
-        return int(old)
-    tail = old + old_size
-    if tail + (new_size - old_size) <= mem.address_limit and not _any_mapped(mem, tail, new_size - old_size):
-        mem.map(tail, new_size - old_size, prot)
-        return int(old)
-    if not flags & MREMAP_MAYMOVE:
-        raise GuestErrno(errno.ENOMEM)
+    last = regions[-1]
+    if new_size > old_size and last.commit is Commit.CHARGED:
+        _check_host_commit(new_size - old_size)
     try:
-        target = mem.find_free(new_size)
-    except OutOfAddressSpace:
+        if flags & MREMAP_FIXED:
+            if new_addr & PAGE_MASK or (new_addr < old + old_size and old < new_addr + new_size):
+                raise GuestErrno(errno.EINVAL)
+            if new_addr + new_size > mem.address_limit:
+                raise GuestErrno(errno.ENOMEM)
+            mem.remap(old, old_size, new_addr, new_size, keep_old=bool(flags & MREMAP_DONTUNMAP))
+            return int(new_addr)
+        if new_size <= old_size:
+            if new_size < old_size:
+                mem.unmap(old + new_size, old_size - new_size)
+            return int(old)
+        tail, grow = old + old_size, new_size - old_size
+        if tail + grow <= mem.address_limit and not mem.any_mapped(tail, grow):
+            mem.map(tail, grow, last.prot, commit=last.commit)
+            return int(old)
+        if not flags & MREMAP_MAYMOVE:
+            raise GuestErrno(errno.ENOMEM)
+        try:
+            target = mem.find_free(new_size)
+        except OutOfAddressSpace:
+            raise GuestErrno(errno.ENOMEM) from None
+        mem.remap(old, old_size, target, new_size, keep_old=bool(flags & MREMAP_DONTUNMAP))
+        return int(target)
+    except OutOfMemory:
         raise GuestErrno(errno.ENOMEM) from None
-    return _move(mem, old, old_size, target, new_size, prot, keep_old=bool(flags & MREMAP_DONTUNMAP))
-
-
-def _move(mem: Any, old: int, old_size: int, new: int, new_size: int, prot: int, *, keep_old: bool) -> int:
-    data = _copy_pages(mem, old, min(old_size, new_size))
-    mem.map(new, new_size, prot, data)
-    if not keep_old:
-        mem.unmap(old, old_size)
-    return new
