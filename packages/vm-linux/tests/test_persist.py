@@ -262,3 +262,16 @@ def test_the_flag_probe_agrees_with_kcmp(tmp_path: Path) -> None:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_a_stdout_redirected_to_a_file_stays_a_standard_stream(tmp_path: Path, streams: list[int]) -> None:
+    """Without a root, a standard stream that is a file is saved as the stream, not reopened by its path."""
+    out = os.open(tmp_path / "out.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        process = LinuxProcess("riscv64", AddressSpace(), PROGRAM, ["prog"], [], stdin=streams[0], stdout=out,
+                               stderr=streams[5])
+        image = capture_process(process, std_streams=(streams[0], out, streams[5]))
+        process.close()
+        assert [(f.guest_fd, f.stdio, f.guest_path) for f in image.files] == [(0, 0, None), (1, 1, None), (2, 2, None)]
+    finally:
+        os.close(out)

@@ -439,7 +439,7 @@ def reopen_files(image: ProcessImage, fs: Any, std_streams: Sequence[int] = (0, 
     table = FdTable(image.fd_limit)
     try:
         for entry in image.files:
-            inside, virtual = not fs.confined, None
+            inside, virtual = False, None
             if entry.shares_with is not None:
                 shared = table.files.get(entry.shares_with)
                 if shared is None:

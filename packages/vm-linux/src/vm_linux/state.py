@@ -18,7 +18,7 @@ from typing import Any
 from vm_core.logging import get_logger
 
 from vm_linux.abi import LinuxAbi
-from vm_linux.fdtable import NR_OPEN, FdTable
+from vm_linux.fdtable import NR_OPEN, FdTable, OpenFile
 from vm_linux.fs import GuestFilesystem, Node, Parent, host_node
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.signals import SignalState
@@ -56,9 +56,6 @@ class ProcessState:
         self.fds = fds
         self.signals = SignalState()
         self.pid = os.getpid()
-        if not fs.confined:  # without a root every host directory is the guest's to start paths from
-            for entry in fds.files.values():
-                entry.inside_root = True
         self.clear_child_tid = 0
         self.rlimits: dict[int, tuple[int, int]] = {}
         soft, _hard = self.rlimit(resource.RLIMIT_NOFILE)
@@ -99,7 +96,11 @@ class ProcessState:
         info = os.fstat(entry.host_fd)
         if path and not stat.S_ISDIR(info.st_mode):
             raise GuestErrno(errno.ENOTDIR)
-        return Node(entry.host_fd, info.st_mode, outside=not entry.inside_root)
+        return Node(entry.host_fd, info.st_mode, outside=self.outside_root(entry))
+
+    def outside_root(self, entry: OpenFile) -> bool:
+        """Whether a guest descriptor's file lies outside the guest root (never, without a root)."""
+        return self.fs.confined and not entry.inside_root
 
     def fd_node(self, dirfd: int) -> Node:
         """What guest ``dirfd`` itself names (``AT_EMPTY_PATH``): a new node the caller closes."""
@@ -108,7 +109,7 @@ class ProcessState:
         entry = self.fds.get(dirfd)
         if entry.virtual is not None:
             return Node(mode=entry.virtual.mode, virtual=entry.virtual)
-        return host_node(os.dup(entry.host_fd), outside=not entry.inside_root)
+        return host_node(os.dup(entry.host_fd), outside=self.outside_root(entry))
 
     def lookup(self, dirfd: int, path: str, *, follow: bool = True, empty_path: bool = False) -> Node:
         """The object a ``*at`` call names (``AT_EMPTY_PATH`` with an empty path: ``dirfd`` itself)."""

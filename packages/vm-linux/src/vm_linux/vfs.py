@@ -230,7 +230,7 @@ class VirtualFiles:
             raise GuestErrno(errno.ENOENT)
         if entry.virtual is not None:
             return Node(mode=entry.virtual.mode, virtual=entry.virtual)
-        return host_node(os.dup(entry.host_fd), outside=not entry.inside_root)
+        return host_node(os.dup(entry.host_fd), outside=self.process.state.outside_root(entry))
 
     def fd_text(self, fd: int) -> str:
         """What ``readlink("/proc/self/fd/N")`` shows: a guest path, or the kernel's ``pipe:[...]``.
