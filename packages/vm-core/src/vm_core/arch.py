@@ -119,7 +119,7 @@ class ArchInfo:
     syscall: SyscallConvention
     hwcap: int
     hwcap_bits: tuple[HwcapBit, ...]
-    initial_registers: Mapping[str, int]
+    initial_registers: tuple[tuple[str, int], ...]
     user_address_limit: int
     stack_top: int
     mmap_base: int
@@ -140,7 +140,7 @@ class ArchInfo:
                 by_name[name] = register
         object.__setattr__(self, "_by_name", by_name)
         for name in (self.stack_pointer, self.syscall.number, self.syscall.result, *self.syscall.args,
-                     *self.initial_registers, *((self.return_address,) if self.return_address else ())):  # fmt: skip
+                     *(name for name, _ in self.initial_registers), *((self.return_address,) if self.return_address else ())):  # fmt: skip
             self.register(name)
 
     @property
@@ -155,8 +155,8 @@ class ArchInfo:
 
     def register(self, name: str | int) -> RegisterInfo:
         """The register called ``name`` (any of its names) or at index ``name``; :class:`UnknownRegister` if none."""
-        if isinstance(name, int) and not isinstance(name, bool):
-            if 0 <= name < len(self.registers):
+        if isinstance(name, int):
+            if 0 <= name < len(self.registers) and not isinstance(name, bool):
                 return self.registers[name]
             raise UnknownRegister(f"{self.name} has no register number {name} (0..{len(self.registers) - 1})")
         try:
@@ -184,5 +184,5 @@ class ArchInfo:
         for i in range(len(regs)):
             regs[i] = 0
         regs[self.index(self.stack_pointer)] = sp
-        for name, value in self.initial_registers.items():
+        for name, value in self.initial_registers:
             regs[self.index(name)] = value

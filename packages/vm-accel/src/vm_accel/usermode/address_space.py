@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import cast
 
 from vm_core.logging import get_logger
-from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, Commit
+from vm_mem import PAGE_SHIFT, PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, Commit
 from vm_mem.errors import InvalidArgument
 from vm_mem.space import RegionRecord
 
@@ -32,10 +32,7 @@ from vm_accel.kvm.memory import GuestMemoryRegion
 from vm_accel.usermode.frames import FrameAllocator
 from vm_accel.usermode.page_tables import USER_LIMIT, UserPageTables, leaf_flags
 
-PAGE_SHIFT = 12
 RESERVED_TOP = 0x10000
-#: Top of the top-down mmap area, just below vm-linux's initial stack (0x3f_ffff_f000 - 8 MiB).
-USER_MMAP_BASE = 0x3F_0000_0000
 _ALL_PROT = PROT_READ | PROT_WRITE | PROT_EXEC
 Buffer = bytes | bytearray | memoryview
 
@@ -46,7 +43,8 @@ class KvmAddressSpace(AddressSpace):
     """A guest user address space backed by ``region`` through ``tables`` (see the module docstring)."""
 
     def __init__(self, region: GuestMemoryRegion, frames: FrameAllocator, tables: UserPageTables) -> None:
-        super().__init__(mmap_base=USER_MMAP_BASE, mmap_min_addr=RESERVED_TOP, address_limit=USER_LIMIT)
+        # mmap_base: vm-linux's process sets the ISA's (ArchInfo.mmap_base) when it takes this space over
+        super().__init__(mmap_min_addr=RESERVED_TOP, address_limit=USER_LIMIT)
         self.region = region
         self.frames = frames
         self.tables = tables

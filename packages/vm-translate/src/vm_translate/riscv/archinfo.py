@@ -85,7 +85,7 @@ RV64 = ArchInfo(
     syscall=SyscallConvention(number="a7", args=("a0", "a1", "a2", "a3", "a4", "a5"), result="a0"),
     hwcap=riscv_hwcap(EXTENSIONS),
     hwcap_bits=tuple(HwcapBit(ord(e) - ord("A"), f"{e}: {_EXTENSION_NAMES[e]}") for e in EXTENSIONS),
-    initial_registers={},
+    initial_registers=(),
     user_address_limit=1 << 38,
     stack_top=(1 << 38) - 4096,
     mmap_base=0x3F_0000_0000,

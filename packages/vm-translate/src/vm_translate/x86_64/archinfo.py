@@ -49,11 +49,12 @@ def _registers() -> tuple[RegisterInfo, ...]:
         RegisterInfo(name, i, 64, RegisterGroup.GENERAL, gdb_number=_GDB_ORDER.index(name))
         for i, name in enumerate(GPR_NAMES)
     )
-    return gprs + (
+    system = (
         RegisterInfo("rflags", 16, 64, RegisterGroup.SYSTEM, ("eflags",), gdb_number=17),
         RegisterInfo("fs_base", 17, 64, RegisterGroup.SYSTEM),
         RegisterInfo("gs_base", 18, 64, RegisterGroup.SYSTEM),
     )
+    return gprs + system
 
 
 X86_64 = ArchInfo(
@@ -70,7 +71,7 @@ X86_64 = ArchInfo(
     syscall=SyscallConvention(number="rax", args=("rdi", "rsi", "rdx", "r10", "r8", "r9"), result="rax"),
     hwcap=BASELINE_HWCAP,
     hwcap_bits=tuple(HwcapBit(bit, name) for bit, name in _CPUID1_EDX.items() if BASELINE_HWCAP >> bit & 1),
-    initial_registers={"rflags": RFLAGS_RESERVED | RFLAGS_IF},
+    initial_registers=(("rflags", RFLAGS_RESERVED | RFLAGS_IF),),
     user_address_limit=TASK_SIZE_MAX,
     stack_top=TASK_SIZE_MAX,
     mmap_base=TASK_SIZE_MAX - (128 << 20),
