@@ -121,8 +121,7 @@ class Machine:
             raise RegisterValueError(f"register values are ints, not {type(value).__name__}")
         register = self._register(name)
         if register is None:
-            pc = RegisterInfo(self.arch.pc_name, -1, self.arch.word_bits, self.arch.registers[0].group)
-            self.cpu.pc = pc.fit(value)
+            self.cpu.pc = self.arch.pc.fit(value)
             return
         stored = register.fit(value)
         if not register.hardwired_zero:

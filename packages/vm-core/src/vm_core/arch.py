@@ -149,6 +149,11 @@ class ArchInfo:
         return len(self.registers)
 
     @property
+    def pc(self) -> RegisterInfo:
+        """The program counter as a register (``index`` -1: it is ``CpuState.pc``, not in ``regs``)."""
+        return RegisterInfo(self.pc_name, -1, self.word_bits, RegisterGroup.SYSTEM, gdb_number=self.pc_gdb_number)
+
+    @property
     def names(self) -> tuple[str, ...]:
         """Register names in index order (each register's canonical name)."""
         return tuple(r.name for r in self.registers)
