@@ -25,14 +25,14 @@ from vm_linux.syscalls.x86_64 import (
     ARCH_GET_FS,
     ARCH_SET_FS,
     ARCH_SET_GS,
-    TASK_SIZE_MAX,
-    X86_64_ABI,
     X86_64_SYSCALLS,
-    X86_FS_BASE,
-    X86_REGISTER_COUNT,
     pack_x86_64_stat,
+    x86_64_abi,
 )
 from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
+from vm_translate.x86_64.archinfo import TASK_SIZE_MAX, X86_64
+
+X86_64_ABI = x86_64_abi(X86_64)
 
 UNISTD = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
 ON_X86_64 = platform.machine() == "x86_64"
@@ -63,7 +63,7 @@ def test_struct_stat_bytes_are_the_kernels(tmp_path: Path) -> None:
 
 class _Cpu:
     def __init__(self) -> None:
-        self.regs = [0] * X86_REGISTER_COUNT
+        self.regs = [0] * X86_64.register_count
         self.pc = 0
         self.mem = AddressSpace()
         self.icount = 0
@@ -76,9 +76,10 @@ def _arch_prctl(cpu: _Cpu, code: int, arg: int) -> int:
     from vm_linux.syscalls import SyscallDispatcher
 
     state = ProcessState(X86_64_ABI, cpu.mem, GuestFilesystem(None, "/bin/true"), FdTable.with_std_streams(0, 1, 2))
-    cpu.regs[0], cpu.regs[7], cpu.regs[6] = 158, code, arg  # rax, rdi, rsi
+    rax, rdi, rsi = X86_64.indices("rax", "rdi", "rsi")
+    cpu.regs[rax], cpu.regs[rdi], cpu.regs[rsi] = 158, code, arg
     SyscallDispatcher(X86_64_ABI).dispatch(state, cpu)
-    result = cpu.regs[0]
+    result = cpu.regs[rax]
     return result - (1 << 64) if result >> 63 else result
 
 
@@ -86,7 +87,7 @@ def test_arch_prctl_sets_and_reads_the_fs_base() -> None:
     cpu = _Cpu()
     cpu.mem.map(0x10000, 0x1000, PROT_READ | PROT_WRITE)
     assert _arch_prctl(cpu, ARCH_SET_FS, 0x7F00_1234_5000) == 0
-    assert cpu.regs[X86_FS_BASE] == 0x7F00_1234_5000
+    assert cpu.regs[X86_64.index("fs_base")] == 0x7F00_1234_5000
     assert _arch_prctl(cpu, ARCH_GET_FS, 0x10008) == 0
     assert cpu.mem.load(0x10008, 8) == 0x7F00_1234_5000
     assert _arch_prctl(cpu, ARCH_GET_FS, 0x90000) == -errno.EFAULT

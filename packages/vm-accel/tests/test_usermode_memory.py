@@ -1,7 +1,7 @@
 """KvmAddressSpace against vm-mem's AddressSpace (the model) and its page tables against its own pages.
 
 Runs without KVM: the guest RAM region is plain anonymous memory. Random
-sequences of map / unmap / protect / brk / write must leave both address
+sequences of map / unmap / protect / remap (mremap that moves) / brk / write must leave both address
 spaces with the same mappings and bytes, every mapped page's leaf entry must
 point at the frame that holds its bytes with the protection's rights, and
 no frame may leak or be shared.
@@ -81,6 +81,7 @@ operations = st.one_of(
     st.tuples(st.just("protect"), pages, counts, prots),
     st.tuples(st.just("write"), st.integers(0, PAGES * 4096 - 1), st.binary(min_size=1, max_size=9000)),
     st.tuples(st.just("brk"), st.integers(-3, 12)),
+    st.tuples(st.just("remap"), pages, counts, pages, counts, st.booleans()),
 )
 
 
@@ -95,6 +96,8 @@ def _apply(space: AddressSpace, op: tuple) -> object:  # type: ignore[type-arg]
             return space.protect(BASE + op[1] * 4096, op[2] * 4096, op[3])
         if kind == "write":
             return space.write(BASE + op[1], op[2])
+        if kind == "remap":
+            return space.remap(BASE + op[1] * 4096, op[2] * 4096, BASE + op[3] * 4096, op[4] * 4096, keep_old=op[5])
         return space.brk(BASE + PAGES * 4096 + op[1] * 1000)
     except VmError as exc:
         return type(exc)
@@ -131,6 +134,16 @@ def test_freed_frames_read_zero_and_are_reused(pair: Pair) -> None:
         assert bytes(pair.region.view[frame : frame + 4096]) == bytes(4096)
     pair.kvm.map(BASE + 0x10000, 3 * 4096, PROT_READ)
     assert set(pair.kvm.frame_of.values()) == frames
+
+
+def test_a_moved_mapping_takes_its_frames_and_bytes_along(pair: Pair) -> None:
+    pair.kvm.map(BASE, 2 * 4096, PROT_READ | PROT_WRITE, b"ab" * 4096)
+    frames = [pair.kvm.frame_of[(BASE >> 12) + i] for i in range(2)]
+    pair.kvm.remap(BASE, 2 * 4096, BASE + 0x10000, 3 * 4096)
+    target = (BASE + 0x10000) >> 12
+    assert [pair.kvm.frame_of[target + i] for i in range(2)] == frames
+    assert pair.tables.translate(BASE + 0x10001) == frames[0] + 1 and pair.tables.translate(BASE) is None
+    assert pair.kvm.peek(BASE + 0x10000, 4) == b"abab" and pair.kvm.peek(BASE + 0x12000, 4096) == bytes(4096)
 
 
 def test_page_table_walk_translates_to_the_frame(pair: Pair) -> None:

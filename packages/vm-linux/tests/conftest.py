@@ -73,16 +73,17 @@ class SyscallHarness:
     def __init__(self, root: str | None = None, exe: str = "/bin/true", resolver: str | None = None) -> None:
         from vm_linux.fdtable import FdTable
         from vm_linux.fs import GuestFilesystem
+        from vm_linux.process import abi_for
         from vm_linux.state import ProcessState
-        from vm_linux.syscalls import RISCV64_ABI, SyscallDispatcher
+        from vm_linux.syscalls import SyscallDispatcher
         from vm_linux.vfs import VirtualFiles
         from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
 
-        self.abi = RISCV64_ABI
+        self.abi = abi_for("riscv64")
         self.mem = AddressSpace()
         self.mem.map(self.SCRATCH, self.SCRATCH_SIZE, PROT_READ | PROT_WRITE)
         self.cpu = PlainCpu(self.mem)
-        self.cpu.regs[2] = self.SCRATCH + self.SCRATCH_SIZE
+        self.cpu.regs[self.abi.sp_register] = self.SCRATCH + self.SCRATCH_SIZE
         self.state = ProcessState(self.abi, self.mem, GuestFilesystem(root, exe, resolver=resolver), FdTable.with_std_streams())
         self.argv: list[str] = [exe]
         self.envp: list[str] = []
@@ -94,12 +95,12 @@ class SyscallHarness:
     def call(self, name: str, *args: int) -> int:
         """Put the arguments in a0..a5 and the number in a7, dispatch, return a0 as a signed value."""
         regs = self.cpu.regs
-        regs[17] = self.abi.syscall_number(name)
+        regs[self.abi.nr_register] = self.abi.syscall_number(name)
         padded = [a & (2**64 - 1) for a in args] + [0] * (6 - len(args))
         for reg, value in zip(self.abi.arg_registers, padded, strict=True):
             regs[reg] = value
         self.dispatcher.dispatch(self.state, self.cpu)
-        result = regs[10]
+        result = regs[self.abi.result_register]
         return result - (1 << 64) if result >> 63 else result
 
     def alloc(self, data: bytes | int) -> int:

@@ -14,8 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vm_core.errors import BadProgramError, NotFoundError, UnsupportedError, VmError
 from vm_linux.elf import EM_RISCV, STATIC_PIE_BASE, load_elf
-from vm_linux.stack import STACK_BOTTOM
+from vm_linux.stack import STACK_SIZE
 from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
+from vm_translate.riscv.archinfo import RV64
+
+STACK_TOP = RV64.stack_top
+STACK_BOTTOM = STACK_TOP - STACK_SIZE
+
 
 READELF = "riscv64-linux-gnu-readelf"
 

@@ -51,11 +51,15 @@ from vm_linux.stack import (
     AT_MINSIGSTKSZ,
     AT_NULL,
     AT_RANDOM,
-    STACK_BOTTOM,
-    STACK_TOP,
+    STACK_SIZE,
     parse_initial_stack,
 )
 from vm_mem import AddressSpace
+from vm_translate.riscv.archinfo import RV64
+
+STACK_TOP = RV64.stack_top
+STACK_BOTTOM = STACK_TOP - STACK_SIZE
+
 
 GUEST_ENV = ["LANG=C", "PROCFS_TEST=1"]
 PROC_FILES = ["/proc/self/maps", "/proc/self/stat", "/proc/self/cmdline", "/proc/self/auxv", "/proc/self/environ"]

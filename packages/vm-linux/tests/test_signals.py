@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_linux import rv64_sigframe as frame
 from vm_linux.signals import SIGUSR1, make_siginfo
+from vm_translate.riscv.archinfo import RV64
 
 MASK64 = 2**64 - 1
 
@@ -60,7 +61,7 @@ def test_frame_round_trip(gprs, fprs, frm, fflags, pc, mask) -> None:
     cpu.pc = pc
     before = list(cpu.regs)
     info = make_siginfo(SIGUSR1, -6, pid=7, uid=8)
-    codec = frame.Rv64SignalFrames()
+    codec = frame.Rv64SignalFrames(RV64)
     codec.push_frame(cpu, sp=gprs[2], signo=SIGUSR1, siginfo=info, old_mask=mask, altstack=(0, 2, 0),
                      handler=0x4000, restorer=0x5000)
     sp = cpu.regs[2]

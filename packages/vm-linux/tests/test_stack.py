@@ -24,13 +24,16 @@ from vm_linux.stack import (
     AT_RANDOM,
     AT_SECURE,
     AT_UID,
-    STACK_BOTTOM,
-    STACK_TOP,
+    STACK_SIZE,
     build_initial_stack,
     parse_initial_stack,
-    riscv_hwcap,
 )
 from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
+from vm_translate.riscv.archinfo import RV64
+
+STACK_TOP = RV64.stack_top
+STACK_BOTTOM = STACK_TOP - STACK_SIZE
+
 
 ARGV = ["/prog/auxv", "a", "b c", ""]
 ENVP = ["A=1", "LONGER=value with spaces", "EMPTY="]
@@ -41,14 +44,14 @@ def build(riscv_program):
     mem = AddressSpace()
     program = load_elf(mem, str(path), EM_RISCV, limit=STACK_BOTTOM)
     stack = build_initial_stack(
-        mem, program, ARGV, ENVP, execfn=str(path), hwcap=riscv_hwcap("IMAFDC"), minsigstksz=1088,
+        mem, program, ARGV, ENVP, execfn=str(path), stack_top=STACK_TOP, page_size=4096, hwcap=RV64.hwcap, minsigstksz=1088,
         random_bytes=bytes(range(16)),
     )
     return path, mem, program, stack
 
 
 def test_hwcap_bits_follow_the_letters() -> None:
-    assert riscv_hwcap("IMAFDC") == 0x112D  # the value qemu-riscv64 and Linux report for rv64gc
+    assert RV64.hwcap == 0x112D  # the value qemu-riscv64 and Linux report for rv64gc
 
 
 def test_stack_parses_back(riscv_program) -> None:
@@ -108,4 +111,4 @@ def test_nul_in_argument_is_refused(riscv_program) -> None:
     mem = AddressSpace()
     program = load_elf(mem, str(path), EM_RISCV, limit=STACK_BOTTOM)
     with pytest.raises(ConfigurationError, match="NUL"):
-        build_initial_stack(mem, program, ["x\0y"], [], execfn="x", hwcap=0, minsigstksz=1088)
+        build_initial_stack(mem, program, ["x\0y"], [], execfn="x", stack_top=STACK_TOP, page_size=4096, hwcap=0, minsigstksz=1088)

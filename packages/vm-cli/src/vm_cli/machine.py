@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 import pluggy
+from vm_core.arch import ArchInfo, RegisterInfo, RegisterValueError, UnknownRegister
 from vm_core.errors import ConfigurationError, VmError
 from vm_core.plugins import Registry, collect_registry, make_plugin_manager
 from vm_core.types import EngineSpec, StopKind, StopReason
@@ -60,7 +61,11 @@ class Machine:
         self.frontend = self.isa.factory()
         self.mem = mem if mem is not None else AddressSpace()
         self.layout = self.frontend.layout
-        self.cpu = CpuState(self.isa.name, self.layout.size, self.mem)
+        if self.isa.arch is None:
+            raise ConfigurationError(f"the {self.isa.name} front end registers no ArchInfo (IsaSpec.arch)")
+        #: The ISA's facts: register names, indices, widths (see :mod:`vm_core.arch`).
+        self.arch: ArchInfo = self.isa.arch
+        self.cpu = CpuState(self.isa.name, self.arch.register_count, self.mem)
         self.engine_spec = choose_engine(self.plugin_manager, self.registry, self.isa.name, engine)
         self.engine = self.engine_spec.factory(self.frontend, settings)
 
@@ -87,28 +92,40 @@ class Machine:
         self.mem.poke(address, bytes(data))
 
     # -- registers -------------------------------------------------------------
-    def _index(self, name: str | int) -> int:
-        if isinstance(name, int):
-            return name
-        try:
-            return self.layout.index(name)
-        except ValueError:
-            raise ConfigurationError(f"no {self.isa.name} register named {name!r}") from None
+    def _register(self, name: str | int) -> RegisterInfo | None:
+        """The register ``name`` names (any of its names, or its index in the register file); None for the pc."""
+        if name in (self.arch.pc_name, "pc"):
+            return None
+        if not isinstance(name, (str, int)) or isinstance(name, bool):
+            raise UnknownRegister(f"a register is named by a str or an int, not {type(name).__name__}")
+        return self.arch.register(name)
 
     def reg_read(self, name: str | int) -> int:
-        """A register by name (``"a0"``, ``"x10"``, ``"f3"``, ``"pc"``) or layout index."""
-        if name == self.layout.pc_name:
+        """A register by name (``"a0"``, ``"x10"``, ``"f3"``, ``"fflags"``, ``"pc"``) or register-file index.
+
+        Raises :class:`~vm_core.arch.UnknownRegister` (a ConfigurationError) for a name the ISA does not have.
+        """
+        register = self._register(name)
+        if register is None:
             return self.cpu.pc
-        return self.cpu.regs[self._index(name)]
+        return 0 if register.hardwired_zero else self.cpu.regs[register.index]
 
     def reg_write(self, name: str | int, value: int) -> None:
-        if name == self.layout.pc_name:
-            self.cpu.pc = value & (2**64 - 1)
+        """Set a register; ``value`` must fit its width (negative values are written in two's complement).
+
+        Raises :class:`~vm_core.arch.UnknownRegister` for an unknown name and
+        :class:`~vm_core.arch.RegisterValueError` (a ConfigurationError) for a value that does not fit.
+        Writes to a hard-wired zero register (RISC-V ``x0``) are dropped, as the hardware does.
+        """
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise RegisterValueError(f"register values are ints, not {type(value).__name__}")
+        register = self._register(name)
+        if register is None:
+            self.cpu.pc = self.arch.pc.fit(value)
             return
-        index = self._index(name)
-        if index == 0 and self.isa.name == "riscv64":
-            return  # x0 is hard-wired to zero
-        self.cpu.regs[index] = value & (2**64 - 1)
+        stored = register.fit(value)
+        if not register.hardwired_zero:
+            self.cpu.regs[register.index] = stored
 
     @property
     def pc(self) -> int:
@@ -116,7 +133,7 @@ class Machine:
 
     @pc.setter
     def pc(self, value: int) -> None:
-        self.reg_write(self.layout.pc_name, value)
+        self.reg_write(self.arch.pc_name, value)
 
     @property
     def icount(self) -> int:

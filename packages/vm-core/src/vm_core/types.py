@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from vm_core.arch import ArchInfo
+
 
 @attrs.frozen
 class IsaSpec:
@@ -21,7 +23,13 @@ class IsaSpec:
     ``factory()`` returns the front end object of vm-translate's
     ``FrontEnd`` protocol (decode + lift one block into IR).
     ``elf_machine`` is the ELF ``e_machine`` value it handles (e.g. 243 for
-    RISC-V); ``bits`` the native word size.
+    RISC-V); ``bits`` the native word size. ``arch`` is the ISA's
+    :class:`~vm_core.arch.ArchInfo` (registers, ABI registers, page size,
+    Linux start state...), owned by the front end: whoever needs an ISA fact
+    reads it here. ``emulated`` is False for an ISA whose facts are known but
+    which has no emulation front end yet (its ``factory`` raises
+    :class:`~vm_core.errors.UnsupportedError`; such programs run only through
+    an accelerator).
     """
 
     name: str
@@ -30,6 +38,8 @@ class IsaSpec:
     bits: int = 64
     description: str = ""
     aliases: tuple[str, ...] = ()
+    arch: ArchInfo | None = None
+    emulated: bool = True
 
 
 @attrs.frozen

@@ -10,15 +10,13 @@ from vm_linux.abi import LinuxAbi
 from vm_linux.cpu import GuestCpu
 from vm_linux.elf import STATIC_PIE_BASE, LoadedProgram, load_elf
 from vm_linux.fs import GuestFilesystem
-from vm_linux.process import LinuxProcess, ProcessResult, abi_for
-from vm_linux.stack import STACK_SIZE, STACK_TOP, InitialStack, build_initial_stack, parse_initial_stack
-from vm_linux.syscalls import ABIS, RISCV64_ABI, SyscallDispatcher
+from vm_linux.process import LinuxProcess, ProcessResult, abi_for, installed_arch
+from vm_linux.stack import STACK_SIZE, InitialStack, build_initial_stack, parse_initial_stack
+from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
 
 __all__ = [
-    "ABIS",
-    "RISCV64_ABI",
+    "ABI_BUILDERS",
     "STACK_SIZE",
-    "STACK_TOP",
     "STATIC_PIE_BASE",
     "GuestCpu",
     "GuestFilesystem",
@@ -30,6 +28,7 @@ __all__ = [
     "SyscallDispatcher",
     "abi_for",
     "build_initial_stack",
+    "installed_arch",
     "load_elf",
     "parse_initial_stack",
 ]

@@ -4,7 +4,7 @@ Loaded through the entry point `linux` of the group `vm_core.plugins`. It
 registers the ELF loader (``LoaderSpec("elf")``; its factory loads a program
 into an address space, see :func:`vm_linux.elf.load_elf`) and one Linux
 system-call table per supported ISA (``SyscallTableSpec("linux", isa)``; its
-factory returns the ISA's :class:`vm_linux.abi.LinuxAbi`). The composition
+factory takes the ISA's :class:`vm_core.arch.ArchInfo` and returns its :class:`vm_linux.abi.LinuxAbi`). The composition
 root builds a :class:`vm_linux.process.LinuxProcess` to run a program.
 """
 
@@ -16,9 +16,8 @@ from typing import Any
 from vm_core.hookspecs import hookimpl
 from vm_core.types import LoaderSpec, SyscallTableSpec
 
-from vm_linux.abi import LinuxAbi
 from vm_linux.elf import LoadedProgram, load_elf
-from vm_linux.syscalls import ABIS
+from vm_linux.syscalls import ABI_BUILDERS, SYSCALL_TABLES
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -31,10 +30,6 @@ def is_elf(header: bytes) -> bool:
 def load_elf_program(mem: Any, path: str, machine: int, *, limit: int) -> LoadedProgram:
     """The ``elf`` loader's factory: map the static ELF at ``path`` into ``mem``."""
     return load_elf(mem, path, machine, limit=limit)
-
-
-def _abi_factory(abi: LinuxAbi) -> Callable[[], LinuxAbi]:
-    return lambda: abi
 
 
 @hookimpl
@@ -51,12 +46,12 @@ def vm_register_loaders(register: Callable[[LoaderSpec], None]) -> None:
 
 @hookimpl
 def vm_register_syscall_tables(register: Callable[[SyscallTableSpec], None]) -> None:
-    for isa, abi in sorted(ABIS.items()):
+    for isa, build in sorted(ABI_BUILDERS.items()):
         register(
             SyscallTableSpec(
                 os="linux",
                 isa=isa,
-                factory=_abi_factory(abi),
-                description=f"Linux user-mode ABI for {isa} ({len(abi.syscall_names)} system-call numbers)",
+                factory=build,
+                description=f"Linux user-mode ABI for {isa} ({len(SYSCALL_TABLES[isa])} system-call numbers)",
             )
         )

@@ -19,11 +19,13 @@ result is a :class:`ProcessResult`.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
+from vm_core.arch import ArchInfo
 from vm_core.errors import (
     Breakpoint,
     ConfigurationError,
@@ -64,12 +66,11 @@ from vm_linux.signals import (
     sigbit,
     signal_name,
 )
-from vm_linux.stack import STACK_BOTTOM, ExecImage, InitialStack, build_initial_stack
+from vm_linux.stack import STACK_SIZE, ExecImage, InitialStack, build_initial_stack
 from vm_linux.state import GuestExit, ProcessState
-from vm_linux.syscalls import ABIS, SyscallDispatcher
+from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
 from vm_linux.vfs import VirtualFiles
 
-TRAMPOLINE_ADDR = STACK_BOTTOM - 2 * PAGE_SIZE  # one guard page between it and the stack
 DEFAULT_SLICE = 100_000
 
 
@@ -84,14 +85,36 @@ class ProcessResult:
     killed_because: str | None = None
 
 
-def abi_for(isa_name: str) -> LinuxAbi:
-    """The Linux ABI of ``isa_name`` (``NotFoundError`` when vm-linux has none)."""
+def trampoline_address(stack_top: int) -> int:
+    """Where the signal-return trampoline page goes: below the stack, one guard page between them."""
+    return stack_top - STACK_SIZE - 2 * PAGE_SIZE
+
+
+@functools.cache
+def installed_arch(isa_name: str) -> ArchInfo:
+    """The ArchInfo the installed front end of ``isa_name`` registered (``IsaSpec.arch``), through the plugins.
+
+    For callers that name an ISA without handing its ArchInfo over (the composition root passes
+    ``IsaSpec.arch`` itself); vm-linux never imports a front end.
+    """
+    from vm_core.plugins import collect_registry, make_plugin_manager
+
+    spec = collect_registry(make_plugin_manager()).isa(isa_name)
+    if spec.arch is None:
+        raise NotFoundError(f"the installed {spec.name} front end registers no ArchInfo")
+    return spec.arch
+
+
+@functools.cache
+def abi_for(isa_name: str, arch: ArchInfo | None = None) -> LinuxAbi:
+    """The Linux ABI of ``isa_name`` on ``arch`` (default: the installed front end's); ``NotFoundError`` if none."""
     try:
-        return ABIS[isa_name]
+        build = ABI_BUILDERS[isa_name]
     except KeyError:
         raise NotFoundError(
-            f"no Linux user-mode ABI for ISA {isa_name!r}", hint=f"supported: {', '.join(sorted(ABIS))}"
+            f"no Linux user-mode ABI for ISA {isa_name!r}", hint=f"supported: {', '.join(sorted(ABI_BUILDERS))}"
         ) from None
+    return build(arch if arch is not None else installed_arch(isa_name))
 
 
 class LinuxProcess:
@@ -109,10 +132,13 @@ class LinuxProcess:
         stdin: int = 0,
         stdout: int = 1,
         stderr: int = 2,
+        arch: ArchInfo | None = None,
     ) -> None:
-        self.abi = abi_for(isa_name)
+        self.abi = abi_for(isa_name, arch)
         self.mem = mem
         mem.address_limit = min(mem.address_limit, self.abi.user_address_limit)
+        mem.mmap_base = self.abi.arch.mmap_base
+        self.trampoline_addr = trampoline_address(self.abi.arch.stack_top)
         self.program_path = program
         self.argv = list(argv)
         if envp is None:
@@ -142,19 +168,21 @@ class LinuxProcess:
     def load(self) -> tuple[int, int]:
         """Map the program, the stack and the sigreturn trampoline; return the initial (pc, sp)."""
         data = read_program_file(self.program_path)
-        self.loaded = load_elf(self.mem, self.program_path, self.abi.elf_machine, limit=TRAMPOLINE_ADDR, data=data)
+        self.loaded = load_elf(self.mem, self.program_path, self.abi.elf_machine, limit=self.trampoline_addr, data=data)
         self.stack = build_initial_stack(
             self.mem,
             self.loaded,
             self.argv,
             self.envp,
             execfn=self.program_path,
+            stack_top=self.abi.arch.stack_top,
+            page_size=self.abi.arch.page_size,
             hwcap=self.abi.hwcap,
             minsigstksz=self.abi.at_minsigstksz,
         )
         code = self.abi.signal_frames.trampoline_code
-        self.mem.map(TRAMPOLINE_ADDR, PAGE_SIZE, PROT_READ | PROT_EXEC, code)
-        self.state.sigreturn_trampoline = TRAMPOLINE_ADDR
+        self.mem.map(self.trampoline_addr, PAGE_SIZE, PROT_READ | PROT_EXEC, code)
+        self.state.sigreturn_trampoline = self.trampoline_addr
         comm = os.path.basename(os.fsdecode(self.program_path))[:15]  # Linux: the execve'd name, TASK_COMM_LEN-1
         self.state.exec_image = ExecImage(program=self.loaded, stack=self.stack, comm=comm)
         track_peak_mapped_pages(self.state)

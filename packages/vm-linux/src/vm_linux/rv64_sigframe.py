@@ -14,14 +14,17 @@ The frame is 1088 bytes, placed 16-byte aligned below the interrupted
 ``sp`` (or the top of the alternate stack). The handler runs with
 ``a0 = signo``, ``a1 = &siginfo``, ``a2 = &ucontext``, ``sp`` = the frame and
 ``ra`` = the sigreturn trampoline (``li a7, 139; ecall``), which Linux keeps
-in the vDSO and vm maps as one read-execute page.
+in the vDSO and vm maps as one read-execute page. Register indices come from
+the ISA's :class:`~vm_core.arch.ArchInfo`.
 """
 
 from __future__ import annotations
 
 import struct
 
-from vm_linux.cpu import RV_A0, RV_A1, RV_A2, RV_F0, RV_FFLAGS, RV_FRM, RV_RA, RV_SP, GuestCpu
+from vm_core.arch import ArchInfo
+
+from vm_linux.cpu import GuestCpu
 
 UCONTEXT_OFFSET = 128
 UC_STACK_OFFSET = UCONTEXT_OFFSET + 16
@@ -36,10 +39,17 @@ MASK64 = 2**64 - 1
 
 
 class Rv64SignalFrames:
-    """:class:`vm_linux.abi.SignalFrameCodec` for riscv64."""
+    """:class:`vm_linux.abi.SignalFrameCodec` for riscv64, on the register file ``arch`` describes."""
 
     frame_size = RT_SIGFRAME_SIZE
     trampoline_code = SIGRETURN_TRAMPOLINE
+
+    def __init__(self, arch: ArchInfo) -> None:
+        #: ``sc_regs`` after the pc: x1..x31; then the FP state f0..f31.
+        self._x = arch.indices(*(f"x{i}" for i in range(1, 32)))
+        self._f = arch.indices(*(f"f{i}" for i in range(32)))
+        self._sp, self._ra, self._a0, self._a1, self._a2 = arch.indices("sp", "ra", "a0", "a1", "a2")
+        self._frm, self._fflags = arch.indices("frm", "fflags")
 
     def push_frame(
         self, cpu: GuestCpu, *, sp: int, signo: int, siginfo: bytes, old_mask: int,
@@ -50,21 +60,21 @@ class Rv64SignalFrames:
         frame = (sp - RT_SIGFRAME_SIZE) & ~15
         ss_sp, ss_flags, ss_size = altstack
         ucontext = struct.pack("<QQQiiQQ", 0, 0, ss_sp, ss_flags, 0, ss_size, old_mask).ljust(176, b"\0")
-        gregs = struct.pack("<32Q", cpu.pc & MASK64, *(regs[i] & MASK64 for i in range(1, 32)))
-        fregs = struct.pack("<32Q", *(regs[RV_F0 + i] & MASK64 for i in range(32)))
-        fcsr = ((regs[RV_FRM] & 7) << 5) | (regs[RV_FFLAGS] & 0x1F)
+        gregs = struct.pack("<32Q", cpu.pc & MASK64, *(regs[i] & MASK64 for i in self._x))
+        fregs = struct.pack("<32Q", *(regs[i] & MASK64 for i in self._f))
+        fcsr = ((regs[self._frm] & 7) << 5) | (regs[self._fflags] & 0x1F)
         fpstate = (fregs + struct.pack("<I", fcsr)).ljust(FPSTATE_SIZE, b"\0")
         cpu.mem.write(frame, siginfo + ucontext + gregs + fpstate)
-        regs[RV_SP] = frame
-        regs[RV_RA] = restorer
-        regs[RV_A0] = signo
-        regs[RV_A1] = frame
-        regs[RV_A2] = frame + UCONTEXT_OFFSET
+        regs[self._sp] = frame
+        regs[self._ra] = restorer
+        regs[self._a0] = signo
+        regs[self._a1] = frame
+        regs[self._a2] = frame + UCONTEXT_OFFSET
         cpu.pc = handler
 
     def pop_frame(self, cpu: GuestCpu) -> tuple[int, tuple[int, int, int]]:
         """Restore the registers saved in the frame at ``sp``; return (saved mask, saved altstack)."""
-        frame = cpu.regs[RV_SP]
+        frame = cpu.regs[self._sp]
         raw = cpu.mem.read(frame + UC_STACK_OFFSET, RT_SIGFRAME_SIZE - (UC_STACK_OFFSET))
         ss_sp, ss_flags, _pad, ss_size, mask = struct.unpack_from("<QiiQQ", raw, 0)
         base = MCONTEXT_OFFSET - UC_STACK_OFFSET
@@ -73,10 +83,10 @@ class Rv64SignalFrames:
         (fcsr,) = struct.unpack_from("<I", raw, base + 512)
         regs = cpu.regs
         cpu.pc = gregs[0]
-        for i in range(1, 32):
-            regs[i] = gregs[i]
-        for i in range(32):
-            regs[RV_F0 + i] = fregs[i]
-        regs[RV_FRM] = (fcsr >> 5) & 7
-        regs[RV_FFLAGS] = fcsr & 0x1F
+        for index, value in zip(self._x, gregs[1:], strict=True):
+            regs[index] = value
+        for index, value in zip(self._f, fregs, strict=True):
+            regs[index] = value
+        regs[self._frm] = (fcsr >> 5) & 7
+        regs[self._fflags] = fcsr & 0x1F
         return mask, (ss_sp, ss_flags, ss_size)

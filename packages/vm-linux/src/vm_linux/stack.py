@@ -2,7 +2,7 @@
 
 From the top of the stack mapping down (no randomisation, as ``setarch -R``):
 
-* an 8-byte zero word at ``STACK_TOP - 8``;
+* an 8-byte zero word at ``stack_top - 8``;
 * the ``AT_EXECFN`` string, then the environment strings, then the argument
   strings (so ``argv[0] < argv[1] < ... < envp[0] < ... < execfn``);
 * alignment to 16, then the 16 ``AT_RANDOM`` bytes (riscv64 has no
@@ -14,7 +14,8 @@ From the top of the stack mapping down (no randomisation, as ``setarch -R``):
   with ``AT_NULL``; ``sp`` points at ``argc`` and is 16-byte aligned.
 
 The stack mapping is :data:`STACK_SIZE` (8 MiB) read-write (and executable
-when the program's ``PT_GNU_STACK`` asks for it) ending at :data:`STACK_TOP`.
+when the program's ``PT_GNU_STACK`` asks for it) ending at the ISA's
+``ArchInfo.stack_top``; ``AT_PAGESZ`` is the ISA's page size.
 :func:`parse_initial_stack` reads such a stack back (tests, debugging).
 """
 
@@ -31,9 +32,7 @@ from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE
 
 from vm_linux.elf import LoadedProgram
 
-STACK_TOP = 0x3F_FFFF_F000
 STACK_SIZE = 8 << 20
-STACK_BOTTOM = STACK_TOP - STACK_SIZE
 MAX_ARG_STRLEN = 32 * PAGE_SIZE
 CLOCK_TICKS = 100
 
@@ -56,14 +55,6 @@ AT_SECURE = 23
 AT_RANDOM = 25
 AT_EXECFN = 31
 AT_MINSIGSTKSZ = 51
-
-
-def riscv_hwcap(extensions: str) -> int:
-    """``AT_HWCAP`` for RISC-V single-letter extensions: bit ``letter - 'A'`` per letter."""
-    value = 0
-    for letter in extensions.upper():
-        value |= 1 << (ord(letter) - ord("A"))
-    return value
 
 
 @attrs.frozen
@@ -123,6 +114,8 @@ def build_initial_stack(
     envp: Sequence[str | bytes],
     *,
     execfn: str | bytes,
+    stack_top: int,
+    page_size: int,
     hwcap: int,
     minsigstksz: int,
     random_bytes: bytes | None = None,
@@ -137,9 +130,9 @@ def build_initial_stack(
             f"arguments and environment take {strings_size} bytes; Linux allows at most {STACK_SIZE // 4}"
         )
     prot = PROT_READ | PROT_WRITE | (PROT_EXEC if program.executable_stack else 0)
-    mem.map(STACK_BOTTOM, STACK_SIZE, prot)
+    mem.map(stack_top - STACK_SIZE, STACK_SIZE, prot)
 
-    p = STACK_TOP - 8
+    p = stack_top - 8
     p -= len(execfn_bytes)
     execfn_addr = p
     mem.write(p, execfn_bytes)
@@ -160,7 +153,7 @@ def build_initial_stack(
     auxv: list[tuple[int, int]] = [
         (AT_MINSIGSTKSZ, minsigstksz),
         (AT_HWCAP, hwcap),
-        (AT_PAGESZ, PAGE_SIZE),
+        (AT_PAGESZ, page_size),
         (AT_CLKTCK, CLOCK_TICKS),
         (AT_PHDR, program.phdr_addr),
         (AT_PHENT, program.phent),

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import cast
 
 from vm_core.logging import get_logger
-from vm_mem import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, Commit
+from vm_mem import PAGE_SHIFT, PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, Commit
 from vm_mem.errors import InvalidArgument
 from vm_mem.space import RegionRecord
 
@@ -32,10 +32,7 @@ from vm_accel.kvm.memory import GuestMemoryRegion
 from vm_accel.usermode.frames import FrameAllocator
 from vm_accel.usermode.page_tables import USER_LIMIT, UserPageTables, leaf_flags
 
-PAGE_SHIFT = 12
 RESERVED_TOP = 0x10000
-#: Top of the top-down mmap area, just below vm-linux's initial stack (0x3f_ffff_f000 - 8 MiB).
-USER_MMAP_BASE = 0x3F_0000_0000
 _ALL_PROT = PROT_READ | PROT_WRITE | PROT_EXEC
 Buffer = bytes | bytearray | memoryview
 
@@ -46,7 +43,8 @@ class KvmAddressSpace(AddressSpace):
     """A guest user address space backed by ``region`` through ``tables`` (see the module docstring)."""
 
     def __init__(self, region: GuestMemoryRegion, frames: FrameAllocator, tables: UserPageTables) -> None:
-        super().__init__(mmap_base=USER_MMAP_BASE, mmap_min_addr=RESERVED_TOP, address_limit=USER_LIMIT)
+        # mmap_base: vm-linux's process sets the ISA's (ArchInfo.mmap_base) when it takes this space over
+        super().__init__(mmap_min_addr=RESERVED_TOP, address_limit=USER_LIMIT)
         self.region = region
         self.frames = frames
         self.tables = tables
@@ -110,6 +108,45 @@ class KvmAddressSpace(AddressSpace):
         self._forget(self._materialized_in(first, last))
         super().unmap(addr, length)  # the regions; releases watched pages
         log.debug("unmap", start=hex(addr), end=hex(last << PAGE_SHIFT))
+
+    def remap(self, old: int, old_length: int, new: int, new_length: int, *, keep_old: bool = False) -> None:
+        """vm-mem's ``remap`` (``mremap`` that moves), applied to the page tables.
+
+        The frames of the kept pages move to the new addresses (their old translations are revoked), pages
+        beyond the old size get fresh zero frames, pages of the old range past the new size give theirs
+        back, and with ``keep_old`` the old range gets fresh zero frames.
+        """
+        first, last = self._span("remap", old, old_length, None)
+        target, target_end = self._span("remap", new, new_length, None)
+        replaced = self._materialized_in(target, target_end)
+        super().remap(old, old_length, new, new_length, keep_old=keep_old)  # validates first; moves the dicts
+        tables = self.tables
+        freed = []
+        for pn in replaced:
+            tables.unmap_page(pn << PAGE_SHIFT)
+            freed.append(self.frame_of.pop(pn))
+        keep = min(last - first, target_end - target)
+        moved = []
+        for pn in range(first, last):
+            tables.unmap_page(pn << PAGE_SHIFT)
+            frame = self.frame_of.pop(pn)
+            if pn < first + keep:
+                to = target + pn - first
+                tables.map_page(to << PAGE_SHIFT, frame, leaf_flags(self.prot[to]))
+                self.frame_of[to] = frame
+                moved.append(frame)
+            else:
+                freed.append(frame)
+        if moved:
+            self.frames.revoke_access(moved)
+        if freed:
+            self.frames.release(freed)
+        fresh = list(range(target + keep, target_end)) + (list(range(first, last)) if keep_old else [])
+        for pn, frame in zip(fresh, self.frames.allocate(len(fresh)), strict=True):
+            prot = self.prot[pn]
+            tables.map_page(pn << PAGE_SHIFT, frame, leaf_flags(prot))
+            self.frame_of[pn] = frame
+            self._install(pn, self._page_view(frame), prot)
 
     def protect(self, addr: int, length: int, prot: int) -> None:
         """vm-mem's ``protect``, applied to the page tables; rights taken away are revoked at once."""

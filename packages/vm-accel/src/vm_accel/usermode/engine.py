@@ -22,7 +22,9 @@ Every return to the guest goes through the stubs' ``add rsp, 16; iretq``
 with an interrupt frame the engine writes on the kernel stack, so any
 register state the Linux layer chose (a signal handler, ``rt_sigreturn``)
 is restored exactly; FS/GS bases set by ``arch_prctl`` are loaded through
-their MSRs first.
+their MSRs first. Which ``regs`` entry is which register is x86-64's
+:class:`~vm_core.arch.ArchInfo` (``LinuxAbi.arch``); the engine maps them to
+KVM's ``kvm_regs`` fields by name.
 """
 
 from __future__ import annotations
@@ -30,19 +32,12 @@ from __future__ import annotations
 import signal
 import struct
 
+from vm_core.arch import ArchInfo, RegisterGroup
 from vm_core.errors import Breakpoint, GuestFault, IllegalInstruction, MemoryFault, VmError
 from vm_core.logging import get_logger
 from vm_core.types import StopKind, StopReason
-from vm_linux.syscalls.x86_64 import (
-    RFLAGS_USER_MASK,
-    X86_FS_BASE,
-    X86_GPR_NAMES,
-    X86_GS_BASE,
-    X86_REGISTER_COUNT,
-    X86_RFLAGS,
-    X86_RSP,
-)
-from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE
+from vm_linux.syscalls.x86_64 import RFLAGS_USER_MASK
+from vm_mem import PAGE_SHIFT, PROT_EXEC, PROT_READ, PROT_WRITE
 
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import kernel_stubs
@@ -80,17 +75,17 @@ class CpuException(GuestFault):
 
 
 class KvmUserCpu:
-    """The guest thread's registers as vm-linux sees them (x86-64 layout of :mod:`vm_linux.syscalls.x86_64`).
+    """The guest thread's registers as vm-linux sees them (the x86-64 ArchInfo's register file).
 
     ``regs`` and ``pc`` are the truth while the guest is stopped; the engine
     loads them into the vCPU when it resumes. The FPU state stays in the vCPU
     and is read or replaced as an FXSAVE image (signal frames).
     """
 
-    def __init__(self, vcpu: KvmVcpu, mem: KvmAddressSpace) -> None:
+    def __init__(self, vcpu: KvmVcpu, mem: KvmAddressSpace, arch: ArchInfo) -> None:
         self.vcpu = vcpu
         self.mem = mem
-        self.regs: list[int] = [0] * X86_REGISTER_COUNT
+        self.regs: list[int] = [0] * arch.register_count
         self.pc = 0
         self.icount = 0  # hardware execution retires instructions uncounted
 
@@ -121,8 +116,11 @@ class KvmUserEngine:
 
     name = "kvm"
 
-    def __init__(self, vcpu: KvmVcpu, system: LongModeSystem, mem: KvmAddressSpace) -> None:
+    def __init__(self, vcpu: KvmVcpu, system: LongModeSystem, mem: KvmAddressSpace, arch: ArchInfo) -> None:
         self.vcpu = vcpu
+        #: (regs index, kvm_regs field) of each general register: the ArchInfo's names are KVM's field names.
+        self._gprs = tuple((r.index, r.name) for r in arch.group(RegisterGroup.GENERAL))
+        self._rsp, self._rflags, self._fs_base, self._gs_base = arch.indices("rsp", "rflags", "fs_base", "gs_base")
         self.system = system
         self.mem = mem
         layout = system.layout
@@ -140,14 +138,14 @@ class KvmUserEngine:
 
     def _enter(self, cpu: KvmUserCpu) -> None:
         regs = cpu.regs
-        bases = (regs[X86_FS_BASE], regs[X86_GS_BASE])
+        bases = (regs[self._fs_base], regs[self._gs_base])
         if bases != self._bases:
             self.vcpu.set_msrs({nr.MSR_FS_BASE: bases[0], nr.MSR_GS_BASE: bases[1]})
             self._bases = bases
-        rflags = (regs[X86_RFLAGS] & RFLAGS_USER_MASK) | _USER_RFLAGS_FIXED
-        frame = _FRAME.pack(0, 0, cpu.pc, USER_CS, rflags, regs[X86_RSP], USER_DS)
+        rflags = (regs[self._rflags] & RFLAGS_USER_MASK) | _USER_RFLAGS_FIXED
+        frame = _FRAME.pack(0, 0, cpu.pc, USER_CS, rflags, regs[self._rsp], USER_DS)
         self.vcpu.vm.memory.write(self._frame_at, frame)
-        values = dict(zip(X86_GPR_NAMES, regs, strict=False))
+        values = {name: regs[index] for index, name in self._gprs}
         values.update(rsp=self._frame_at, rip=self._resume_rip, rflags=2)
         self.vcpu.set_regs(Registers(**values))
 
@@ -172,27 +170,27 @@ class KvmUserEngine:
             if self._ports.last_port == self._ports.hypercall:  # CPL 0 syscall path: rsp untouched
                 return self._syscall(cpu, registers)
             frame = self._read_frame(registers.rsp)
-            cpu.regs[X86_RSP] = frame.rsp
+            cpu.regs[self._rsp] = frame.rsp
             if self.system.is_user_syscall_trap(frame):
                 return self._syscall(cpu, registers)
             if not frame.from_user:
                 raise VmError(f"CPU exception in the CPL 0 stubs: {frame.describe()}\n{stop.describe()}")
             cpu.pc = frame.rip
-            cpu.regs[X86_RFLAGS] = frame.rflags
+            cpu.regs[self._rflags] = frame.rflags
             fault = self._fault(frame)
             if fault is not None:
                 raise fault
 
     def _take_registers(self, cpu: KvmUserCpu, registers: Registers) -> None:
         regs = cpu.regs
-        for index, name in enumerate(X86_GPR_NAMES):
+        for index, name in self._gprs:
             regs[index] = getattr(registers, name)
 
     def _syscall(self, cpu: KvmUserCpu, registers: Registers) -> StopReason:
         self.syscalls += 1
         self._spurious = None
         cpu.pc = registers.rcx
-        cpu.regs[X86_RFLAGS] = registers.r11
+        cpu.regs[self._rflags] = registers.r11
         return StopReason(StopKind.SYSCALL, cpu.pc)
 
     def _read_frame(self, rsp: int) -> ExceptionFrame:
@@ -210,7 +208,7 @@ class KvmUserEngine:
                 access, needs = "write", PROT_WRITE
             else:
                 access, needs = "read", PROT_READ | PROT_WRITE | PROT_EXEC  # x86 reads what it may write or run
-            prot = self.mem.prot.get(frame.cr2 >> 12, 0)
+            prot = self.mem.prot.get(frame.cr2 >> PAGE_SHIFT, 0)
             if prot & needs and self._retry_allowed(pc):
                 log.debug("spurious_page_fault", address=hex(frame.cr2), access=access, pc=hex(pc))
                 return None

@@ -66,9 +66,10 @@ class KvmUserProcess:
                 ISA, self.mem, program, argv, envp, root=root, stdin=stdin, stdout=stdout, stderr=stderr
             )
             # AT_HWCAP describes the CPU the program really runs on.
-            self.process.abi = attrs.evolve(self.process.abi, hwcap=guest_hwcap(self.kvm.supported_cpuid()))
-            self.cpu = KvmUserCpu(self.vcpu, self.mem)
-            self.engine = KvmUserEngine(self.vcpu, self.system, self.mem)
+            self.process.abi = attrs.evolve(self.process.abi, hwcap_override=guest_hwcap(self.kvm.supported_cpuid()))
+            arch = self.process.abi.arch
+            self.cpu = KvmUserCpu(self.vcpu, self.mem, arch)
+            self.engine = KvmUserEngine(self.vcpu, self.system, self.mem, arch)
         except BaseException:
             self.close()
             raise

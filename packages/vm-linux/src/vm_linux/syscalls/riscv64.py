@@ -4,7 +4,8 @@ The number table was generated from the riscv64 kernel headers
 (``<asm/unistd.h>`` as installed with the Debian riscv64 cross toolchain)
 plus ``riscv_hwprobe`` (258). Numbers whose name has no handler return
 ``-ENOSYS``. The syscall number is in a7, the arguments in a0..a5, the result
-in a0. At process start every register is zero except ``sp`` (Linux's
+in a0 (the ISA's :class:`~vm_core.arch.ArchInfo` says so; :func:`riscv64_abi`
+reads it). At process start every register is zero except ``sp`` (Linux's
 ``start_thread``); a0 would carry ``rtld_fini`` and is 0 for static programs.
 """
 
@@ -13,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vm_linux.abi import LinuxAbi
-from vm_linux.cpu import RV_A0, RV_A1, RV_A2, RV_A3, RV_A4, RV_A5, RV_A7, RV_REGISTER_COUNT, RV_SP, GuestCpu
-from vm_linux.elf import EM_RISCV
+from vm_core.arch import ArchInfo
+
+from vm_linux.abi import QEMU_USER_ADDRESS_LIMIT, LinuxAbi
 from vm_linux.rv64_sigframe import RT_SIGFRAME_SIZE, Rv64SignalFrames
-from vm_linux.stack import riscv_hwcap
 from vm_linux.state import ProcessState
 from vm_linux.syscalls.registry import syscall
 from vm_linux.syscalls.structs import pack_generic_stat
@@ -85,40 +85,23 @@ RISCV64_SYSCALLS: dict[int, str] = {
     258: "riscv_hwprobe",
 }
 
-RV64GC_HWCAP = riscv_hwcap("IMAFDC")
-
-
-def init_riscv64_registers(cpu: GuestCpu, entry: int, sp: int) -> None:
-    """Linux's riscv ``start_thread``: all registers zero except ``sp``; ``pc`` = entry."""
-    regs = cpu.regs
-    for i in range(len(regs)):
-        regs[i] = 0
-    regs[RV_SP] = sp
-    cpu.pc = entry
-
-
 @syscall("riscv_flush_icache")
 def sys_riscv_flush_icache(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     """Nothing to do: the address space tells the engines about writes to translated code."""
     return 0
 
 
-RISCV64_ABI = LinuxAbi(
-    isa="riscv64",
-    elf_machine=EM_RISCV,
-    syscall_names=RISCV64_SYSCALLS,
-    nr_register=RV_A7,
-    arg_registers=(RV_A0, RV_A1, RV_A2, RV_A3, RV_A4, RV_A5),
-    result_register=RV_A0,
-    sp_register=RV_SP,
-    register_count=RV_REGISTER_COUNT,
-    uname_machine="riscv64",
-    hwcap=RV64GC_HWCAP,
-    pack_stat=pack_generic_stat,
-    signal_frames=Rv64SignalFrames(),
-    init_registers=init_riscv64_registers,
-    sigaction_has_restorer=False,
-    minsigstksz=2048,
-    # AT_MINSIGSTKSZ: the kernel reports its signal-frame size (rounded to 16) for a core without V.
-    at_minsigstksz=RT_SIGFRAME_SIZE,
-)
+def riscv64_abi(arch: ArchInfo) -> LinuxAbi:
+    """The riscv64 Linux ABI on the register file and facts of ``arch`` (the RISC-V front end's ArchInfo)."""
+    return LinuxAbi(
+        arch=arch,
+        syscall_names=RISCV64_SYSCALLS,
+        uname_machine="riscv64",
+        pack_stat=pack_generic_stat,
+        signal_frames=Rv64SignalFrames(arch),
+        sigaction_has_restorer=False,
+        minsigstksz=2048,
+        # AT_MINSIGSTKSZ: the kernel reports its signal-frame size (rounded to 16) for a core without V.
+        at_minsigstksz=RT_SIGFRAME_SIZE,
+        address_limit_override=QEMU_USER_ADDRESS_LIMIT,
+    )

@@ -9,9 +9,10 @@ is all the kernel "clobbers". Legacy calls that other ISAs only have as
 ``unlink``, ``mkdir``, ``rename``...) are served by the shared ``*at``
 handlers with ``AT_FDCWD``.
 
-``regs`` of an x86-64 guest CPU holds the 16 general registers in their
-hardware encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15),
-then rflags, the FS base and the GS base; ``pc`` is rip.
+The register file of an x86-64 guest CPU (the 16 general registers, rflags,
+the FS and GS bases; ``pc`` is rip) is the ISA's :class:`~vm_core.arch.ArchInfo`
+(``vm_translate.x86_64.archinfo``), which also names the system-call registers
+and the start state; :func:`x86_64_abi` and the signal frames look indices up there.
 ``arch_prctl(ARCH_SET_FS/GS, ...)`` sets the base registers, which the
 engine (vm-accel's KVM runner) loads into the CPU before it resumes.
 
@@ -31,29 +32,16 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from vm_core.arch import ArchInfo
+
 from vm_linux.abi import LinuxAbi
 from vm_linux.cpu import GuestCpu
-from vm_linux.elf import EM_X86_64
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.state import AT_FDCWD, ProcessState
 from vm_linux.syscalls.registry import HANDLERS, MASK64, s32, syscall
 
-# The register file (hardware encoding order of the general registers).
-X86_RAX, X86_RCX, X86_RDX, X86_RBX, X86_RSP, X86_RBP, X86_RSI, X86_RDI = range(8)
-X86_R8, X86_R9, X86_R10, X86_R11, X86_R12, X86_R13, X86_R14, X86_R15 = range(8, 16)
-X86_RFLAGS = 16
-X86_FS_BASE = 17
-X86_GS_BASE = 18
-X86_REGISTER_COUNT = 19
-X86_GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-                 "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")  # fmt: skip
-
-RFLAGS_RESERVED = 1 << 1
-RFLAGS_IF = 1 << 9
 #: What a user may change in rflags through sigreturn (the kernel's FIX_EFLAGS).
 RFLAGS_USER_MASK = 0x00000001 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x40000 | 0x200000
-#: One past the highest user address (the kernel's TASK_SIZE_MAX with 4-level paging).
-TASK_SIZE_MAX = (1 << 47) - 4096
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 
@@ -145,27 +133,19 @@ def pack_x86_64_stat(st: os.stat_result) -> bytes:
     )  # fmt: skip
 
 
-def init_x86_64_registers(cpu: GuestCpu, entry: int, sp: int) -> None:
-    """Linux's x86-64 ``start_thread``: registers zero but rsp, rflags = IF, rip = entry, no FS/GS base."""
-    regs = cpu.regs
-    for i in range(len(regs)):
-        regs[i] = 0
-    regs[X86_RSP] = sp
-    regs[X86_RFLAGS] = RFLAGS_RESERVED | RFLAGS_IF
-    cpu.pc = entry
-
-
 @syscall("arch_prctl")
 def sys_arch_prctl(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     """FS/GS base get and set; every other code is EINVAL (as on a kernel without CET or AMX)."""
     code, arg = s32(a[0]), a[1]
+    arch = st.abi.arch
     if code in (ARCH_SET_FS, ARCH_SET_GS):
-        if arg >= TASK_SIZE_MAX:
+        if arg >= arch.user_address_limit:  # the kernel's TASK_SIZE_MAX
             raise GuestErrno(errno.EPERM)
-        cpu.regs[X86_FS_BASE if code == ARCH_SET_FS else X86_GS_BASE] = arg
+        cpu.regs[arch.index("fs_base" if code == ARCH_SET_FS else "gs_base")] = arg
         return 0
     if code in (ARCH_GET_FS, ARCH_GET_GS):
-        st.mem.write(arg, struct.pack("<Q", cpu.regs[X86_FS_BASE if code == ARCH_GET_FS else X86_GS_BASE]))
+        base = cpu.regs[arch.index("fs_base" if code == ARCH_GET_FS else "gs_base")]
+        st.mem.write(arg, struct.pack("<Q", base))
         return 0
     raise GuestErrno(errno.EINVAL)
 
@@ -290,8 +270,8 @@ UC_SIGMASK_OFFSET = SIGCONTEXT_OFFSET + 256
 SIGINFO_OFFSET = UC_SIGMASK_OFFSET + 8
 RT_SIGFRAME_SIZE = SIGINFO_OFFSET + 128  # 440
 #: sigcontext order: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp (then rip, eflags).
-_SIGCONTEXT_GPRS = (X86_R8, X86_R9, X86_R10, X86_R11, X86_R12, X86_R13, X86_R14, X86_R15,
-                    X86_RDI, X86_RSI, X86_RBP, X86_RBX, X86_RDX, X86_RAX, X86_RCX, X86_RSP)  # fmt: skip
+SIGCONTEXT_GPRS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+                   "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp")  # fmt: skip
 _SIGCONTEXT = struct.Struct("<18QHHHHQQQQQ")  # ... eflags, cs gs fs ss, err, trapno, oldmask, cr2, fpstate
 #: ``syscall`` (rax = 15, rt_sigreturn): the restorer of a handler installed without SA_RESTORER.
 SIGRETURN_TRAMPOLINE = bytes.fromhex("b80f0000000f05")
@@ -307,10 +287,15 @@ class FxsaveCpu(Protocol):
 
 
 class X86_64SignalFrames:
-    """:class:`vm_linux.abi.SignalFrameCodec` for x86-64 (see the module docstring)."""
+    """:class:`vm_linux.abi.SignalFrameCodec` for x86-64 (see the module docstring), on ``arch``'s register file."""
 
     frame_size = RT_SIGFRAME_SIZE + FXSAVE_SIZE + REDZONE + 64
     trampoline_code = SIGRETURN_TRAMPOLINE
+
+    def __init__(self, arch: ArchInfo) -> None:
+        self._sigcontext = arch.indices(*SIGCONTEXT_GPRS)
+        self._rsp, self._rdi, self._rsi, self._rdx, self._rax = arch.indices("rsp", "rdi", "rsi", "rdx", "rax")
+        self._rflags = arch.index("rflags")
 
     def push_frame(
         self, cpu: GuestCpu, *, sp: int, signo: int, siginfo: bytes, old_mask: int,
@@ -318,31 +303,31 @@ class X86_64SignalFrames:
     ) -> None:
         """Write the frame below ``sp`` and point the CPU at ``handler`` (raises MemoryFault)."""
         regs = cpu.regs
-        top = sp - REDZONE if sp == regs[X86_RSP] else sp  # no red zone to keep on a fresh altstack
+        top = sp - REDZONE if sp == regs[self._rsp] else sp  # no red zone to keep on a fresh altstack
         fpstate = (top - FXSAVE_SIZE) & ~63
         frame = ((fpstate - RT_SIGFRAME_SIZE) & ~15) - 8
         image = cpu.save_fpu_image() if isinstance(cpu, FxsaveCpu) else bytes(FXSAVE_SIZE)
         ss_sp, ss_flags, ss_size = altstack
-        gprs = [regs[i] & MASK64 for i in _SIGCONTEXT_GPRS]
+        gprs = [regs[i] & MASK64 for i in self._sigcontext]
         sigcontext = _SIGCONTEXT.pack(
-            *gprs, cpu.pc & MASK64, regs[X86_RFLAGS] & MASK64, USER_CS, 0, 0, USER_SS, 0, 0,
+            *gprs, cpu.pc & MASK64, regs[self._rflags] & MASK64, USER_CS, 0, 0, USER_SS, 0, 0,
             old_mask & MASK64, 0, fpstate,
         ).ljust(256, b"\0")
         head = struct.pack("<QQQQiiQ", restorer, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0, ss_sp, ss_flags, 0,
                            ss_size)  # fmt: skip
         cpu.mem.write(fpstate, image)
         cpu.mem.write(frame, head + sigcontext + struct.pack("<Q", old_mask & MASK64) + siginfo)
-        regs[X86_RSP] = frame
-        regs[X86_RDI] = signo
-        regs[X86_RSI] = frame + SIGINFO_OFFSET
-        regs[X86_RDX] = frame + UC_OFFSET
-        regs[X86_RAX] = 0
-        regs[X86_RFLAGS] &= ~(0x100 | 0x400 | 0x40000)  # TF, DF, AC cleared for the handler
+        regs[self._rsp] = frame
+        regs[self._rdi] = signo
+        regs[self._rsi] = frame + SIGINFO_OFFSET
+        regs[self._rdx] = frame + UC_OFFSET
+        regs[self._rax] = 0
+        regs[self._rflags] &= ~(0x100 | 0x400 | 0x40000)  # TF, DF, AC cleared for the handler
         cpu.pc = handler
 
     def pop_frame(self, cpu: GuestCpu) -> tuple[int, tuple[int, int, int]]:
         """Restore the registers saved in the frame ``rsp - 8`` (the handler returned through pretcode)."""
-        frame = (cpu.regs[X86_RSP] - 8) & MASK64
+        frame = (cpu.regs[self._rsp] - 8) & MASK64
         raw = cpu.mem.read(frame + UC_STACK_OFFSET, SIGINFO_OFFSET - UC_STACK_OFFSET)
         ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QiiQ", raw, 0)
         fields = _SIGCONTEXT.unpack_from(raw, SIGCONTEXT_OFFSET - UC_STACK_OFFSET)
@@ -350,31 +335,24 @@ class X86_64SignalFrames:
         fpstate = fields[-1]
         image = cpu.mem.read(fpstate, FXSAVE_SIZE) if fpstate else None
         regs = cpu.regs
-        for index, value in zip(_SIGCONTEXT_GPRS, fields[:16], strict=True):
+        for index, value in zip(self._sigcontext, fields[:16], strict=True):
             regs[index] = value
         cpu.pc = fields[16]
-        regs[X86_RFLAGS] = (regs[X86_RFLAGS] & ~RFLAGS_USER_MASK) | (fields[17] & RFLAGS_USER_MASK)
+        regs[self._rflags] = (regs[self._rflags] & ~RFLAGS_USER_MASK) | (fields[17] & RFLAGS_USER_MASK)
         if image is not None and isinstance(cpu, FxsaveCpu):
             cpu.load_fpu_image(image)
         return mask, (ss_sp, ss_flags, ss_size)
 
 
-X86_64_ABI = LinuxAbi(
-    isa="x86_64",
-    elf_machine=EM_X86_64,
-    syscall_names=X86_64_SYSCALLS,
-    nr_register=X86_RAX,
-    arg_registers=(X86_RDI, X86_RSI, X86_RDX, X86_R10, X86_R8, X86_R9),
-    result_register=X86_RAX,
-    sp_register=X86_RSP,
-    register_count=X86_REGISTER_COUNT,
-    uname_machine="x86_64",
-    # CPUID.1:EDX of a baseline x86-64 CPU (FPU ... SSE2, HTT); the KVM runner puts its guest CPU's value.
-    hwcap=0x178BFBFF,
-    pack_stat=pack_x86_64_stat,
-    signal_frames=X86_64SignalFrames(),
-    init_registers=init_x86_64_registers,
-    sigaction_has_restorer=True,
-    minsigstksz=2048,
-    at_minsigstksz=RT_SIGFRAME_SIZE + FXSAVE_SIZE + 64,
-)
+def x86_64_abi(arch: ArchInfo) -> LinuxAbi:
+    """The x86-64 Linux ABI on the register file and facts of ``arch`` (x86-64's ArchInfo)."""
+    return LinuxAbi(
+        arch=arch,
+        syscall_names=X86_64_SYSCALLS,
+        uname_machine="x86_64",
+        pack_stat=pack_x86_64_stat,
+        signal_frames=X86_64SignalFrames(arch),
+        sigaction_has_restorer=True,
+        minsigstksz=2048,
+        at_minsigstksz=RT_SIGFRAME_SIZE + FXSAVE_SIZE + 64,
+    )
