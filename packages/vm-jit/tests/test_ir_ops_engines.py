@@ -268,3 +268,19 @@ def test_compare_swap_of_16_bytes_stays_in_tier_one() -> None:
     regs = [DATA + 16, 0, 5] + [0] * (NREGS - 3)
     assert reference(b, regs, bytes(0x2000)) == python_tier(b, regs, bytes(0x2000))
     assert reference(b, regs, bytes(0x2000))[2][16:32] == (5).to_bytes(16, "little")
+
+
+def test_native_code_knows_helpers_by_their_declared_lowering_not_by_name() -> None:
+    """llvm_ir names no ISA; every floating-point lowering op has a helper declaring it, and vice versa."""
+    import vm_jit.native.llvm_ir as llvm_ir
+    import vm_translate.riscv  # noqa: F401  (registers the RISC-V helpers)
+    from vm_jit.native.float_ops import FLOAT_OPS, HOST_HAS_MXCSR
+    from vm_translate.helpers import HELPERS
+
+    source = Path(llvm_ir.__file__).read_text()
+    assert "riscv" not in source.lower()
+    declared = {h.native.op for h in HELPERS.values() if h.native is not None and h.native.kind == "float"}
+    if HOST_HAS_MXCSR:
+        assert set(FLOAT_OPS) <= declared
+    kinds = {h.native.kind for h in HELPERS.values() if h.native is not None}
+    assert kinds <= llvm_ir.NATIVE_LOWERINGS

@@ -34,21 +34,26 @@ them in host registers where it can and the file holds the guest state at
 every exit; since the IR puts every statement that can fault before the
 instruction's first ``PutReg``, the state at a :data:`SLOW` exit is exactly
 the state before that instruction. Only blocks whose statements are all
-implemented here are compiled (:func:`native_supported`): the helpers in
-:data:`NATIVE_HELPERS`, and on x86-64 hosts the floating-point helpers
-(:mod:`.float_ops`); any other helper (the clock) keeps its block in tier 1.
-IR semantics follow :mod:`vm_translate.executor` exactly, division by zero
-and signed overflow included.
+implemented here are compiled (:func:`native_supported`). A helper call is
+compiled when the helper declares a :class:`~vm_translate.helpers.NativeLowering`
+this module implements (:data:`NATIVE_LOWERINGS`: ``retired_count``,
+``alignment_check``, ``conditional_store``, and on x86-64 hosts ``float``,
+see :mod:`.float_ops`); this module knows helpers by their lowering, never
+by name, and a helper without one (the clock) keeps its block in tier 1.
+IR semantics follow :mod:`vm_translate.executor` exactly; a division that
+would trap, a :class:`~vm_translate.ir.CondTrap` that fires and atomics
+native code does not do (:mod:`.bit_ops`) leave for the slow path.
 """
 
 from __future__ import annotations
 
 import attrs
 from vm_translate import ir
+from vm_translate.helpers import HELPERS, NativeLowering
 from vm_translate.ir import to_signed
 
 from vm_jit.native.bit_ops import BitLowering, bit_stmt_supported
-from vm_jit.native.float_ops import FLOAT_HELPERS, FloatLowering, float_call_supported
+from vm_jit.native.float_ops import FloatLowering, float_call_supported
 
 #: ctx slot indexes.
 CTX_REGS, CTX_READ, CTX_WRITE, CTX_BUDGET, CTX_START, CTX_ICOUNT, CTX_OUT_PC, CTX_OUT_N = range(8)
@@ -63,8 +68,8 @@ CHAIN_SLOTS = 1 << 16
 #: The pc an empty chain-table slot holds (no guest pc is odd).
 CHAIN_EMPTY = (1 << 64) - 1
 
-#: Helpers that native code implements itself (semantics of vm-translate's RISC-V helpers).
-NATIVE_HELPERS = frozenset({"riscv_check_aligned", "riscv_read_instret", "riscv_store_conditional"})
+#: The helper lowerings (:class:`~vm_translate.helpers.NativeLowering` kinds) native code implements.
+NATIVE_LOWERINGS = frozenset({"retired_count", "alignment_check", "conditional_store", "float"})
 _ACCESS_SIZES = (1, 2, 4, 8)
 _WIDE_OPS = frozenset({"mulhu", "mulhs", "mulhsu", "divu", "divs", "remu", "rems"})
 _ICMP = {"eq": "eq", "ne": "ne", "ltu": "ult", "leu": "ule", "lts": "slt", "les": "sle"}
@@ -104,18 +109,25 @@ def _stmt_supported(stmt: ir.Stmt) -> bool:
     if isinstance(stmt, ir.Store):
         return stmt.size in _ACCESS_SIZES
     if isinstance(stmt, ir.Call):
-        if stmt.helper in FLOAT_HELPERS:
-            return float_call_supported(stmt)
-        if stmt.helper not in NATIVE_HELPERS:
+        lowering = _lowering(stmt)
+        if lowering is None or lowering.kind not in NATIVE_LOWERINGS:
             return False
-        if stmt.helper == "riscv_read_instret":
+        if lowering.kind == "float":
+            return float_call_supported(stmt, lowering.op)
+        if lowering.kind == "retired_count":
             return len(stmt.args) == 1 and isinstance(stmt.args[0], ir.Const) and len(stmt.dsts) == 1
-        if stmt.helper == "riscv_check_aligned":
-            return isinstance(stmt.args[1], ir.Const) and not stmt.dsts
-        return isinstance(stmt.args[3], ir.Const) and stmt.args[3].value in _ACCESS_SIZES and len(stmt.dsts) == 1
+        if lowering.kind == "alignment_check":
+            return len(stmt.args) == 3 and isinstance(stmt.args[1], ir.Const) and not stmt.dsts
+        size = stmt.args[3] if len(stmt.args) == 4 else None
+        return isinstance(size, ir.Const) and size.value in _ACCESS_SIZES and len(stmt.dsts) == 1
     if isinstance(stmt, ir.BinOp) and stmt.op in _WIDE_OPS:
         return stmt.dst.width <= 64
     return bit_stmt_supported(stmt)
+
+
+def _lowering(stmt: ir.Call) -> NativeLowering | None:
+    helper = HELPERS.get(stmt.helper)
+    return None if helper is None else helper.native
 
 
 def native_supported(block: ir.Block) -> bool:
@@ -307,21 +319,23 @@ class _RegionEmitter:
         self.emit(f"{out} = {instr} {t} {a}, {b}")
 
     def call(self, s: ir.Call, nv: str, slow: str) -> None:
-        if s.helper in FLOAT_HELPERS:
-            self.fp.call(s, slow)
+        lowering = _lowering(s)
+        assert lowering is not None
+        if lowering.kind == "float":
+            self.fp.call(s, lowering.op, slow)
             return
-        if s.helper == "riscv_read_instret":
+        if lowering.kind == "retired_count":
             assert isinstance(s.args[0], ir.Const)
             base, out = self.tmp(), self.tmp()
             self.emit(f"{base} = add i64 %icount0, {nv}")
             self.emit(f"{out} = add i64 {base}, {s.args[0].value}")
             self.bind(s.dsts[0], self.resize(out, 64, s.dsts[0].width))
             return
-        if s.helper == "riscv_check_aligned":
+        if lowering.kind == "alignment_check":
             assert isinstance(s.args[1], ir.Const)
             self.aligned_or_slow(self.addr64(s.args[0]), s.args[1].value, slow)
             return
-        # riscv_store_conditional(addr, value, reservation, size): 0 and store if addr holds the reservation
+        # conditional_store(addr, value, reservation, size): 0 and store if addr holds the reservation
         size_op = s.args[3]
         assert isinstance(size_op, ir.Const)
         size = size_op.value

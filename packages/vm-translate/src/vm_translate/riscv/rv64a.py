@@ -23,7 +23,7 @@ import signal
 
 from vm_core.errors import GuestFault
 
-from vm_translate.helpers import register_helper
+from vm_translate.helpers import NativeLowering, register_helper
 from vm_translate.ir import Operand
 from vm_translate.riscv.builder import Builder
 from vm_translate.riscv.decoder import Fields, InsnSpec, LiftFn
@@ -47,14 +47,16 @@ class MisalignedAccess(GuestFault):
         self.access = access
 
 
-@register_helper("riscv_check_aligned", results=0, pure=False)
+@register_helper("riscv_check_aligned", results=0, pure=False, native=NativeLowering("alignment_check"))
 def check_aligned(addr: int, size: int, is_store: int) -> None:
     """Raise :class:`MisalignedAccess` unless ``addr`` is a multiple of ``size``."""
     if addr % size:
         raise MisalignedAccess(addr, "write" if is_store else "read")
 
 
-@register_helper("riscv_store_conditional", takes_cpu=True, pure=False)
+@register_helper(
+    "riscv_store_conditional", takes_cpu=True, pure=False, native=NativeLowering("conditional_store")
+)
 def store_conditional(cpu: object, addr: int, value: int, reservation: int, size: int) -> int:
     """Store ``value`` if ``addr`` holds the reservation; 0 on success, 1 on failure."""
     if addr != reservation:

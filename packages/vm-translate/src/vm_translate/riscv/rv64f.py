@@ -29,7 +29,7 @@ from typing import Any
 from vm_core.errors import IllegalInstruction
 
 from vm_translate import softfloat as sf
-from vm_translate.helpers import register_helper
+from vm_translate.helpers import NativeLowering, register_helper
 from vm_translate.riscv.builder import Builder
 from vm_translate.riscv.decoder import ISA, Fields, InsnSpec, LiftFn
 from vm_translate.riscv.registers import F0, FFLAGS, FRM
@@ -91,8 +91,8 @@ def instruction_word(match: int, f: Fields) -> int:
 
 
 def register(name: str, fn: Helper, results: int) -> str:
-    """Register ``fn`` as the pure helper ``name`` (idempotent for the same function)."""
-    register_helper(name, results=results)(fn)
+    """Register ``fn`` as the pure helper ``riscv.<op>``, natively the ``float`` lowering of ``op``."""
+    register_helper(name, results=results, native=NativeLowering("float", name.removeprefix("riscv.")))(fn)
     return name
 
 
