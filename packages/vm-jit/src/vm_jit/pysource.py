@@ -161,14 +161,8 @@ class _Emitter:
             self.carry_arith(s)
         elif isinstance(s, ir.CondTrap):
             self.lines.append(f"if {self.v(s.cond)}: raise GuestTrap({s.signo}, {s.si_code})")
-        elif isinstance(s, ir.AtomicRMW):
-            t, a = f"t{s.dst.id}", self.v(s.addr)
-            self.lines += [f"a = {a}", f"{t} = mem.load(a, {s.size})",
-                           f"mem.store(a, {s.size}, ATOMIC({s.op!r}, {t}, {self.v(s.src)}, {s.size * 8}))"]  # fmt: skip
-        elif isinstance(s, ir.CompareSwap):
-            t, a = f"t{s.dst.id}", self.v(s.addr)
-            new = f"{self.v(s.new)} if {t} == {self.v(s.expected)} else {t}"
-            self.lines += [f"a = {a}", f"{t} = mem.load(a, {s.size})", f"mem.store(a, {s.size}, {new})"]
+        elif isinstance(s, (ir.AtomicRMW, ir.CompareSwap)):
+            self.atomic(s)
         elif isinstance(s, ir.Ext):
             self.bind(s.dst, self.ext(s.a, s.dst.width, s.signed), self.inlinable(i, s.dst))
         elif isinstance(s, ir.Select):
@@ -305,6 +299,24 @@ class _Emitter:
             f"if p is not None{_in_page(size)}: ST{size}(p, a & 4095, v)",
             f"else: mem.store(a, {size}, v)",
         ]
+
+    def atomic(self, s: ir.AtomicRMW | ir.CompareSwap) -> None:
+        """Load, compute, store with nothing in between (one guest thread per address space)."""
+        size, t = s.size, f"t{s.dst.id}"
+        if isinstance(s, ir.AtomicRMW):
+            new = f"ATOMIC({s.op!r}, {t}, {self.v(s.src)}, {size * 8})"
+        else:  # the old value goes back on failure: write permission either way, as the executor
+            new = f"{self.v(s.new)} if {t} == {self.v(s.expected)} else {t}"
+        self.lines += [f"a = {self.v(s.addr)}", "p = WR.get(a >> 12)"]
+        if size in _U:  # the fast path: a writable (and readable) page, the access inside it
+            self.lines += [
+                f"if p is not None and (a >> 12) in RD{_in_page(size)}:",
+                f"    {t} = LU{size}(p, a & 4095)[0]; ST{size}(p, a & 4095, {new})",
+                "else:",
+                f"    {t} = mem.load(a, {size}); mem.store(a, {size}, {new})",
+            ]
+        else:
+            self.lines.append(f"{t} = mem.load(a, {size}); mem.store(a, {size}, {new})")
 
     def exit_expr(self) -> str:
         e = self.block.exit
