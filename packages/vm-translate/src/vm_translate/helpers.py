@@ -43,7 +43,6 @@ from typing import Any
 
 import attrs
 
-
 #: The lowering patterns of :class:`NativeLowering` (see the module docstring).
 NATIVE_KINDS = frozenset({"retired_count", "alignment_check", "conditional_store", "float"})
 

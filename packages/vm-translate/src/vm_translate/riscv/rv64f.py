@@ -216,14 +216,17 @@ def integer_conversion_rows(suffix: str, fmt: int, helpers: dict[str, str]) -> l
 
 # -- single-precision helpers -------------------------------------------------------------------
 
+#: RISC-V's NaN results: always the canonical NaN (positive, quiet, zero payload), never a propagated one.
+NAN_POLICY = sf.DEFAULT_NAN
+
 F32 = sf.F32
 
 
-def _binary_s(op: Callable[[sf.Format, int, int, int], tuple[int, int]]) -> Helper:
+def _binary_s(op: Callable[..., tuple[int, int]]) -> Helper:
     def helper(a: int, b: int, rm: int, word: int) -> tuple[int, int]:
         if rm > 4:
             check_dynamic_rm(rm, word)
-        value, flags = op(F32, unbox(a), unbox(b), rm)
+        value, flags = op(F32, unbox(a), unbox(b), rm, nan=NAN_POLICY)
         return value | BOX, flags
 
     return helper
@@ -232,7 +235,7 @@ def _binary_s(op: Callable[[sf.Format, int, int, int], tuple[int, int]]) -> Help
 def _fsqrt_s(a: int, rm: int, word: int) -> tuple[int, int]:
     if rm > 4:
         check_dynamic_rm(rm, word)
-    value, flags = sf.sqrt(F32, unbox(a), rm)
+    value, flags = sf.sqrt(F32, unbox(a), rm, nan=NAN_POLICY)
     return value | BOX, flags
 
 
@@ -240,7 +243,7 @@ def _fused_s(negate_product: bool, negate_addend: bool) -> Helper:
     def helper(a: int, b: int, c: int, rm: int, word: int) -> tuple[int, int]:
         if rm > 4:
             check_dynamic_rm(rm, word)
-        value, flags = sf.fma(F32, unbox(a), unbox(b), unbox(c), rm, negate_product, negate_addend)
+        value, flags = sf.fma(F32, unbox(a), unbox(b), unbox(c), rm, negate_product, negate_addend, nan=NAN_POLICY)
         return value | BOX, flags
 
     return helper
