@@ -284,3 +284,54 @@ def test_native_code_knows_helpers_by_their_declared_lowering_not_by_name() -> N
         assert set(FLOAT_OPS) <= declared
     kinds = {h.native.kind for h in HELPERS.values() if h.native is not None}
     assert kinds <= llvm_ir.NATIVE_LOWERINGS
+
+
+def vector_from(stmts: list[ir.Stmt], low_reg: int, tid: int) -> ir.Temp:
+    """A 128-bit value from registers ``low_reg`` (low half) and ``low_reg + 1`` (temps from ``tid``)."""
+    lo, hi = value(stmts, low_reg, 128, tid), value(stmts, low_reg + 1, 128, tid + 2)
+    shifted, out = ir.Temp(tid + 4, 128), ir.Temp(tid + 5, 128)
+    stmts += [ir.BinOp(shifted, "shl", hi, ir.Const(64, 8)), ir.BinOp(out, "or", shifted, lo)]
+    return out
+
+
+def put_vector(stmts: list[ir.Stmt], reg: int, v: ir.Temp, tid: int) -> None:
+    high = ir.Temp(tid, 128)
+    stmts.append(ir.BinOp(high, "shr", v, ir.Const(64, 8)))
+    put(stmts, reg, v, tid + 1)
+    put(stmts, reg + 1, high, tid + 2)
+
+
+VECTOR_CASES = [(op, lane) for op in sorted(ir.VECTOR_OPS - {"shuffle"}) for lane in ir.LANES] + [("shuffle", 8)]
+
+
+def lanes(lane: int) -> st.SearchStrategy[int]:
+    """128-bit values built from edge-case lanes."""
+    return st.lists(edge(lane), min_size=128 // lane, max_size=128 // lane).map(
+        lambda vs: sum(v << (i * lane) for i, v in enumerate(vs))
+    )
+
+
+@pytest.mark.parametrize(("op", "lane"), VECTOR_CASES)
+@EXAMPLES
+@given(data=st.data())
+def test_vector_ops(op: str, lane: int, data: st.DataObject) -> None:
+    stmts: list[ir.Stmt] = []
+    a = vector_from(stmts, 0, 1)
+    if op in ir.VECTOR_SHIFTS:
+        b: ir.Operand = value(stmts, 2, 64, 10)
+        second = data.draw(st.one_of(st.integers(0, lane + 2), edge(64)))
+        b_regs = [second, 0]
+    else:
+        b = vector_from(stmts, 2, 10)
+        if op == "shuffle":
+            second = data.draw(st.lists(st.one_of(st.integers(0, 15), st.integers(0, 255)), min_size=16, max_size=16)
+                               .map(lambda vs: sum(v << (8 * i) for i, v in enumerate(vs))))  # fmt: skip
+        else:
+            second = data.draw(lanes(lane))
+        b_regs = [second & ir.mask(64), second >> 64]
+    out = ir.Temp(30, 128)
+    stmts.append(ir.VecOp(out, op, lane, a, b))
+    put_vector(stmts, 4, out, 31)
+    first = data.draw(lanes(lane))
+    regs = [first & ir.mask(64), first >> 64, *b_regs] + [0] * (NREGS - 4)
+    check(("vector", op, lane), block(stmts), regs)

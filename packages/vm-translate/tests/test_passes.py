@@ -49,7 +49,7 @@ def blocks(draw: st.DrawFn) -> ir.Block:
 
     for _ in range(draw(st.integers(1, 25))):
         kind = draw(st.sampled_from(["get", "put", "bin", "cmp", "un", "ext", "sel", "load", "store", "carry",
-                                     "trap", "rmw", "cas"]))  # fmt: skip
+                                     "trap", "rmw", "cas", "vec"]))  # fmt: skip
         width = draw(st.sampled_from(WIDTHS))
         if kind == "get":
             t = temp(64)
@@ -89,6 +89,13 @@ def blocks(draw: st.DrawFn) -> ir.Block:
             op = draw(st.sampled_from(sorted(ir.CARRY_OPS)))
             stmts.append(ir.CarryArith(dsts, op, operand(width), operand(width), operand(1)))
             values.extend(dsts)
+        elif kind == "vec":
+            t = temp(128)
+            op = draw(st.sampled_from(sorted(ir.VECTOR_OPS)))
+            lane = 8 if op == "shuffle" else draw(st.sampled_from(ir.LANES))
+            b = operand(width) if op in ir.VECTOR_SHIFTS else operand(128)
+            stmts.append(ir.VecOp(t, op, lane, operand(128), b))
+            values.append(t)
         elif kind == "trap":
             stmts.append(ir.CondTrap(operand(1), 8, 1))
         elif kind in ("rmw", "cas"):

@@ -18,7 +18,7 @@ from typing import Any
 
 from vm_core.errors import GuestFault
 from vm_translate import ir
-from vm_translate.executor import _atomic_new, _divide, _unop
+from vm_translate.executor import _atomic_new, _divide, _unop, _vector
 from vm_translate.helpers import get_helper
 from vm_translate.passes import uses
 
@@ -36,6 +36,7 @@ def _runtime() -> dict[str, Any]:
     env["DIV"] = _divide
     env["UNOP"] = _unop
     env["ATOMIC"] = _atomic_new
+    env["VEC"] = _vector
     return env
 
 
@@ -159,6 +160,8 @@ class _Emitter:
             self.bind(s.dst, self.unop(s), self.inlinable(i, s.dst))
         elif isinstance(s, ir.CarryArith):
             self.carry_arith(s)
+        elif isinstance(s, ir.VecOp):
+            self.bind(s.dst, self.vector(s), self.inlinable(i, s.dst))
         elif isinstance(s, ir.CondTrap):
             self.lines.append(f"if {self.v(s.cond)}: raise GuestTrap({s.signo}, {s.si_code})")
         elif isinstance(s, (ir.AtomicRMW, ir.CompareSwap)):
@@ -208,6 +211,17 @@ class _Emitter:
         if op == "bswap":
             return f"int.from_bytes({a}.to_bytes({w // 8}, 'little'), 'big')"
         return f"UNOP({op!r}, {a}, {w})"
+
+    def vector(self, s: ir.VecOp) -> str:
+        """Lane-wise add and sub as one 128-bit operation (carries stopped at lane tops); the rest by lanes."""
+        a, b = self.v(s.a), self.v(s.b)
+        high = sum(1 << (i + s.lane - 1) for i in range(0, 128, s.lane))
+        low = ir.mask(128) ^ high
+        if s.op == "add":
+            return f"(({a} & {low:#x}) + ({b} & {low:#x})) ^ (({a} ^ {b}) & {high:#x})"
+        if s.op == "sub":
+            return f"(({a} | {high:#x}) - ({b} & {low:#x})) ^ (({a} ^ {b} ^ {high:#x}) & {high:#x})"
+        return f"VEC({s.op!r}, {s.lane}, {a}, {b})"
 
     def carry_arith(self, s: ir.CarryArith) -> None:
         """value, carry, overflow: the carry from the exact sum, overflow from the sign bits."""

@@ -108,6 +108,28 @@ def _carry_arith(op: str, a: int, b: int, carry_in: int, width: int) -> tuple[in
     return exact & mask(width), carry, int(not lo <= signed < hi)
 
 
+def _vector(op: str, lane: int, a: int, b: int) -> int:
+    """:class:`~vm_translate.ir.VecOp` by its definition, lane by lane."""
+    m, count = mask(lane), 128 // lane
+    lanes_a = [a >> (i * lane) & m for i in range(count)]
+    if op == "shuffle":
+        out = [lanes_a[index] if (index := b >> (8 * i) & 0xFF) < 16 else 0 for i in range(16)]
+    elif op in ir.VECTOR_SHIFTS:
+        if b >= lane:
+            out = [m if op == "sar" and x >> (lane - 1) else 0 for x in lanes_a]
+        else:
+            out = [_binop(op, x, b, lane) for x in lanes_a]
+    else:
+        lanes_b = [b >> (i * lane) & m for i in range(count)]
+        if op in ("add", "sub"):
+            out = [_binop(op, x, y, lane) for x, y in zip(lanes_a, lanes_b)]
+        else:
+            cmp = {"eq": "eq", "gts": "lts", "gtu": "ltu"}[op]
+            # a > b is b < a
+            out = [m * _compare(cmp, *((x, y) if op == "eq" else (y, x)), lane) for x, y in zip(lanes_a, lanes_b)]
+    return sum(v << (i * lane) for i, v in enumerate(out))
+
+
 def _atomic_new(op: str, old: int, src: int, width: int) -> int:
     """The value an :class:`~vm_translate.ir.AtomicRMW` stores."""
     if op == "swap":
@@ -188,6 +210,9 @@ def execute_block(block: ir.Block, cpu: CpuState) -> int:
                 results = _carry_arith(s.op, val(s.a), val(s.b), val(s.carry_in), s.a.width)  # type: ignore[union-attr]
                 for dst, value in zip(s.dsts, results, strict=True):  # type: ignore[union-attr]
                     temps[dst.id] = value
+            elif kind is ir.VecOp:
+                s = stmt
+                temps[s.dst.id] = _vector(s.op, s.lane, val(s.a), val(s.b))  # type: ignore[union-attr]
             elif kind is ir.CondTrap:
                 s = stmt
                 if val(s.cond):  # type: ignore[union-attr]

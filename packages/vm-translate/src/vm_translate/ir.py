@@ -29,6 +29,11 @@ executor in :mod:`vm_translate.executor` is the definition):
 * :class:`UnOp` and :class:`CarryArith` are defined in their docstrings;
   the unary bit operations (``clz``, ``ctz``, ``popcount``, ``bswap``,
   ``bitrev``) give the operand's width.
+* :class:`VecOp` works on 128-bit values as lanes of 8, 16, 32 or 64
+  bits (lane 0 in the low bits); see its docstring. Whole-vector bitwise
+  operations, lane extraction (``shr`` then a narrowing ``Ext``) and lane
+  insertion (``and``/``or`` with masks) are ordinary 128-bit ``BinOp`` s
+  and ``Ext`` s.
 * :class:`CondTrap` raises :class:`GuestTrap` with the signal and
   ``si_code`` the front end chose when its 1-bit condition is set.
 * :class:`AtomicRMW` and :class:`CompareSwap` are single read-modify-write
@@ -118,6 +123,10 @@ BINARY_OPS = frozenset(
 COMPARE_OPS = frozenset({"eq", "ne", "ltu", "lts", "leu", "les"})
 UNARY_OPS = frozenset({"not", "neg", "clz", "ctz", "popcount", "bswap", "bitrev"})
 CARRY_OPS = frozenset({"add", "sub"})
+#: :class:`VecOp` operations: lane-wise arithmetic and comparisons, shifts by a scalar, byte permute.
+VECTOR_OPS = frozenset({"add", "sub", "eq", "gts", "gtu", "shl", "shr", "sar", "shuffle"})
+VECTOR_SHIFTS = frozenset({"shl", "shr", "sar"})
+LANES = (8, 16, 32, 64)
 #: Read-modify-write operations of :class:`AtomicRMW` (``new = op(old, src)``; ``swap``: ``new = src``).
 ATOMIC_OPS = frozenset({"add", "sub", "and", "or", "xor", "swap", "smin", "smax", "umin", "umax"})
 #: Memory orderings, weakest first (C11's names; LLVM's ``monotonic`` is ``relaxed``).
@@ -269,6 +278,41 @@ class Store:
 
 
 @attrs.frozen
+class VecOp:
+    """A lane-wise operation on 128-bit vectors: ``dst``, ``a`` (and ``b``, except for shifts) are 128 bits.
+
+    With ``lane`` bits per lane (8, 16, 32, 64; lane ``i`` is bits
+    ``[i * lane, (i + 1) * lane)``), for every lane:
+
+    * ``add``/``sub``: wrapping addition/subtraction (x86 ``PADD*``/``PSUB*``,
+      AArch64 ``ADD``/``SUB``); saturating forms are the front end's.
+    * ``eq``, ``gts``, ``gtu``: all ones when ``a == b``, ``a > b`` signed,
+      ``a > b`` unsigned, else 0 (``PCMPEQ*``/``PCMPGT*``, ``CMEQ``/``CMGT``/``CMHI``).
+    * ``shl``, ``shr``, ``sar``: every lane shifted by ``b``, a scalar of any
+      width read as unsigned; an amount of ``lane`` or more gives 0 (``shl``,
+      ``shr``) or the sign in every bit (``sar``), as x86 ``PSLL``/``PSRL``/``PSRA``.
+    * ``shuffle`` (``lane`` 8): byte ``i`` of ``dst`` is byte ``b[i]`` of ``a``
+      when ``b[i] < 16``, else 0 (AArch64 ``TBL`` with one register; x86
+      ``PSHUFB`` is ``b & 0x8F`` first).
+    """
+
+    dst: Temp
+    op: str
+    lane: int
+    a: Operand
+    b: Operand
+
+    def __attrs_post_init__(self) -> None:
+        if self.op not in VECTOR_OPS:
+            raise ValueError(f"unknown vector op {self.op!r}")
+        if self.lane not in LANES or (self.op == "shuffle" and self.lane != 8):
+            raise ValueError(f"vector op {self.op} on {self.lane}-bit lanes")
+        wide = (self.dst, self.a) if self.op in VECTOR_SHIFTS else (self.dst, self.a, self.b)
+        if any(v.width != 128 for v in wide):
+            raise ValueError("vector operands are 128 bits wide")
+
+
+@attrs.frozen
 class CondTrap:
     """If ``cond`` (1 bit) is set, raise :class:`GuestTrap` (``signo``, ``si_code``); else nothing.
 
@@ -366,7 +410,7 @@ class InsnStart:
 
 
 Stmt = (
-    GetReg | PutReg | BinOp | UnOp | CarryArith | Ext | Select | Load | Store | CondTrap | AtomicRMW
+    GetReg | PutReg | BinOp | UnOp | CarryArith | VecOp | Ext | Select | Load | Store | CondTrap | AtomicRMW
     | CompareSwap | Call | Fence | InsnStart
 )
 #: Statements that access guest memory (and may fault).

@@ -17,7 +17,7 @@ from __future__ import annotations
 import attrs
 
 from vm_translate import ir
-from vm_translate.executor import _binop, _carry_arith, _compare, _extend, _unop
+from vm_translate.executor import _binop, _carry_arith, _compare, _extend, _unop, _vector
 from vm_translate.helpers import HELPERS
 
 
@@ -50,6 +50,8 @@ def _fold(stmt: ir.Stmt) -> ir.Const | None:
             return ir.Const(_binop(stmt.op, stmt.a.value, stmt.b.value, stmt.dst.width), stmt.dst.width)
         except ir.DivideError:
             return None  # the division traps at run time: keep it
+    if isinstance(stmt, ir.VecOp) and isinstance(stmt.a, ir.Const) and isinstance(stmt.b, ir.Const):
+        return ir.Const(_vector(stmt.op, stmt.lane, stmt.a.value, stmt.b.value), 128)
     if isinstance(stmt, ir.UnOp) and isinstance(stmt.a, ir.Const):
         return ir.Const(_unop(stmt.op, stmt.a.value, stmt.dst.width), stmt.dst.width)
     if isinstance(stmt, ir.Ext) and isinstance(stmt.a, ir.Const):
@@ -169,7 +171,7 @@ def uses(stmt: ir.Stmt | ir.Exit) -> list[int]:
 def _is_pure(stmt: ir.Stmt) -> bool:
     if isinstance(stmt, ir.BinOp):
         return stmt.op not in ir.DIVISION_OPS  # a division may trap
-    if isinstance(stmt, (ir.GetReg, ir.UnOp, ir.CarryArith, ir.Ext, ir.Select)):
+    if isinstance(stmt, (ir.GetReg, ir.UnOp, ir.CarryArith, ir.VecOp, ir.Ext, ir.Select)):
         return True
     if isinstance(stmt, ir.Call):
         helper = HELPERS.get(stmt.helper)

@@ -54,6 +54,7 @@ from vm_translate.ir import to_signed
 
 from vm_jit.native.bit_ops import BitLowering, bit_stmt_supported
 from vm_jit.native.float_ops import FloatLowering, float_call_supported
+from vm_jit.native.vector_ops import VectorLowering
 
 #: ctx slot indexes.
 CTX_REGS, CTX_READ, CTX_WRITE, CTX_BUDGET, CTX_START, CTX_ICOUNT, CTX_OUT_PC, CTX_OUT_N = range(8)
@@ -161,6 +162,7 @@ class _RegionEmitter:
         self.traps: list[ir.TrapExit] = []
         self.fp = FloatLowering(self)
         self.ops = BitLowering(self)
+        self.vectors = VectorLowering(self)
         self.guest_scope = _GUEST_SCOPE
         #: Intrinsic declarations the function uses.
         self.declarations: set[str] = set()
@@ -379,6 +381,8 @@ class _RegionEmitter:
             self.bind(s.dst, self.ops.unop(s.op, self.op(s.a), s.dst.width))
         elif isinstance(s, ir.CarryArith):
             self.ops.carry_arith(s)
+        elif isinstance(s, ir.VecOp):
+            self.vectors.vec_op(s)
         elif isinstance(s, ir.CondTrap):
             self.check(self.resize(self.op(s.cond), s.cond.width, 1), slow)
         elif isinstance(s, ir.AtomicRMW):
