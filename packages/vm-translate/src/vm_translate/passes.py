@@ -71,7 +71,7 @@ def _identity(stmt: ir.Stmt) -> ir.Operand | None:
     """``x + 0``, ``x * 1``, ``x & ~0``, ``x * 0``, no-op extensions, ``c ? x : x``... (None if none applies)."""
     if isinstance(stmt, ir.BinOp) and stmt.op not in ir.COMPARE_OPS:
         a, b, op, w = stmt.a, stmt.b, stmt.op, stmt.dst.width
-        if op in ("add", "sub", "or", "xor", "shl", "shr", "sar") and _is_const(b, 0):
+        if op in ("add", "sub", "or", "xor", "shl", "shr", "sar", "rotl", "rotr") and _is_const(b, 0):
             return a
         if op in ("add", "or", "xor") and _is_const(a, 0):
             return b
