@@ -2,9 +2,12 @@
 
 x86-64: ``PADDB/W/D/Q``, ``PSUBB/W/D/Q``, ``PCMPEQB/W/D/Q``, ``PCMPGTB/W/D/Q``,
 ``PSHUFB`` (lifted as ``shuffle`` of ``b & 0x8F``), ``PSLLW/D/Q``,
-``PSRLW/D/Q``, ``PSRAW/D`` by a count in ``xmm1`` (its low 64 bits).
+``PSRLW/D/Q``, ``PSRAW/D`` by a count in ``xmm1`` (its low 64 bits),
+``PMINUB/UW/UD``, ``PMAXUB/UW/UD``, ``PMINSB/SW/SD``, ``PMAXSB/SW/SD``,
+``PMOVMSKB``, ``MOVMSKPS``, ``MOVMSKPD``.
 AArch64: ``ADD``/``SUB``/``CMEQ``/``CMGT``/``CMHI`` on ``.16b``/``.8h``/
-``.4s``/``.2d`` and ``TBL`` with one table register. Each instruction runs on
+``.4s``/``.2d``, ``SMIN``/``SMAX``/``UMIN``/``UMAX`` on ``.16b``/``.8h``/``.4s``
+and ``TBL`` with one table register. Each instruction runs on
 random 128-bit operands; the IR :class:`~vm_translate.ir.VecOp` in the
 reference executor must give the same 128 bits.
 """
@@ -65,6 +68,10 @@ _X86 = {  # (op, lane) -> code of "op xmm0, xmm1"
     **{("shl", w): f"660f{c}c1" for w, c in ((16, "f1"), (32, "f2"), (64, "f3"))},
     **{("shr", w): f"660f{c}c1" for w, c in ((16, "d1"), (32, "d2"), (64, "d3"))},
     **{("sar", w): f"660f{c}c1" for w, c in ((16, "e1"), (32, "e2"))},
+    **{("minu", w): f"660f{c}c1" for w, c in ((8, "da"), (16, "383a"), (32, "383b"))},
+    **{("maxu", w): f"660f{c}c1" for w, c in ((8, "de"), (16, "383e"), (32, "383f"))},
+    **{("mins", w): f"660f{c}c1" for w, c in ((8, "3838"), (16, "ea"), (32, "3839"))},
+    **{("maxs", w): f"660f{c}c1" for w, c in ((8, "383c"), (16, "ee"), (32, "383d"))},
 }
 
 
@@ -88,6 +95,19 @@ def test_x86_pshufb(a: int, b: int) -> None:
     assert ir_vector("shuffle", 8, a, b & keep) == run_x86("660f3800c1", a, b)
 
 
+@pytest.mark.parametrize(("lane", "code"), ((8, "660fd7c0"), (32, "0f50c0"), (64, "660f50c0")))
+@EXAMPLES
+@given(a=U128)
+def test_x86_pmovmskb_movmskps_movmskpd(lane: int, code: str, a: int) -> None:
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(CODE, 0x1000)
+    uc.mem_write(CODE, bytes.fromhex(code))
+    uc.reg_write(x86.UC_X86_REG_XMM0, a)
+    uc.reg_write(x86.UC_X86_REG_RAX, ir.mask(64))
+    uc.emu_start(CODE, CODE + len(code) // 2)
+    assert ir_vector("msb", lane, a, 0) == uc.reg_read(x86.UC_X86_REG_RAX)
+
+
 def run_arm(word: int, a: int, b: int) -> int:
     uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
     uc.mem_map(CODE, 0x1000)
@@ -99,11 +119,12 @@ def run_arm(word: int, a: int, b: int) -> int:
     return int(uc.reg_read(a64.UC_ARM64_REG_Q0))
 
 
-_ARM_BASE = {"add": 0x4E208420, "sub": 0x6E208420, "eq": 0x6E208C20, "gts": 0x4E203420, "gtu": 0x6E203420}
+_ARM_BASE = {"add": 0x4E208420, "sub": 0x6E208420, "eq": 0x6E208C20, "gts": 0x4E203420, "gtu": 0x6E203420,
+             "mins": 0x4E206C20, "maxs": 0x4E206420, "minu": 0x6E206C20, "maxu": 0x6E206420}  # fmt: skip
+ARM_CASES = [(op, lane) for op in sorted(_ARM_BASE) for lane in ir.LANES if lane < 64 or op[:3] not in ("min", "max")]
 
 
-@pytest.mark.parametrize("lane", ir.LANES)
-@pytest.mark.parametrize("op", sorted(_ARM_BASE))
+@pytest.mark.parametrize(("op", "lane"), ARM_CASES)
 @EXAMPLES
 @given(data=st.data())
 def test_aarch64_advsimd_lane_ops(op: str, lane: int, data: st.DataObject) -> None:

@@ -112,6 +112,8 @@ def _vector(op: str, lane: int, a: int, b: int) -> int:
     """:class:`~vm_translate.ir.VecOp` by its definition, lane by lane."""
     m, count = mask(lane), 128 // lane
     lanes_a = [a >> (i * lane) & m for i in range(count)]
+    if op == "msb":
+        return sum((x >> (lane - 1)) << i for i, x in enumerate(lanes_a))
     if op == "shuffle":
         out = [lanes_a[index] if (index := b >> (8 * i) & 0xFF) < 16 else 0 for i in range(16)]
     elif op in ir.VECTOR_SHIFTS:
@@ -123,6 +125,9 @@ def _vector(op: str, lane: int, a: int, b: int) -> int:
         lanes_b = [b >> (i * lane) & m for i in range(count)]
         if op in ("add", "sub"):
             out = [_binop(op, x, y, lane) for x, y in zip(lanes_a, lanes_b)]
+        elif op in ("mins", "maxs", "minu", "maxu"):
+            rmw = {"mins": "smin", "maxs": "smax", "minu": "umin", "maxu": "umax"}[op]
+            out = [_atomic_new(rmw, x, y, lane) for x, y in zip(lanes_a, lanes_b)]
         else:
             cmp = {"eq": "eq", "gts": "lts", "gtu": "ltu"}[op]
             # a > b is b < a

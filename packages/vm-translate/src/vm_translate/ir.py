@@ -124,7 +124,9 @@ COMPARE_OPS = frozenset({"eq", "ne", "ltu", "lts", "leu", "les"})
 UNARY_OPS = frozenset({"not", "neg", "clz", "ctz", "popcount", "bswap", "bitrev"})
 CARRY_OPS = frozenset({"add", "sub"})
 #: :class:`VecOp` operations: lane-wise arithmetic and comparisons, shifts by a scalar, byte permute.
-VECTOR_OPS = frozenset({"add", "sub", "eq", "gts", "gtu", "shl", "shr", "sar", "shuffle"})
+VECTOR_OPS = frozenset(
+    {"add", "sub", "eq", "gts", "gtu", "mins", "maxs", "minu", "maxu", "shl", "shr", "sar", "shuffle", "msb"}
+)
 VECTOR_SHIFTS = frozenset({"shl", "shr", "sar"})
 LANES = (8, 16, 32, 64)
 #: Read-modify-write operations of :class:`AtomicRMW` (``new = op(old, src)``; ``swap``: ``new = src``).
@@ -288,6 +290,10 @@ class VecOp:
       AArch64 ``ADD``/``SUB``); saturating forms are the front end's.
     * ``eq``, ``gts``, ``gtu``: all ones when ``a == b``, ``a > b`` signed,
       ``a > b`` unsigned, else 0 (``PCMPEQ*``/``PCMPGT*``, ``CMEQ``/``CMGT``/``CMHI``).
+    * ``mins``, ``maxs``, ``minu``, ``maxu``: the smaller/larger lane, signed
+      or unsigned (``PMIN*``/``PMAX*``, ``SMIN``/``SMAX``/``UMIN``/``UMAX``).
+    * ``msb``: bit ``i`` of ``dst`` is the top bit of ``a``'s lane ``i``, every
+      other bit 0; ``b`` is ignored (``PMOVMSKB``, ``MOVMSKPS``/``MOVMSKPD``).
     * ``shl``, ``shr``, ``sar``: every lane shifted by ``b``, a scalar of any
       width read as unsigned; an amount of ``lane`` or more gives 0 (``shl``,
       ``shr``) or the sign in every bit (``sar``), as x86 ``PSLL``/``PSRL``/``PSRA``.

@@ -4,7 +4,9 @@ An ``i128`` operand is bit-cast to ``<N x iL>`` (``N = 128 / L`` lanes; on
 little-endian hosts lane 0 is the low bits, as in the IR) and back:
 
 * ``add``/``sub``: vector ``add``/``sub``; ``eq``/``gts``/``gtu``: vector
-  ``icmp`` (``eq``, ``sgt``, ``ugt``) sign-extended to all-ones lanes.
+  ``icmp`` (``eq``, ``sgt``, ``ugt``) sign-extended to all-ones lanes;
+  min/max: ``icmp`` and ``select``; ``msb``: ``icmp slt 0`` bit-cast to an
+  ``N``-bit mask.
 * shifts: the scalar amount is clamped to ``L - 1`` and splat; ``shl``
   and ``shr`` lanes become 0 when the amount is ``L`` or more, ``sar``
   by ``L - 1`` already fills with the sign.
@@ -20,6 +22,8 @@ from typing import Any
 from vm_translate import ir
 
 _ICMP = {"eq": "eq", "gts": "sgt", "gtu": "ugt"}
+#: min/max as the comparison that picks ``a``.
+_PICK_A = {"mins": "slt", "maxs": "sgt", "minu": "ult", "maxu": "ugt"}
 
 
 class VectorLowering:
@@ -39,6 +43,12 @@ class VectorLowering:
         vt, et = f"<{n} x i{lane}>", f"i{lane}"
         a = self._vec(e.op(s.a), vt)
         out = e.tmp()
+        if s.op == "msb":
+            negative, bits = e.tmp(), e.tmp()
+            e.emit(f"{negative} = icmp slt {vt} {a}, zeroinitializer")
+            e.emit(f"{bits} = bitcast <{n} x i1> {negative} to i{n}")
+            e.bind(s.dst, e.resize(bits, n, 128))
+            return
         if s.op == "shuffle":
             result = self._shuffle(a, self._vec(e.op(s.b), vt))
         elif s.op in ir.VECTOR_SHIFTS:
@@ -48,6 +58,10 @@ class VectorLowering:
             result = e.tmp()
             if s.op in ("add", "sub"):
                 e.emit(f"{result} = {s.op} {vt} {a}, {b}")
+            elif s.op in _PICK_A:
+                pick = e.tmp()
+                e.emit(f"{pick} = icmp {_PICK_A[s.op]} {vt} {a}, {b}")
+                e.emit(f"{result} = select <{n} x i1> {pick}, {vt} {a}, {vt} {b}")
             else:
                 bits = e.tmp()
                 e.emit(f"{bits} = icmp {_ICMP[s.op]} {vt} {a}, {b}")
