@@ -6,7 +6,8 @@ first NaN operand quieted, negative default NaN) and ``FADD``/``FSUB``/
 NaN quieted, else first quiet NaN, positive default NaN) on NaN-rich
 operands; softfloat with the matching :class:`NanPolicy` must give the same
 bits (for two NaN operands on x86, the Intel manual's rule: Unicorn follows
-x87's there). The default policy stays RISC-V's canonical NaN.
+x87's there). ``FMIN``/``FMAX``/``FMINNM``/``FMAXNM`` check the min/max NaN
+rules. The default policy stays RISC-V's canonical NaN.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def run_x86(op: str, a: int, b: int) -> int:
     return int(uc.reg_read(x86.UC_X86_REG_XMM0)) & ((1 << 32) - 1 if op == "cvt" else (1 << 64) - 1)
 
 
-def run_arm(op: str, a: int, b: int) -> int:
+def run_arm(op: str | int, a: int, b: int) -> int:
+    """Run ``ARM_WORDS[op]`` (or the instruction word ``op``) on d1 = a, d2 = b; d0 (s0 for ``cvt``)."""
     uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
     uc.mem_map(CODE, 0x1000)
-    uc.mem_write(CODE, ARM_WORDS[op].to_bytes(4, "little"))
+    uc.mem_write(CODE, (ARM_WORDS[op] if isinstance(op, str) else op).to_bytes(4, "little"))
     uc.reg_write(a64.UC_ARM64_REG_CPACR_EL1, 3 << 20)  # floating point enabled
     uc.reg_write(a64.UC_ARM64_REG_D1, a)
     uc.reg_write(a64.UC_ARM64_REG_D2, b)
@@ -97,3 +99,23 @@ def test_the_default_policy_is_the_canonical_nan(a: int, b: int) -> None:
     value, _ = sf.add(sf.F64, a, b, sf.RNE)
     if sf.is_nan(sf.F64, value):
         assert value == sf.F64.canonical_nan
+
+
+_ARM_MINMAX = {("min", "propagate"): 0x1E625820, ("max", "propagate"): 0x1E624820,
+               ("min", "quiet_loses"): 0x1E627820, ("max", "quiet_loses"): 0x1E626820}  # fmt: skip
+
+
+@pytest.mark.parametrize(("op", "nans"), sorted(_ARM_MINMAX))
+@settings(max_examples=60, deadline=None)
+@given(a=doubles(), b=doubles())
+def test_aarch64_fmin_fmax_fminnm_fmaxnm(op: str, nans: str, a: int, b: int) -> None:
+    fn = sf.min if op == "min" else sf.max
+    assert fn(sf.F64, a, b, nans=nans, nan=AARCH64)[0] == run_arm(_ARM_MINMAX[(op, nans)], a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=doubles(), b=doubles())
+def test_riscv_minimum_number_is_the_default(a: int, b: int) -> None:
+    assert sf.min(sf.F64, a, b) == sf.min(sf.F64, a, b, nans="number_wins", nan=sf.DEFAULT_NAN)
+    if sf.is_nan(sf.F64, a) and not sf.is_nan(sf.F64, b):
+        assert sf.min(sf.F64, a, b)[0] == b

@@ -10,6 +10,7 @@ the ``fmv.x.d``/``fmv.d.x`` moves are plain IR bit operations.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from vm_translate import softfloat as sf
 from vm_translate.riscv.builder import Builder
@@ -23,6 +24,7 @@ from vm_translate.riscv.rv64f import (
     MASK_F7_F3,
     MASK_F7_RS2,
     MASK_F7_RS2_F3,
+    MINMAX_NANS,
     NAN_POLICY,
     OP_FP,
     Helper,
@@ -103,8 +105,8 @@ def _double_helpers() -> dict[str, str]:
         "fmsub": (_fused_d(False, True), 2),
         "fnmsub": (_fused_d(True, False), 2),
         "fnmadd": (_fused_d(True, True), 2),
-        "fmin": (_pair_d(sf.min), 2),
-        "fmax": (_pair_d(sf.max), 2),
+        "fmin": (_pair_d(partial(sf.min, nans=MINMAX_NANS, nan=NAN_POLICY)), 2),
+        "fmax": (_pair_d(partial(sf.max, nans=MINMAX_NANS, nan=NAN_POLICY)), 2),
         "feq": (_pair_d(sf.eq), 2),
         "flt": (_pair_d(sf.lt), 2),
         "fle": (_pair_d(sf.le), 2),

@@ -218,6 +218,8 @@ def integer_conversion_rows(suffix: str, fmt: int, helpers: dict[str, str]) -> l
 
 #: RISC-V's NaN results: always the canonical NaN (positive, quiet, zero payload), never a propagated one.
 NAN_POLICY = sf.DEFAULT_NAN
+#: RISC-V's fmin/fmax: IEEE 754-2019 minimumNumber/maximumNumber (a number beats any NaN).
+MINMAX_NANS = "number_wins"
 
 F32 = sf.F32
 
@@ -249,9 +251,9 @@ def _fused_s(negate_product: bool, negate_addend: bool) -> Helper:
     return helper
 
 
-def _minmax_s(op: Callable[[sf.Format, int, int], tuple[int, int]]) -> Helper:
+def _minmax_s(op: Callable[..., tuple[int, int]]) -> Helper:
     def helper(a: int, b: int) -> tuple[int, int]:
-        value, flags = op(F32, unbox(a), unbox(b))
+        value, flags = op(F32, unbox(a), unbox(b), nans=MINMAX_NANS, nan=NAN_POLICY)
         return value | BOX, flags
 
     return helper
