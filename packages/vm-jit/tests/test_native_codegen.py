@@ -2,7 +2,8 @@
 
 Each test compiles one small IR region (registers in, operation, registers
 out) to native code once and runs it on hypothesis-drawn values: every
-binary op (division by zero and signed overflow included), shifts by
+binary op (a division by zero or signed overflow, which traps in the IR,
+leaves for the slow path with nothing changed), shifts and rotates by
 amounts of any width, compares, unary ops, extensions, selects, loads and
 stores of each size with sign extension, the natively implemented helpers,
 and the exits: a page-table miss or page-crossing access leaves with
