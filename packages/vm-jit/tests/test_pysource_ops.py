@@ -161,7 +161,7 @@ def test_binop_matches_executor(op: str, width: int, data: st.DataObject) -> Non
     b = BlockBuilder()
     b.insn()
     a_op = operand(b, kinds[0], width, 1, c)
-    if op in ("shl", "shr", "sar") and kinds[1] == "temp":
+    if op in ("shl", "shr", "sar", "rotl", "rotr") and kinds[1] == "temp":
         amount_width = data.draw(st.sampled_from(OP_WIDTHS), label="amount width")
         b_op = operand(b, "temp", amount_width, 2, 0)
     else:
@@ -176,6 +176,8 @@ def test_binop_matches_executor(op: str, width: int, data: st.DataObject) -> Non
 @EXAMPLES
 @given(regs=regs64(), const=st.booleans())
 def test_unop_matches_executor(op: str, width: int, regs: list[int], const: bool) -> None:
+    if op == "bswap" and width == 1:
+        return  # bswap needs whole bytes
     b = BlockBuilder()
     b.insn()
     a_op = operand(b, "const" if const else "temp", width, 1, regs[0])

@@ -1,10 +1,15 @@
-"""IR passes never change what a block computes (hypothesis, judged by the reference executor)."""
+"""IR passes never change what a block computes (hypothesis, judged by the reference executor).
+
+Blocks mix every statement kind: trapping divisions, flag arithmetic, the
+unary bit operations, conditional traps and atomics included, so a pass that
+folded away a trap or reordered a fault would show.
+"""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vm_core.errors import MemoryFault
+from vm_core.errors import GuestFault
 from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
 from vm_translate import ir
 from vm_translate.cpu import CpuState
@@ -43,7 +48,8 @@ def blocks(draw: st.DrawFn) -> ir.Block:
         return ir.Const(draw(st.integers(0, ir.mask(width))), width)
 
     for _ in range(draw(st.integers(1, 25))):
-        kind = draw(st.sampled_from(["get", "put", "bin", "cmp", "un", "ext", "sel", "load", "store"]))
+        kind = draw(st.sampled_from(["get", "put", "bin", "cmp", "un", "ext", "sel", "load", "store", "carry",
+                                     "trap", "rmw", "cas", "vec"]))  # fmt: skip
         width = draw(st.sampled_from(WIDTHS))
         if kind == "get":
             t = temp(64)
@@ -61,7 +67,7 @@ def blocks(draw: st.DrawFn) -> ir.Block:
             values.append(t)
         elif kind == "un":
             t = temp(width)
-            stmts.append(ir.UnOp(t, draw(st.sampled_from(["not", "neg"])), operand(width)))
+            stmts.append(ir.UnOp(t, draw(st.sampled_from(sorted(ir.UNARY_OPS))), operand(width)))
             values.append(t)
         elif kind == "ext":
             to = draw(st.sampled_from(WIDTHS))
@@ -77,6 +83,30 @@ def blocks(draw: st.DrawFn) -> ir.Block:
             t = temp(64)
             addr = ir.Const(draw(addresses(size)), 64)
             stmts.append(ir.Load(t, addr, size, draw(st.booleans())))
+            values.append(t)
+        elif kind == "carry":
+            dsts = (temp(width), temp(1), temp(1))
+            op = draw(st.sampled_from(sorted(ir.CARRY_OPS)))
+            stmts.append(ir.CarryArith(dsts, op, operand(width), operand(width), operand(1)))
+            values.extend(dsts)
+        elif kind == "vec":
+            t = temp(128)
+            op = draw(st.sampled_from(sorted(ir.VECTOR_OPS)))
+            lane = 8 if op == "shuffle" else draw(st.sampled_from(ir.LANES))
+            b = operand(width) if op in ir.VECTOR_SHIFTS else operand(128)
+            stmts.append(ir.VecOp(t, op, lane, operand(128), b))
+            values.append(t)
+        elif kind == "trap":
+            stmts.append(ir.CondTrap(operand(1), 8, 1))
+        elif kind in ("rmw", "cas"):
+            size = draw(st.sampled_from([1, 2, 4, 8]))
+            addr = ir.Const(draw(addresses(size)), 64)
+            t = temp(size * 8)
+            if kind == "rmw":
+                op = draw(st.sampled_from(sorted(ir.ATOMIC_OPS)))
+                stmts.append(ir.AtomicRMW(t, op, addr, operand(size * 8), size))
+            else:
+                stmts.append(ir.CompareSwap(t, addr, operand(size * 8), operand(size * 8), size))
             values.append(t)
         else:
             size = draw(st.sampled_from([1, 2, 4, 8]))
@@ -96,8 +126,9 @@ def run(block: ir.Block, regs: list[int], data: bytes) -> tuple[object, list[int
     cpu.regs[:] = regs
     try:
         outcome: object = execute_block(block, cpu)
-    except MemoryFault as fault:
-        outcome = ("fault", fault.address, fault.access, cpu.pc, cpu.icount)
+    except GuestFault as fault:
+        details = (getattr(fault, "address", None), getattr(fault, "access", None), fault.signo)
+        outcome = (type(fault).__name__, *details, cpu.pc, cpu.icount)
     return outcome, cpu.regs, mem.read(DATA, 4096)
 
 

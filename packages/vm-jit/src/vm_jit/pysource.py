@@ -18,7 +18,7 @@ from typing import Any
 
 from vm_core.errors import GuestFault
 from vm_translate import ir
-from vm_translate.executor import _binop
+from vm_translate.executor import _atomic_new, _divide, _unop, _vector
 from vm_translate.helpers import get_helper
 from vm_translate.passes import uses
 
@@ -27,16 +27,16 @@ _S = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
 def _runtime() -> dict[str, Any]:
-    env: dict[str, Any] = {"GuestFault": GuestFault}
+    env: dict[str, Any] = {"GuestFault": GuestFault, "GuestTrap": ir.GuestTrap}
     for size, code in _U.items():
         env[f"LU{size}"] = struct.Struct("<" + code).unpack_from
         env[f"LS{size}"] = struct.Struct("<" + _S[size]).unpack_from
         env[f"ST{size}"] = struct.Struct("<" + code).pack_into
-    # division is rare: reuse the reference executor's definition rather than restate it
-    env["divu"] = lambda a, b, m: _binop("divu", a, b, m.bit_length())
-    env["remu"] = lambda a, b, m: _binop("remu", a, b, m.bit_length())
-    env["divs"] = lambda a, b, w: _binop("divs", a, b, w)
-    env["rems"] = lambda a, b, w: _binop("rems", a, b, w)
+    # division, bit reversal and atomics are rare: reuse the reference executor's definitions
+    env["DIV"] = _divide
+    env["UNOP"] = _unop
+    env["ATOMIC"] = _atomic_new
+    env["VEC"] = _vector
     return env
 
 
@@ -108,7 +108,7 @@ class _Emitter:
             stmt = stmts[i]
             if dst.id in self.stmt_uses[i]:
                 return True
-            if isinstance(stmt, (ir.PutReg, ir.Call, ir.Store, ir.InsnStart)):
+            if isinstance(stmt, (ir.PutReg, ir.Call, ir.InsnStart, *ir.MEMORY_STMTS)) or ir.may_fault(stmt):
                 return False
         return True  # used by the exit
 
@@ -125,7 +125,7 @@ class _Emitter:
                 need_ip = True
                 current_pc = stmt.pc
                 continue
-            if isinstance(stmt, (ir.Load, ir.Store, ir.Call)) and need_ip:
+            if ir.may_fault(stmt) and need_ip:
                 if ips is None:
                     self.lines.append(f"ip = {current_pc:#x}")
                 else:
@@ -153,11 +153,19 @@ class _Emitter:
         elif isinstance(s, ir.PutReg):
             self.lines.append(f"r{s.reg} = {self.v(s.src)}")
         elif isinstance(s, ir.BinOp):
-            self.bind(s.dst, self.binop(s), self.inlinable(i, s.dst))
+            # a division may trap: it stays where it is, after the `ip` of its instruction
+            inline = s.op not in ir.DIVISION_OPS and self.inlinable(i, s.dst)
+            self.bind(s.dst, self.binop(s), inline)
         elif isinstance(s, ir.UnOp):
-            m = ir.mask(s.dst.width)
-            a = self.v(s.a)
-            self.bind(s.dst, f"{a} ^ {m:#x}" if s.op == "not" else f"-{a} & {m:#x}", self.inlinable(i, s.dst))
+            self.bind(s.dst, self.unop(s), self.inlinable(i, s.dst))
+        elif isinstance(s, ir.CarryArith):
+            self.carry_arith(s)
+        elif isinstance(s, ir.VecOp):
+            self.bind(s.dst, self.vector(s), self.inlinable(i, s.dst))
+        elif isinstance(s, ir.CondTrap):
+            self.lines.append(f"if {self.v(s.cond)}: raise GuestTrap({s.signo}, {s.si_code})")
+        elif isinstance(s, (ir.AtomicRMW, ir.CompareSwap)):
+            self.atomic(s)
         elif isinstance(s, ir.Ext):
             self.bind(s.dst, self.ext(s.a, s.dst.width, s.signed), self.inlinable(i, s.dst))
         elif isinstance(s, ir.Select):
@@ -186,6 +194,49 @@ class _Emitter:
         else:
             raise TypeError(f"unknown IR statement {s!r}")
 
+    def unop(self, s: ir.UnOp) -> str:
+        a, w, op = self.v(s.a), s.dst.width, s.op
+        m = ir.mask(w)
+        if op == "not":
+            return f"{a} ^ {m:#x}"
+        if op == "neg":
+            return f"-{a} & {m:#x}"
+        if op == "clz":
+            return f"{w} - {a}.bit_length()"
+        if op == "ctz":
+            guard = f"({a} | {1 << w:#x})"  # the bit above the value: ctz(0) = w
+            return f"({guard} & -{guard}).bit_length() - 1"
+        if op == "popcount":
+            return f"{a}.bit_count()"
+        if op == "bswap":
+            return f"int.from_bytes({a}.to_bytes({w // 8}, 'little'), 'big')"
+        return f"UNOP({op!r}, {a}, {w})"
+
+    def vector(self, s: ir.VecOp) -> str:
+        """Lane-wise add and sub as one 128-bit operation (carries stopped at lane tops); the rest by lanes."""
+        a, b = self.v(s.a), self.v(s.b)
+        high = sum(1 << (i + s.lane - 1) for i in range(0, 128, s.lane))
+        low = ir.mask(128) ^ high
+        if s.op == "add":
+            return f"(({a} & {low:#x}) + ({b} & {low:#x})) ^ (({a} ^ {b}) & {high:#x})"
+        if s.op == "sub":
+            return f"(({a} | {high:#x}) - ({b} & {low:#x})) ^ (({a} ^ {b} ^ {high:#x}) & {high:#x})"
+        return f"VEC({s.op!r}, {s.lane}, {a}, {b})"
+
+    def carry_arith(self, s: ir.CarryArith) -> None:
+        """value, carry, overflow: the carry from the exact sum, overflow from the sign bits."""
+        value, carry, overflow = (f"t{d.id}" for d in s.dsts)
+        a, b, c, w = self.v(s.a), self.v(s.b), self.v(s.carry_in), s.a.width
+        exact = f"x{s.dsts[0].id}"
+        if s.op == "add":
+            self.lines += [f"{exact} = {a} + {b} + {c}", f"{value} = {exact} & {ir.mask(w):#x}",
+                           f"{carry} = {exact} >> {w}",
+                           f"{overflow} = (({a} ^ {value}) & ({b} ^ {value})) >> {w - 1} & 1"]  # fmt: skip
+        else:
+            self.lines += [f"{exact} = {a} - {b} - {c}", f"{value} = {exact} & {ir.mask(w):#x}",
+                           f"{carry} = +({exact} < 0)",
+                           f"{overflow} = (({a} ^ {b}) & ({a} ^ {value})) >> {w - 1} & 1"]  # fmt: skip
+
     def ext(self, a_op: ir.Operand, to: int, signed: bool) -> str:
         return self.ext_expr(self.v(a_op), a_op.width, to, signed)
 
@@ -209,6 +260,10 @@ class _Emitter:
         if op in ("and", "or", "xor"):
             return f"{a} { {'and': '&', 'or': '|', 'xor': '^'}[op]} {b}"
         amount = str(s.b.value % w) if isinstance(s.b, ir.Const) else f"({b} & {w - 1})"
+        if op == "rotl":
+            return f"({a} << {amount} | {a} >> ({w} - {amount})) & {m}"
+        if op == "rotr":
+            return f"({a} >> {amount} | {a} << ({w} - {amount})) & {m}"
         if op == "shl":
             return f"{a} << {amount} & {m}"
         if op == "shr":
@@ -221,10 +276,8 @@ class _Emitter:
             return f"(({a} ^ {sign}) - {sign}) * (({b} ^ {sign}) - {sign}) >> {w} & {m}"
         if op == "mulhsu":
             return f"(({a} ^ {sign}) - {sign}) * {b} >> {w} & {m}"
-        if op in ("divu", "remu"):
-            return f"{op}({a}, {b}, {m})"
-        if op in ("divs", "rems"):
-            return f"{op}({a}, {b}, {w})"
+        if op in ir.DIVISION_OPS:
+            return f"DIV({op!r}, {a}, {b}, {w})"
         cmp = {"eq": "==", "ne": "!=", "ltu": "<", "leu": "<=", "lts": "<", "les": "<="}[op]
         if op in ("lts", "les"):
             return f"+(({a} ^ {sign}) {cmp} ({b} ^ {sign}))"
@@ -261,6 +314,24 @@ class _Emitter:
             f"else: mem.store(a, {size}, v)",
         ]
 
+    def atomic(self, s: ir.AtomicRMW | ir.CompareSwap) -> None:
+        """Load, compute, store with nothing in between (one guest thread per address space)."""
+        size, t = s.size, f"t{s.dst.id}"
+        if isinstance(s, ir.AtomicRMW):
+            new = f"ATOMIC({s.op!r}, {t}, {self.v(s.src)}, {size * 8})"
+        else:  # the old value goes back on failure: write permission either way, as the executor
+            new = f"{self.v(s.new)} if {t} == {self.v(s.expected)} else {t}"
+        self.lines += [f"a = {self.v(s.addr)}", "p = WR.get(a >> 12)"]
+        if size in _U:  # the fast path: a writable (and readable) page, the access inside it
+            self.lines += [
+                f"if p is not None and (a >> 12) in RD{_in_page(size)}:",
+                f"    {t} = LU{size}(p, a & 4095)[0]; ST{size}(p, a & 4095, {new})",
+                "else:",
+                f"    {t} = mem.load(a, {size}); mem.store(a, {size}, {new})",
+            ]
+        else:
+            self.lines.append(f"{t} = mem.load(a, {size}); mem.store(a, {size}, {new})")
+
     def exit_expr(self) -> str:
         e = self.block.exit
         if isinstance(e, ir.Jump):
@@ -290,7 +361,7 @@ def block_source(block: ir.Block) -> tuple[str, dict[str, Any], dict[int, int]]:
         body.append(ind + "; ".join(f"r{r} = regs[{r}]" for r in regs))
     written = sorted(em.regs_written)
     writeback = "; ".join(f"regs[{r}] = r{r}" for r in written)
-    faulting = any(isinstance(s, (ir.Load, ir.Store, ir.Call)) for s in block.stmts)
+    faulting = any(ir.may_fault(s) for s in block.stmts)
     if faulting:
         body.append(ind + "try:")
         body += [ind + "    " + line for line in em.lines]
@@ -324,7 +395,9 @@ def compile_block(block: ir.Block, cpu: Any) -> Any:
 
 
 def _may_write_memory(stmt: ir.Stmt) -> bool:
-    return isinstance(stmt, ir.Store) or (isinstance(stmt, ir.Call) and get_helper(stmt.helper).takes_cpu)
+    if isinstance(stmt, (ir.Store, ir.AtomicRMW, ir.CompareSwap)):
+        return True
+    return isinstance(stmt, ir.Call) and get_helper(stmt.helper).takes_cpu
 
 
 def region_source(blocks: list[ir.Block]) -> tuple[str, dict[str, Any], list[tuple[int, int]], dict[int, Any]]:

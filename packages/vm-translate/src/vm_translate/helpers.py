@@ -11,6 +11,29 @@ returns one int, or a tuple of ints when its Call has several ``dsts``. It
 may raise a :class:`vm_core.errors.GuestFault`. It never reads or writes the
 register file. ``pure`` helpers (no side effects, result depends only on the
 arguments) may be folded or removed by IR passes.
+
+A helper may declare a :class:`NativeLowering`: a pattern, named by what it
+computes and not by any ISA, that a native engine implements itself instead
+of calling back into Python. Engines look only at the declaration (vm-jit's
+tier 2 keeps a block that calls a helper with no lowering it knows in tier
+1). The patterns:
+
+``retired_count``
+    ``(index: Const) -> count``: the instructions retired before the
+    current block (``cpu.icount``) plus ``index``, modulo 2^64.
+``alignment_check``
+    ``(addr, size: Const, is_store) -> ()``: nothing when ``addr`` is a
+    multiple of ``size``; otherwise the helper raises its fault.
+``conditional_store``
+    ``(addr, value, reservation, size: Const) -> status``: 1 without any
+    access when ``addr != reservation``; otherwise the low ``size`` bytes of
+    ``value`` are stored at ``addr`` (the helper raises its fault when
+    ``addr`` is misaligned or not writable) and the result is 0.
+``float``
+    ``op`` names an IEEE 754 operation in vm-jit's ``native.float_ops``
+    table (``fadd.d``, ``fcvt.w.s``...), with the conventions that module
+    documents (rounding-mode and instruction-word operands, ``(value,
+    flags)`` results, canonical NaN results, NaN-boxed binary32).
 """
 
 from __future__ import annotations
@@ -20,6 +43,21 @@ from typing import Any
 
 import attrs
 
+#: The lowering patterns of :class:`NativeLowering` (see the module docstring).
+NATIVE_KINDS = frozenset({"retired_count", "alignment_check", "conditional_store", "float"})
+
+
+@attrs.frozen
+class NativeLowering:
+    """How native code may compute a helper: a pattern ``kind`` and, for ``float``, its ``op``."""
+
+    kind: str
+    op: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in NATIVE_KINDS:
+            raise ValueError(f"unknown native lowering {self.kind!r}")
+
 
 @attrs.frozen
 class Helper:
@@ -28,21 +66,27 @@ class Helper:
     results: int = 1
     takes_cpu: bool = False
     pure: bool = True
+    native: NativeLowering | None = None
 
 
 HELPERS: dict[str, Helper] = {}
 
 
 def register_helper(
-    name: str, *, results: int = 1, takes_cpu: bool = False, pure: bool = True
+    name: str,
+    *,
+    results: int = 1,
+    takes_cpu: bool = False,
+    pure: bool = True,
+    native: NativeLowering | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``fn`` as the helper ``name``."""
+    """Decorator: register ``fn`` as the helper ``name`` (``native``: its lowering, if any)."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         existing = HELPERS.get(name)
         if existing is not None and existing.fn is not fn:
             raise ValueError(f"helper {name!r} registered twice")
-        HELPERS[name] = Helper(name, fn, results, takes_cpu, pure)
+        HELPERS[name] = Helper(name, fn, results, takes_cpu, pure, native)
         return fn
 
     return deco

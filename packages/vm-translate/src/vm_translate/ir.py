@@ -13,11 +13,37 @@ executor in :mod:`vm_translate.executor` is the definition):
   (1, 8, 16, 32, 64 or 128). A :class:`Temp` is assigned exactly once.
 * :class:`BinOp` operands have the destination's width, except comparisons,
   whose destination is 1 bit wide and whose operands share one width, and
-  shifts, whose amount is any width and is taken modulo the value width.
-  Division is total: ``divu``/``divs`` by zero give all ones, ``remu``/``rems``
-  by zero give the dividend, ``divs`` overflow (MIN / -1) gives MIN and
-  ``rems`` overflow gives 0. Front ends of ISAs that trap instead emit an
-  explicit check.
+  shifts and rotates, whose amount is any width and is taken modulo the
+  value width. ``mulhu``/``mulhs``/``mulhsu`` are the high half of the
+  double-width product (unsigned x unsigned, signed x signed, signed x
+  unsigned); at width 64 they are the 128-bit multiply-high of every ISA.
+* Division (``divu``, ``divs``, ``remu``, ``rems``) truncates toward zero,
+  the remainder taking the dividend's sign. It is *partial*: a zero divisor,
+  or ``MIN / -1`` for the signed ops, raises :class:`DivideError` (SIGFPE,
+  ``FPE_INTDIV``) instead of producing a value. The IR fixes no ISA's
+  results for those cases: a front end whose ISA defines them (RISC-V: all
+  ones, the dividend, ``MIN``, 0; AArch64: 0) guards the divisor with
+  ``Select`` first, one whose ISA traps (x86 ``#DE``) lets the op trap or
+  emits its own :class:`CondTrap`. A division therefore *may fault*
+  (:func:`may_fault`).
+* :class:`UnOp` and :class:`CarryArith` are defined in their docstrings;
+  the unary bit operations (``clz``, ``ctz``, ``popcount``, ``bswap``,
+  ``bitrev``) give the operand's width.
+* :class:`VecOp` works on 128-bit values as lanes of 8, 16, 32 or 64
+  bits (lane 0 in the low bits); see its docstring. Whole-vector bitwise
+  operations, lane extraction (``shr`` then a narrowing ``Ext``) and lane
+  insertion (``and``/``or`` with masks) are ordinary 128-bit ``BinOp`` s
+  and ``Ext`` s.
+* :class:`CondTrap` raises :class:`GuestTrap` with the signal and
+  ``si_code`` the front end chose when its 1-bit condition is set.
+* :class:`AtomicRMW` and :class:`CompareSwap` are single read-modify-write
+  accesses of naturally sized memory with a memory-ordering annotation.
+  vm's engines run one guest thread per address space, so the interpreting
+  engines perform them as a load, a computation and a store with nothing in
+  between (their ordering needs no action); native code uses the host's
+  atomic instructions with the given ordering. The IR does not require
+  alignment (x86 ``LOCK`` does not); a front end whose ISA does emits its
+  own check first.
 * :class:`Ext` converts between widths: truncation when narrowing, sign or
   zero extension when widening.
 * :class:`Load`/:class:`Store` access guest memory little-endian; a load
@@ -30,7 +56,7 @@ executor in :mod:`vm_translate.executor` is the definition):
   ``dsts``); helpers marked ``takes_cpu`` receive the CPU state first for
   memory access.
 * Every guest instruction starts with :class:`InsnStart`. Within one guest
-  instruction every statement that can fault (Load, Store, Call) comes
+  instruction every statement that can fault (:func:`may_fault`) comes
   before the instruction's first :class:`PutReg`, so an engine that writes
   registers through as it goes keeps guest state precise at a fault.
 * Exits: :class:`Jump` (to a computed or constant address), :class:`Branch`
@@ -41,7 +67,10 @@ executor in :mod:`vm_translate.executor` is the definition):
 
 from __future__ import annotations
 
+import signal
+
 import attrs
+from vm_core.errors import GuestFault
 
 WIDTHS = (1, 8, 16, 32, 64, 128)
 
@@ -84,14 +113,46 @@ class Temp:
 
 Operand = Const | Temp
 
+DIVISION_OPS = frozenset({"divu", "divs", "remu", "rems"})
 BINARY_OPS = frozenset(
     {
-        "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar",
-        "mulhu", "mulhs", "mulhsu", "divu", "divs", "remu", "rems",
+        "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar", "rotl", "rotr",
+        "mulhu", "mulhs", "mulhsu", *DIVISION_OPS,
     }
 )
 COMPARE_OPS = frozenset({"eq", "ne", "ltu", "lts", "leu", "les"})
-UNARY_OPS = frozenset({"not", "neg"})
+UNARY_OPS = frozenset({"not", "neg", "clz", "ctz", "popcount", "bswap", "bitrev"})
+CARRY_OPS = frozenset({"add", "sub"})
+#: :class:`VecOp` operations: lane-wise arithmetic and comparisons, shifts by a scalar, byte permute.
+VECTOR_OPS = frozenset(
+    {"add", "sub", "eq", "gts", "gtu", "mins", "maxs", "minu", "maxu", "shl", "shr", "sar", "shuffle", "msb"}
+)
+VECTOR_SHIFTS = frozenset({"shl", "shr", "sar"})
+LANES = (8, 16, 32, 64)
+#: Read-modify-write operations of :class:`AtomicRMW` (``new = op(old, src)``; ``swap``: ``new = src``).
+ATOMIC_OPS = frozenset({"add", "sub", "and", "or", "xor", "swap", "smin", "smax", "umin", "umax"})
+#: Memory orderings, weakest first (C11's names; LLVM's ``monotonic`` is ``relaxed``).
+ORDERINGS = ("relaxed", "acquire", "release", "acq_rel", "seq_cst")
+ATOMIC_SIZES = (1, 2, 4, 8, 16)
+
+
+class DivideError(GuestFault):
+    """An IR division by zero, or a signed division that overflows (SIGFPE, ``FPE_INTDIV``)."""
+
+    signo = int(signal.SIGFPE)
+    si_code = 1  # FPE_INTDIV
+
+    def __init__(self, message: str = "integer division by zero or overflow", *, pc: int | None = None) -> None:
+        super().__init__(message, pc=pc)
+
+
+class GuestTrap(GuestFault):
+    """A :class:`CondTrap` that fired: the signal and ``si_code`` its front end chose."""
+
+    def __init__(self, signo: int, si_code: int, *, pc: int | None = None) -> None:
+        super().__init__(f"guest trap (signal {signo}, code {si_code})", pc=pc)
+        self.signo = signo
+        self.si_code = si_code
 
 
 @attrs.frozen
@@ -126,7 +187,15 @@ class BinOp:
 
 @attrs.frozen
 class UnOp:
-    """``dst = <op> a`` for ``not`` (bitwise) and ``neg`` (two's complement)."""
+    """``dst = <op> a``, ``dst`` as wide as ``a`` (``w`` bits).
+
+    ``not``: bitwise complement. ``neg``: two's complement negation.
+    ``clz``/``ctz``: the number of leading/trailing zero bits, ``w`` for 0
+    (x86 ``LZCNT``/``TZCNT``, AArch64 ``CLZ``; ``BSR``/``BSF`` front ends
+    derive theirs). ``popcount``: the number of one bits. ``bswap``: the
+    bytes in reverse order (``w`` a multiple of 8; identity for 8).
+    ``bitrev``: the bits in reverse order (AArch64 ``RBIT``).
+    """
 
     dst: Temp
     op: str
@@ -135,6 +204,41 @@ class UnOp:
     def __attrs_post_init__(self) -> None:
         if self.op not in UNARY_OPS:
             raise ValueError(f"unknown unary op {self.op!r}")
+        if self.op == "bswap" and self.dst.width % 8:
+            raise ValueError(f"bswap of a {self.dst.width}-bit value")
+
+
+@attrs.frozen
+class CarryArith:
+    """Addition or subtraction with carry in and out: ``dsts = (value, carry, overflow)``.
+
+    ``a``, ``b`` and ``value`` are ``w`` bits wide, ``carry_in``, ``carry``
+    and ``overflow`` 1 bit. With unsigned ``a``, ``b``, ``c = carry_in``:
+
+    * ``add``: ``value = (a + b + c) mod 2^w``; ``carry = (a + b + c) >= 2^w``.
+    * ``sub``: ``value = (a - b - c) mod 2^w``; ``carry = a < b + c`` (the
+      *borrow*: x86's CF after ``SUB``/``SBB``, with ``c`` its CF in;
+      AArch64's C flag after ``SUBS``/``SBCS`` is ``not carry``, and its C in
+      enters as ``c = not C``).
+    * ``overflow``: the exact signed result (``sa + sb + c`` or
+      ``sa - sb - c`` of the two's complement readings) lies outside
+      ``[-2^(w-1), 2^(w-1))`` (x86 OF, AArch64 V).
+
+    Zero, sign and parity flags are plain comparisons of ``value``; the
+    front end derives each ISA's flag register from these three results.
+    """
+
+    dsts: tuple[Temp, Temp, Temp]
+    op: str
+    a: Operand
+    b: Operand
+    carry_in: Operand
+
+    def __attrs_post_init__(self) -> None:
+        if self.op not in CARRY_OPS:
+            raise ValueError(f"unknown carry op {self.op!r}")
+        if len(self.dsts) != 3 or self.dsts[1].width != 1 or self.dsts[2].width != 1:
+            raise ValueError("CarryArith needs (value, 1-bit carry, 1-bit overflow) destinations")
 
 
 @attrs.frozen
@@ -176,6 +280,114 @@ class Store:
 
 
 @attrs.frozen
+class VecOp:
+    """A lane-wise operation on 128-bit vectors: ``dst``, ``a`` (and ``b``, except for shifts) are 128 bits.
+
+    With ``lane`` bits per lane (8, 16, 32, 64; lane ``i`` is bits
+    ``[i * lane, (i + 1) * lane)``), for every lane:
+
+    * ``add``/``sub``: wrapping addition/subtraction (x86 ``PADD*``/``PSUB*``,
+      AArch64 ``ADD``/``SUB``); saturating forms are the front end's.
+    * ``eq``, ``gts``, ``gtu``: all ones when ``a == b``, ``a > b`` signed,
+      ``a > b`` unsigned, else 0 (``PCMPEQ*``/``PCMPGT*``, ``CMEQ``/``CMGT``/``CMHI``).
+    * ``mins``, ``maxs``, ``minu``, ``maxu``: the smaller/larger lane, signed
+      or unsigned (``PMIN*``/``PMAX*``, ``SMIN``/``SMAX``/``UMIN``/``UMAX``).
+    * ``msb``: bit ``i`` of ``dst`` is the top bit of ``a``'s lane ``i``, every
+      other bit 0; ``b`` is ignored (``PMOVMSKB``, ``MOVMSKPS``/``MOVMSKPD``).
+    * ``shl``, ``shr``, ``sar``: every lane shifted by ``b``, a scalar of any
+      width read as unsigned; an amount of ``lane`` or more gives 0 (``shl``,
+      ``shr``) or the sign in every bit (``sar``), as x86 ``PSLL``/``PSRL``/``PSRA``.
+    * ``shuffle`` (``lane`` 8): byte ``i`` of ``dst`` is byte ``b[i]`` of ``a``
+      when ``b[i] < 16``, else 0 (AArch64 ``TBL`` with one register; x86
+      ``PSHUFB`` is ``b & 0x8F`` first).
+    """
+
+    dst: Temp
+    op: str
+    lane: int
+    a: Operand
+    b: Operand
+
+    def __attrs_post_init__(self) -> None:
+        if self.op not in VECTOR_OPS:
+            raise ValueError(f"unknown vector op {self.op!r}")
+        if self.lane not in LANES or (self.op == "shuffle" and self.lane != 8):
+            raise ValueError(f"vector op {self.op} on {self.lane}-bit lanes")
+        wide = (self.dst, self.a) if self.op in VECTOR_SHIFTS else (self.dst, self.a, self.b)
+        if any(v.width != 128 for v in wide):
+            raise ValueError("vector operands are 128 bits wide")
+
+
+@attrs.frozen
+class CondTrap:
+    """If ``cond`` (1 bit) is set, raise :class:`GuestTrap` (``signo``, ``si_code``); else nothing.
+
+    x86 ``#DE`` is ``(SIGFPE, FPE_INTDIV=1)``, ``INTO`` ``(SIGSEGV, SI_KERNEL=0x80)``,
+    a failed ``BOUND`` ``(SIGSEGV, SI_KERNEL)``: the front end chooses.
+    """
+
+    cond: Operand
+    signo: int
+    si_code: int = 0
+
+
+@attrs.frozen
+class AtomicRMW:
+    """``dst = memory[addr : addr + size]; memory[...] = op(dst, src)`` as one atomic access.
+
+    ``dst`` and ``src`` are ``size * 8`` bits wide (size 1, 2, 4 or 8);
+    ``op`` is in :data:`ATOMIC_OPS` (``smin``/``smax`` compare as signed,
+    ``umin``/``umax`` as unsigned, ``swap`` stores ``src``), ``order`` in
+    :data:`ORDERINGS`. May fault like a load or a store (nothing is written
+    then).
+    """
+
+    dst: Temp
+    op: str
+    addr: Operand
+    src: Operand
+    size: int
+    order: str = "seq_cst"
+
+    def __attrs_post_init__(self) -> None:
+        if self.op not in ATOMIC_OPS:
+            raise ValueError(f"unknown atomic op {self.op!r}")
+        _check_atomic(self.size, self.order, self.dst, self.src)
+
+
+@attrs.frozen
+class CompareSwap:
+    """``dst = memory[addr : addr + size]; if dst == expected: memory[...] = new``, atomically.
+
+    ``dst``, ``expected`` and ``new`` are ``size * 8`` bits wide (size 1, 2,
+    4, 8 or 16, the last for ``CMPXCHG16B``/``CASP``); success is
+    ``eq(dst, expected)``, for the front end to compute. On failure ``dst``
+    is written back (as x86 ``CMPXCHG`` does), so the access needs write
+    permission either way. ``order`` applies on success and on failure
+    alike. May fault (nothing is written then).
+    """
+
+    dst: Temp
+    addr: Operand
+    expected: Operand
+    new: Operand
+    size: int
+    order: str = "seq_cst"
+
+    def __attrs_post_init__(self) -> None:
+        _check_atomic(self.size, self.order, self.dst, self.expected, self.new)
+
+
+def _check_atomic(size: int, order: str, *values: Operand) -> None:
+    if size not in ATOMIC_SIZES:
+        raise ValueError(f"atomic access of {size} bytes")
+    if order not in ORDERINGS:
+        raise ValueError(f"unknown memory ordering {order!r}")
+    if any(v.width != size * 8 for v in values):
+        raise ValueError(f"atomic {size}-byte access with operands of widths {[v.width for v in values]}")
+
+
+@attrs.frozen
 class Call:
     """``dsts = helper(*args)`` for a helper named in :mod:`vm_translate.helpers`."""
 
@@ -203,7 +415,19 @@ class InsnStart:
     length: int
 
 
-Stmt = GetReg | PutReg | BinOp | UnOp | Ext | Select | Load | Store | Call | Fence | InsnStart
+Stmt = (
+    GetReg | PutReg | BinOp | UnOp | CarryArith | VecOp | Ext | Select | Load | Store | CondTrap | AtomicRMW
+    | CompareSwap | Call | Fence | InsnStart
+)
+#: Statements that access guest memory (and may fault).
+MEMORY_STMTS = (Load, Store, AtomicRMW, CompareSwap)
+
+
+def may_fault(stmt: Stmt) -> bool:
+    """Whether ``stmt`` can raise a guest fault (memory accesses, helper calls, traps, division)."""
+    if isinstance(stmt, BinOp):
+        return stmt.op in DIVISION_OPS
+    return isinstance(stmt, (Load, Store, AtomicRMW, CompareSwap, Call, CondTrap))
 
 
 @attrs.frozen

@@ -17,7 +17,7 @@ from __future__ import annotations
 import attrs
 
 from vm_translate import ir
-from vm_translate.executor import _binop, _compare, _extend
+from vm_translate.executor import _binop, _carry_arith, _compare, _extend, _unop, _vector
 from vm_translate.helpers import HELPERS
 
 
@@ -46,11 +46,14 @@ def _fold(stmt: ir.Stmt) -> ir.Const | None:
     if isinstance(stmt, ir.BinOp) and isinstance(stmt.a, ir.Const) and isinstance(stmt.b, ir.Const):
         if stmt.op in ir.COMPARE_OPS:
             return ir.Const(_compare(stmt.op, stmt.a.value, stmt.b.value, stmt.a.width), 1)
-        return ir.Const(_binop(stmt.op, stmt.a.value, stmt.b.value, stmt.dst.width), stmt.dst.width)
+        try:
+            return ir.Const(_binop(stmt.op, stmt.a.value, stmt.b.value, stmt.dst.width), stmt.dst.width)
+        except ir.DivideError:
+            return None  # the division traps at run time: keep it
+    if isinstance(stmt, ir.VecOp) and isinstance(stmt.a, ir.Const) and isinstance(stmt.b, ir.Const):
+        return ir.Const(_vector(stmt.op, stmt.lane, stmt.a.value, stmt.b.value), 128)
     if isinstance(stmt, ir.UnOp) and isinstance(stmt.a, ir.Const):
-        m = ir.mask(stmt.dst.width)
-        v = stmt.a.value
-        return ir.Const((~v & m) if stmt.op == "not" else (-v & m), stmt.dst.width)
+        return ir.Const(_unop(stmt.op, stmt.a.value, stmt.dst.width), stmt.dst.width)
     if isinstance(stmt, ir.Ext) and isinstance(stmt.a, ir.Const):
         return ir.Const(_extend(stmt.a.value, stmt.a.width, stmt.dst.width, stmt.signed), stmt.dst.width)
     if isinstance(stmt, ir.Select) and isinstance(stmt.cond, ir.Const):
@@ -68,7 +71,7 @@ def _identity(stmt: ir.Stmt) -> ir.Operand | None:
     """``x + 0``, ``x * 1``, ``x & ~0``, ``x * 0``, no-op extensions, ``c ? x : x``... (None if none applies)."""
     if isinstance(stmt, ir.BinOp) and stmt.op not in ir.COMPARE_OPS:
         a, b, op, w = stmt.a, stmt.b, stmt.op, stmt.dst.width
-        if op in ("add", "sub", "or", "xor", "shl", "shr", "sar") and _is_const(b, 0):
+        if op in ("add", "sub", "or", "xor", "shl", "shr", "sar", "rotl", "rotr") and _is_const(b, 0):
             return a
         if op in ("add", "or", "xor") and _is_const(a, 0):
             return b
@@ -106,7 +109,7 @@ def eliminate_overwritten_puts(block: ir.Block) -> ir.Block:
             pending[stmt.reg] = len(out)
         elif isinstance(stmt, ir.GetReg):
             pending.pop(stmt.reg, None)
-        elif isinstance(stmt, (ir.Load, ir.Store, ir.Call)):
+        elif ir.may_fault(stmt):
             pending.clear()
         out.append(stmt)
     kept = tuple(s for s in out if s is not None)
@@ -130,6 +133,11 @@ def fold_constants(block: ir.Block) -> ir.Block:
     out: list[ir.Stmt] = []
     for stmt in block.stmts:
         stmt = _replace_operands(stmt, env)
+        if isinstance(stmt, ir.CarryArith) and all(isinstance(o, ir.Const) for o in (stmt.a, stmt.b, stmt.carry_in)):
+            values = _carry_arith(stmt.op, stmt.a.value, stmt.b.value, stmt.carry_in.value, stmt.a.width)  # type: ignore[union-attr]
+            for dst, value in zip(stmt.dsts, values, strict=True):
+                env[dst.id] = ir.Const(value, dst.width)
+            continue
         folded: ir.Operand | None = _fold(stmt)
         if folded is None:
             folded = _identity(stmt)
@@ -161,7 +169,9 @@ def uses(stmt: ir.Stmt | ir.Exit) -> list[int]:
 
 
 def _is_pure(stmt: ir.Stmt) -> bool:
-    if isinstance(stmt, (ir.GetReg, ir.BinOp, ir.UnOp, ir.Ext, ir.Select)):
+    if isinstance(stmt, ir.BinOp):
+        return stmt.op not in ir.DIVISION_OPS  # a division may trap
+    if isinstance(stmt, (ir.GetReg, ir.UnOp, ir.CarryArith, ir.VecOp, ir.Ext, ir.Select)):
         return True
     if isinstance(stmt, ir.Call):
         helper = HELPERS.get(stmt.helper)
@@ -175,7 +185,7 @@ def eliminate_dead_code(block: ir.Block) -> ir.Block:
     kept: list[ir.Stmt] = []
     for stmt in reversed(block.stmts):
         if _is_pure(stmt):
-            dsts = stmt.dsts if isinstance(stmt, ir.Call) else (stmt.dst,)  # type: ignore[union-attr]
+            dsts = stmt.dsts if isinstance(stmt, (ir.Call, ir.CarryArith)) else (stmt.dst,)  # type: ignore[union-attr]
             if not any(d.id in live for d in dsts):
                 continue
         live.update(uses(stmt))

@@ -1,8 +1,9 @@
-"""Tier 2 floating point: the RISC-V F and D helpers as host SSE arithmetic with exact ``fflags``.
+"""Tier 2 floating point: the ``float`` helper lowering as host SSE arithmetic with exact flags.
 
-vm-translate lifts every rounded F/D instruction to a call of a pure
-softfloat helper (``riscv.fadd.d``, ``riscv.fcvt.w.s`` ...) returning
-``(value, fflags)``. Native code computes the same pair with the host's own
+A helper declares ``NativeLowering("float", op)`` with ``op`` one of
+:data:`FLOAT_OPS` (``fadd.d``, ``fcvt.w.s`` ...): a pure softfloat helper
+returning ``(value, flags)`` with the conventions below, which are those of
+vm-translate's RISC-V F and D helpers (the only ones that declare it). Native code computes the same pair with the host's own
 IEEE 754 arithmetic:
 
 - the rounding mode (static, or ``frm`` for DYN) goes into the x86 MXCSR
@@ -88,34 +89,34 @@ def _helpers() -> dict[str, FloatOp]:
     table: dict[str, FloatOp] = {}
     for s, fmt in _FORMATS.items():
         for stem in ("fadd", "fsub", "fmul", "fdiv"):
-            table[f"riscv.{stem}.{s}"] = FloatOp("arith", fmt, stem)
-        table[f"riscv.fsqrt.{s}"] = FloatOp("sqrt", fmt)
+            table[f"{stem}.{s}"] = FloatOp("arith", fmt, stem)
+        table[f"fsqrt.{s}"] = FloatOp("sqrt", fmt)
         for stem, product, addend in (("fmadd", False, False), ("fmsub", False, True),
                                       ("fnmsub", True, False), ("fnmadd", True, True)):  # fmt: skip
-            table[f"riscv.{stem}.{s}"] = FloatOp("fma", fmt, negate_product=product, negate_addend=addend)
-        table[f"riscv.fmin.{s}"] = FloatOp("minmax", fmt, "min")
-        table[f"riscv.fmax.{s}"] = FloatOp("minmax", fmt, "max")
+            table[f"{stem}.{s}"] = FloatOp("fma", fmt, negate_product=product, negate_addend=addend)
+        table[f"fmin.{s}"] = FloatOp("minmax", fmt, "min")
+        table[f"fmax.{s}"] = FloatOp("minmax", fmt, "max")
         for stem in ("feq", "flt", "fle"):
-            table[f"riscv.{stem}.{s}"] = FloatOp("compare", fmt, stem[1:])
-        table[f"riscv.fclass.{s}"] = FloatOp("classify", fmt)
+            table[f"{stem}.{s}"] = FloatOp("compare", fmt, stem[1:])
+        table[f"fclass.{s}"] = FloatOp("classify", fmt)
         for kind, bits, signed in (("w", 32, True), ("wu", 32, False), ("l", 64, True), ("lu", 64, False)):
-            table[f"riscv.fcvt.{kind}.{s}"] = FloatOp("to_int", fmt, bits=bits, signed=signed)
-            table[f"riscv.fcvt.{s}.{kind}"] = FloatOp("from_int", fmt, bits=bits, signed=signed)
+            table[f"fcvt.{kind}.{s}"] = FloatOp("to_int", fmt, bits=bits, signed=signed)
+            table[f"fcvt.{s}.{kind}"] = FloatOp("from_int", fmt, bits=bits, signed=signed)
     for stem in ("fsgnj", "fsgnjn", "fsgnjx"):
-        table[f"riscv.{stem}.s"] = FloatOp("sign", _F32, stem)
-    table["riscv.fcvt.s.d"] = FloatOp("convert", _F32, source=_F64)
-    table["riscv.fcvt.d.s"] = FloatOp("convert", _F64, source=_F32)
+        table[f"{stem}.s"] = FloatOp("sign", _F32, stem)
+    table["fcvt.s.d"] = FloatOp("convert", _F32, source=_F64)
+    table["fcvt.d.s"] = FloatOp("convert", _F64, source=_F32)
     return table
 
 
-#: Every helper this module lowers, by helper name.
-FLOAT_HELPERS: dict[str, FloatOp] = _helpers() if HOST_HAS_MXCSR else {}
+#: Every operation this module lowers, by the ``op`` of its ``float`` lowering.
+FLOAT_OPS: dict[str, FloatOp] = _helpers() if HOST_HAS_MXCSR else {}
 _ROUNDED = frozenset({"arith", "sqrt", "fma", "to_int", "from_int", "convert"})
 
 
-def float_call_supported(stmt: ir.Call) -> bool:
-    """Whether ``stmt`` calls a helper lowered here, with a rounding mode the host has (not RMM)."""
-    spec = FLOAT_HELPERS.get(stmt.helper)
+def float_call_supported(stmt: ir.Call, op: str) -> bool:
+    """Whether ``stmt`` (a helper of ``float`` lowering ``op``) is lowered here, with a rounding mode the host has."""
+    spec = FLOAT_OPS.get(op)
     if spec is None:
         return False
     if spec.kind in _ROUNDED:
@@ -249,9 +250,9 @@ class FloatLowering:
         return self._t(f"select i1 {negative}, i{w} {negated}, i{w} {magnitude}")
 
     # -- the helpers ------------------------------------------------------------------------
-    def call(self, s: ir.Call, slow: str) -> None:
-        """Emit ``s`` (a helper in :data:`FLOAT_HELPERS`); bind its destinations."""
-        spec = FLOAT_HELPERS[s.helper]
+    def call(self, s: ir.Call, op: str, slow: str) -> None:
+        """Emit ``s`` (a helper of ``float`` lowering ``op``, in :data:`FLOAT_OPS`); bind its destinations."""
+        spec = FLOAT_OPS[op]
         self.used = True
         fmt = spec.fmt
         flags = "0"

@@ -34,20 +34,27 @@ them in host registers where it can and the file holds the guest state at
 every exit; since the IR puts every statement that can fault before the
 instruction's first ``PutReg``, the state at a :data:`SLOW` exit is exactly
 the state before that instruction. Only blocks whose statements are all
-implemented here are compiled (:func:`native_supported`): the helpers in
-:data:`NATIVE_HELPERS`, and on x86-64 hosts the floating-point helpers
-(:mod:`.float_ops`); any other helper (the clock) keeps its block in tier 1.
-IR semantics follow :mod:`vm_translate.executor` exactly, division by zero
-and signed overflow included.
+implemented here are compiled (:func:`native_supported`). A helper call is
+compiled when the helper declares a :class:`~vm_translate.helpers.NativeLowering`
+this module implements (:data:`NATIVE_LOWERINGS`: ``retired_count``,
+``alignment_check``, ``conditional_store``, and on x86-64 hosts ``float``,
+see :mod:`.float_ops`); this module knows helpers by their lowering, never
+by name, and a helper without one (the clock) keeps its block in tier 1.
+IR semantics follow :mod:`vm_translate.executor` exactly; a division that
+would trap, a :class:`~vm_translate.ir.CondTrap` that fires and atomics
+native code does not do (:mod:`.bit_ops`) leave for the slow path.
 """
 
 from __future__ import annotations
 
 import attrs
 from vm_translate import ir
+from vm_translate.helpers import HELPERS, NativeLowering
 from vm_translate.ir import to_signed
 
-from vm_jit.native.float_ops import FLOAT_HELPERS, FloatLowering, float_call_supported
+from vm_jit.native.bit_ops import BitLowering, bit_stmt_supported
+from vm_jit.native.float_ops import FloatLowering, float_call_supported
+from vm_jit.native.vector_ops import VectorLowering
 
 #: ctx slot indexes.
 CTX_REGS, CTX_READ, CTX_WRITE, CTX_BUDGET, CTX_START, CTX_ICOUNT, CTX_OUT_PC, CTX_OUT_N = range(8)
@@ -62,8 +69,8 @@ CHAIN_SLOTS = 1 << 16
 #: The pc an empty chain-table slot holds (no guest pc is odd).
 CHAIN_EMPTY = (1 << 64) - 1
 
-#: Helpers that native code implements itself (semantics of vm-translate's RISC-V helpers).
-NATIVE_HELPERS = frozenset({"riscv_check_aligned", "riscv_read_instret", "riscv_store_conditional"})
+#: The helper lowerings (:class:`~vm_translate.helpers.NativeLowering` kinds) native code implements.
+NATIVE_LOWERINGS = frozenset({"retired_count", "alignment_check", "conditional_store", "float"})
 _ACCESS_SIZES = (1, 2, 4, 8)
 _WIDE_OPS = frozenset({"mulhu", "mulhs", "mulhsu", "divu", "divs", "remu", "rems"})
 _ICMP = {"eq": "eq", "ne": "ne", "ltu": "ult", "leu": "ule", "lts": "slt", "les": "sle"}
@@ -103,18 +110,25 @@ def _stmt_supported(stmt: ir.Stmt) -> bool:
     if isinstance(stmt, ir.Store):
         return stmt.size in _ACCESS_SIZES
     if isinstance(stmt, ir.Call):
-        if stmt.helper in FLOAT_HELPERS:
-            return float_call_supported(stmt)
-        if stmt.helper not in NATIVE_HELPERS:
+        lowering = _lowering(stmt)
+        if lowering is None or lowering.kind not in NATIVE_LOWERINGS:
             return False
-        if stmt.helper == "riscv_read_instret":
+        if lowering.kind == "float":
+            return float_call_supported(stmt, lowering.op)
+        if lowering.kind == "retired_count":
             return len(stmt.args) == 1 and isinstance(stmt.args[0], ir.Const) and len(stmt.dsts) == 1
-        if stmt.helper == "riscv_check_aligned":
-            return isinstance(stmt.args[1], ir.Const) and not stmt.dsts
-        return isinstance(stmt.args[3], ir.Const) and stmt.args[3].value in _ACCESS_SIZES and len(stmt.dsts) == 1
+        if lowering.kind == "alignment_check":
+            return len(stmt.args) == 3 and isinstance(stmt.args[1], ir.Const) and not stmt.dsts
+        size = stmt.args[3] if len(stmt.args) == 4 else None
+        return isinstance(size, ir.Const) and size.value in _ACCESS_SIZES and len(stmt.dsts) == 1
     if isinstance(stmt, ir.BinOp) and stmt.op in _WIDE_OPS:
         return stmt.dst.width <= 64
-    return True
+    return bit_stmt_supported(stmt)
+
+
+def _lowering(stmt: ir.Call) -> NativeLowering | None:
+    helper = HELPERS.get(stmt.helper)
+    return None if helper is None else helper.native
 
 
 def native_supported(block: ir.Block) -> bool:
@@ -147,6 +161,11 @@ class _RegionEmitter:
         self.uses_sc = False
         self.traps: list[ir.TrapExit] = []
         self.fp = FloatLowering(self)
+        self.ops = BitLowering(self)
+        self.vectors = VectorLowering(self)
+        self.guest_scope = _GUEST_SCOPE
+        #: Intrinsic declarations the function uses.
+        self.declarations: set[str] = set()
 
     # -- names ------------------------------------------------------------------
     def tmp(self) -> str:
@@ -178,6 +197,13 @@ class _RegionEmitter:
 
     def bind(self, dst: ir.Temp, value: str) -> None:
         self.vals[dst.id] = value
+
+    def intrinsic(self, name: str, width: int, arity: int, extra: str = "") -> str:
+        """``@llvm.<name>.i<width>`` (declared once), taking ``arity`` such ints and ``extra`` arguments."""
+        t = f"i{width}"
+        params = ", ".join([t] * arity + ([extra] if extra else []))
+        self.declarations.add(f"declare {t} @llvm.{name}.{t}({params})")
+        return f"@llvm.{name}.{t}"
 
     # -- control flow -------------------------------------------------------------
     def exit_stub(self, pc_value: str, status: int, n_value: str) -> str:
@@ -246,7 +272,7 @@ class _RegionEmitter:
         return self.resize(self.op(o), o.width, 64)
 
     # -- statements ---------------------------------------------------------------
-    def binop(self, s: ir.BinOp) -> None:
+    def binop(self, s: ir.BinOp, slow: str) -> None:
         a, b, op = self.op(s.a), self.op(s.b), s.op
         out = self.tmp()
         if op in _ICMP:
@@ -262,6 +288,10 @@ class _RegionEmitter:
             masked = self.tmp()
             self.emit(f"{masked} = and {t} {amount}, {w - 1}")
             self.emit(f"{out} = {_SHIFT[op]} {t} {a}, {masked}")
+        elif op in ("rotl", "rotr"):
+            amount = self.resize(b, s.b.width, w)
+            funnel = self.intrinsic(f"fsh{op[3]}", w, 3)
+            self.emit(f"{out} = call {t} {funnel}({t} {a}, {t} {a}, {t} {amount})")
         elif op in ("mulhu", "mulhs", "mulhsu"):
             wa = self.resize(a, w, 2 * w, signed=op != "mulhu")
             wb = self.resize(b, w, 2 * w, signed=op == "mulhs")
@@ -270,13 +300,13 @@ class _RegionEmitter:
             self.emit(f"{high} = lshr i{2 * w} {product}, {w}")
             self.emit(f"{out} = trunc i{2 * w} {high} to {t}")
         else:
-            self.division(op, a, b, w, out)
+            self.division(op, a, b, w, out, slow)
         self.bind(s.dst, out)
 
-    def division(self, op: str, a: str, b: str, w: int, out: str) -> None:
-        """Total division: by zero gives all ones (div) or the dividend (rem); MIN / -1 gives MIN, rem 0."""
+    def division(self, op: str, a: str, b: str, w: int, out: str, slow: str) -> None:
+        """IR division: a zero divisor (or ``MIN / -1``) leaves for the slow path, which raises the trap."""
         t = f"i{w}"
-        zero, divisor = self.tmp(), self.tmp()
+        zero = self.tmp()
         self.emit(f"{zero} = icmp eq {t} {b}, 0")
         bad = zero
         if op in ("divs", "rems"):
@@ -286,29 +316,28 @@ class _RegionEmitter:
             self.emit(f"{overflow} = and i1 {a_min}, {b_minus1}")
             self.emit(f"{either} = or i1 {zero}, {overflow}")
             bad = either
-        self.emit(f"{divisor} = select i1 {bad}, {t} {_const(1, w)}, {t} {b}")
-        raw = self.tmp()
+        self.check(bad, slow)
         instr = {"divu": "udiv", "remu": "urem", "divs": "sdiv", "rems": "srem"}[op]
-        self.emit(f"{raw} = {instr} {t} {a}, {divisor}")
-        by_zero = _const((1 << w) - 1, w) if op in ("divu", "divs") else a
-        self.emit(f"{out} = select i1 {zero}, {t} {by_zero}, {t} {raw}")
+        self.emit(f"{out} = {instr} {t} {a}, {b}")
 
     def call(self, s: ir.Call, nv: str, slow: str) -> None:
-        if s.helper in FLOAT_HELPERS:
-            self.fp.call(s, slow)
+        lowering = _lowering(s)
+        assert lowering is not None
+        if lowering.kind == "float":
+            self.fp.call(s, lowering.op, slow)
             return
-        if s.helper == "riscv_read_instret":
+        if lowering.kind == "retired_count":
             assert isinstance(s.args[0], ir.Const)
             base, out = self.tmp(), self.tmp()
             self.emit(f"{base} = add i64 %icount0, {nv}")
             self.emit(f"{out} = add i64 {base}, {s.args[0].value}")
             self.bind(s.dsts[0], self.resize(out, 64, s.dsts[0].width))
             return
-        if s.helper == "riscv_check_aligned":
+        if lowering.kind == "alignment_check":
             assert isinstance(s.args[1], ir.Const)
             self.aligned_or_slow(self.addr64(s.args[0]), s.args[1].value, slow)
             return
-        # riscv_store_conditional(addr, value, reservation, size): 0 and store if addr holds the reservation
+        # conditional_store(addr, value, reservation, size): 0 and store if addr holds the reservation
         size_op = s.args[3]
         assert isinstance(size_op, ir.Const)
         size = size_op.value
@@ -347,14 +376,19 @@ class _RegionEmitter:
             self.regs_written.add(s.reg)
             self.emit(f"store i64 {self.resize(self.op(s.src), s.src.width, 64)}, ptr %r{s.reg}, align 8, {_REGS_SCOPE}")
         elif isinstance(s, ir.BinOp):
-            self.binop(s)
+            self.binop(s, slow)
         elif isinstance(s, ir.UnOp):
-            out, t = self.tmp(), f"i{s.dst.width}"
-            if s.op == "not":
-                self.emit(f"{out} = xor {t} {self.op(s.a)}, {_const(ir.mask(s.dst.width), s.dst.width)}")
-            else:
-                self.emit(f"{out} = sub {t} 0, {self.op(s.a)}")
-            self.bind(s.dst, out)
+            self.bind(s.dst, self.ops.unop(s.op, self.op(s.a), s.dst.width))
+        elif isinstance(s, ir.CarryArith):
+            self.ops.carry_arith(s)
+        elif isinstance(s, ir.VecOp):
+            self.vectors.vec_op(s)
+        elif isinstance(s, ir.CondTrap):
+            self.check(self.resize(self.op(s.cond), s.cond.width, 1), slow)
+        elif isinstance(s, ir.AtomicRMW):
+            self.ops.atomic_rmw(s, slow)
+        elif isinstance(s, ir.CompareSwap):
+            self.ops.compare_swap(s, slow)
         elif isinstance(s, ir.Ext):
             self.bind(s.dst, self.resize(self.op(s.a), s.a.width, s.dst.width, s.signed))
         elif isinstance(s, ir.Select):
@@ -395,7 +429,7 @@ class _RegionEmitter:
                 insn_pc = stmt.pc
                 slow = ""
                 continue
-            if not slow and isinstance(stmt, (ir.Load, ir.Store, ir.Call)):
+            if not slow and ir.may_fault(stmt):
                 done = self.tmp()
                 label = self.label()
                 self.stubs += [f"{label}:", f"  {done} = add i64 {nv}, {max(index, 0)}"]
@@ -531,7 +565,8 @@ def region_code(blocks: list[ir.Block], name: str, entries: tuple[int, ...] | No
         raise ValueError("a region needs at least one entry")
     emitter = _RegionEmitter(blocks, name, chosen)
     function = emitter.function()
-    text = function + "\ndeclare i64 @llvm.umin.i64(i64, i64)\n" + _METADATA
+    declarations = "".join(line + "\n" for line in sorted(emitter.declarations))
+    text = function + "\ndeclare i64 @llvm.umin.i64(i64, i64)\n" + declarations + _METADATA
     if emitter.fp.used:
         text += emitter.fp.module_tail()
     regs = emitter.regs_read | emitter.regs_written

@@ -1,7 +1,8 @@
 """RV64A: load-reserved/store-conditional and the atomic memory operations.
 
-vm's engines run one hart per address space, so an AMO is a plain
-load-compute-store sequence in IR. LR records its address in the
+An AMO is one IR :class:`~vm_translate.ir.AtomicRMW` (``amomin`` is
+``smin``, ``amominu`` ``umin``...) with the ordering its ``aq``/``rl`` bits
+give, after the alignment check RISC-V requires. LR records its address in the
 reservation register (:data:`~vm_translate.riscv.registers.RESERVATION`);
 SC goes through the ``riscv_store_conditional`` helper, which stores only
 when the address equals the reservation and reports 0 (success) or 1. Every
@@ -14,7 +15,8 @@ LR or AMO address raises :class:`MisalignedAccess` (SIGBUS, ``BUS_ADRALN``)
 before any access; an SC whose address does not hold the reservation fails
 without touching memory (so it never faults), one that does but is
 misaligned for its size raises :class:`MisalignedAccess`. ``.w`` results are
-sign-extended; ``amomin[u].w``/``amomax[u].w`` compare the low 32 bits.
+sign-extended; ``amomin[u].w``/``amomax[u].w`` compare the low 32 bits (the
+IR op works on the 32-bit access).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import signal
 
 from vm_core.errors import GuestFault
 
-from vm_translate.helpers import register_helper
-from vm_translate.ir import Operand
+from vm_translate import ir
+from vm_translate.helpers import NativeLowering, register_helper
 from vm_translate.riscv.builder import Builder
 from vm_translate.riscv.decoder import Fields, InsnSpec, LiftFn
 from vm_translate.riscv.registers import NO_RESERVATION, RESERVATION
@@ -47,14 +49,16 @@ class MisalignedAccess(GuestFault):
         self.access = access
 
 
-@register_helper("riscv_check_aligned", results=0, pure=False)
+@register_helper("riscv_check_aligned", results=0, pure=False, native=NativeLowering("alignment_check"))
 def check_aligned(addr: int, size: int, is_store: int) -> None:
     """Raise :class:`MisalignedAccess` unless ``addr`` is a multiple of ``size``."""
     if addr % size:
         raise MisalignedAccess(addr, "write" if is_store else "read")
 
 
-@register_helper("riscv_store_conditional", takes_cpu=True, pure=False)
+@register_helper(
+    "riscv_store_conditional", takes_cpu=True, pure=False, native=NativeLowering("conditional_store")
+)
 def store_conditional(cpu: object, addr: int, value: int, reservation: int, size: int) -> int:
     """Store ``value`` if ``addr`` holds the reservation; 0 on success, 1 on failure."""
     if addr != reservation:
@@ -87,11 +91,14 @@ def _sc(size: int) -> LiftFn:
     return lift
 
 
-def _pick(b: Builder, cmp: str, old: Operand, src: Operand, bits: int, want_max: bool) -> Operand:
-    """The smaller (or larger) of the low ``bits`` of ``old`` and ``src`` under ``cmp``."""
-    a, c = b.trunc(old, bits), b.trunc(src, bits)
-    less = b.binop(cmp, a, c)
-    return b.select(less, c, a) if want_max else b.select(less, a, c)
+#: RISC-V's AMO operations as the IR's atomic read-modify-write operations.
+_RMW_OPS = {"swap": "swap", "add": "add", "xor": "xor", "and": "and", "or": "or",
+            "min": "smin", "max": "smax", "minu": "umin", "maxu": "umax"}  # fmt: skip
+
+
+def ordering(f: Fields) -> str:
+    """The IR memory ordering of an AMO's ``aq``/``rl`` bits (both set: sequentially consistent)."""
+    return ("relaxed", "release", "acquire", "seq_cst")[f.aq << 1 | f.rl]
 
 
 def _amo(size: int, op: str) -> LiftFn:
@@ -99,18 +106,11 @@ def _amo(size: int, op: str) -> LiftFn:
 
     def lift(b: Builder, f: Fields) -> None:
         addr = b.get_x(f.rs1)
-        src = b.get_x(f.rs2)
+        src = b.trunc(b.get_x(f.rs2), bits)
         b.call("riscv_check_aligned", (addr, b.const(size), b.const(1)), ())
-        old = b.load(addr, size, signed=True)
-        if op == "swap":
-            new = src
-        elif op in ("add", "xor", "and", "or"):
-            new = b.binop(op, old, src)
-        else:
-            cmp = "ltu" if op.endswith("u") else "lts"
-            new = _pick(b, cmp, old, src, bits, want_max=op.startswith("max"))
-        b.store(addr, new, size)
-        b.put_x(f.rd, old)
+        old = b.temp(bits)
+        b.emit(ir.AtomicRMW(old, _RMW_OPS[op], addr, src, size, ordering(f)))
+        b.put_x(f.rd, b.sext(old))
 
     return lift
 

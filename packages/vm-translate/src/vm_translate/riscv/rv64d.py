@@ -10,6 +10,7 @@ the ``fmv.x.d``/``fmv.d.x`` moves are plain IR bit operations.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from vm_translate import softfloat as sf
 from vm_translate.riscv.builder import Builder
@@ -23,6 +24,8 @@ from vm_translate.riscv.rv64f import (
     MASK_F7_F3,
     MASK_F7_RS2,
     MASK_F7_RS2_F3,
+    MINMAX_NANS,
+    NAN_POLICY,
     OP_FP,
     Helper,
     arithmetic_rows,
@@ -43,11 +46,11 @@ SIGN64 = 1 << 63
 ABS64 = SIGN64 - 1
 
 
-def _binary_d(op: Callable[[sf.Format, int, int, int], tuple[int, int]]) -> Helper:
+def _binary_d(op: Callable[..., tuple[int, int]]) -> Helper:
     def helper(a: int, b: int, rm: int, word: int) -> tuple[int, int]:
         if rm > 4:
             check_dynamic_rm(rm, word)
-        return op(F64, a, b, rm)
+        return op(F64, a, b, rm, nan=NAN_POLICY)
 
     return helper
 
@@ -55,14 +58,14 @@ def _binary_d(op: Callable[[sf.Format, int, int, int], tuple[int, int]]) -> Help
 def _fsqrt_d(a: int, rm: int, word: int) -> tuple[int, int]:
     if rm > 4:
         check_dynamic_rm(rm, word)
-    return sf.sqrt(F64, a, rm)
+    return sf.sqrt(F64, a, rm, nan=NAN_POLICY)
 
 
 def _fused_d(negate_product: bool, negate_addend: bool) -> Helper:
     def helper(a: int, b: int, c: int, rm: int, word: int) -> tuple[int, int]:
         if rm > 4:
             check_dynamic_rm(rm, word)
-        return sf.fma(F64, a, b, c, rm, negate_product, negate_addend)
+        return sf.fma(F64, a, b, c, rm, negate_product, negate_addend, nan=NAN_POLICY)
 
     return helper
 
@@ -81,14 +84,14 @@ def _fclass_d(a: int) -> int:
 def _fcvt_s_d(a: int, rm: int, word: int) -> tuple[int, int]:
     if rm > 4:
         check_dynamic_rm(rm, word)
-    value, flags = sf.convert(F64, sf.F32, a, rm)
+    value, flags = sf.convert(F64, sf.F32, a, rm, nan=NAN_POLICY)
     return value | BOX, flags
 
 
 def _fcvt_d_s(a: int, rm: int, word: int) -> tuple[int, int]:
     if rm > 4:
         check_dynamic_rm(rm, word)
-    return sf.convert(sf.F32, F64, unbox(a), rm)
+    return sf.convert(sf.F32, F64, unbox(a), rm, nan=NAN_POLICY)
 
 
 def _double_helpers() -> dict[str, str]:
@@ -102,8 +105,8 @@ def _double_helpers() -> dict[str, str]:
         "fmsub": (_fused_d(False, True), 2),
         "fnmsub": (_fused_d(True, False), 2),
         "fnmadd": (_fused_d(True, True), 2),
-        "fmin": (_pair_d(sf.min), 2),
-        "fmax": (_pair_d(sf.max), 2),
+        "fmin": (_pair_d(partial(sf.min, nans=MINMAX_NANS, nan=NAN_POLICY)), 2),
+        "fmax": (_pair_d(partial(sf.max, nans=MINMAX_NANS, nan=NAN_POLICY)), 2),
         "feq": (_pair_d(sf.eq), 2),
         "flt": (_pair_d(sf.lt), 2),
         "fle": (_pair_d(sf.le), 2),

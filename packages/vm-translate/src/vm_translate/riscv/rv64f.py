@@ -29,7 +29,7 @@ from typing import Any
 from vm_core.errors import IllegalInstruction
 
 from vm_translate import softfloat as sf
-from vm_translate.helpers import register_helper
+from vm_translate.helpers import NativeLowering, register_helper
 from vm_translate.riscv.builder import Builder
 from vm_translate.riscv.decoder import ISA, Fields, InsnSpec, LiftFn
 from vm_translate.riscv.registers import F0, FFLAGS, FRM
@@ -91,8 +91,8 @@ def instruction_word(match: int, f: Fields) -> int:
 
 
 def register(name: str, fn: Helper, results: int) -> str:
-    """Register ``fn`` as the pure helper ``name`` (idempotent for the same function)."""
-    register_helper(name, results=results)(fn)
+    """Register ``fn`` as the pure helper ``riscv.<op>``, natively the ``float`` lowering of ``op``."""
+    register_helper(name, results=results, native=NativeLowering("float", name.removeprefix("riscv.")))(fn)
     return name
 
 
@@ -216,14 +216,19 @@ def integer_conversion_rows(suffix: str, fmt: int, helpers: dict[str, str]) -> l
 
 # -- single-precision helpers -------------------------------------------------------------------
 
+#: RISC-V's NaN results: always the canonical NaN (positive, quiet, zero payload), never a propagated one.
+NAN_POLICY = sf.DEFAULT_NAN
+#: RISC-V's fmin/fmax: IEEE 754-2019 minimumNumber/maximumNumber (a number beats any NaN).
+MINMAX_NANS = "number_wins"
+
 F32 = sf.F32
 
 
-def _binary_s(op: Callable[[sf.Format, int, int, int], tuple[int, int]]) -> Helper:
+def _binary_s(op: Callable[..., tuple[int, int]]) -> Helper:
     def helper(a: int, b: int, rm: int, word: int) -> tuple[int, int]:
         if rm > 4:
             check_dynamic_rm(rm, word)
-        value, flags = op(F32, unbox(a), unbox(b), rm)
+        value, flags = op(F32, unbox(a), unbox(b), rm, nan=NAN_POLICY)
         return value | BOX, flags
 
     return helper
@@ -232,7 +237,7 @@ def _binary_s(op: Callable[[sf.Format, int, int, int], tuple[int, int]]) -> Help
 def _fsqrt_s(a: int, rm: int, word: int) -> tuple[int, int]:
     if rm > 4:
         check_dynamic_rm(rm, word)
-    value, flags = sf.sqrt(F32, unbox(a), rm)
+    value, flags = sf.sqrt(F32, unbox(a), rm, nan=NAN_POLICY)
     return value | BOX, flags
 
 
@@ -240,15 +245,15 @@ def _fused_s(negate_product: bool, negate_addend: bool) -> Helper:
     def helper(a: int, b: int, c: int, rm: int, word: int) -> tuple[int, int]:
         if rm > 4:
             check_dynamic_rm(rm, word)
-        value, flags = sf.fma(F32, unbox(a), unbox(b), unbox(c), rm, negate_product, negate_addend)
+        value, flags = sf.fma(F32, unbox(a), unbox(b), unbox(c), rm, negate_product, negate_addend, nan=NAN_POLICY)
         return value | BOX, flags
 
     return helper
 
 
-def _minmax_s(op: Callable[[sf.Format, int, int], tuple[int, int]]) -> Helper:
+def _minmax_s(op: Callable[..., tuple[int, int]]) -> Helper:
     def helper(a: int, b: int) -> tuple[int, int]:
-        value, flags = op(F32, unbox(a), unbox(b))
+        value, flags = op(F32, unbox(a), unbox(b), nans=MINMAX_NANS, nan=NAN_POLICY)
         return value | BOX, flags
 
     return helper

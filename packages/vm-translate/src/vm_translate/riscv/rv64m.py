@@ -9,6 +9,8 @@ the low 32 bits of their operands and sign-extend the 32-bit result.
 
 from __future__ import annotations
 
+from vm_translate import ir
+from vm_translate.ir import Operand
 from vm_translate.riscv.builder import Builder
 from vm_translate.riscv.decoder import Fields, InsnSpec, LiftFn
 from vm_translate.riscv.rv64i import MASK_F7, OP_OP, OP_OP_32, match_of, word_op
@@ -16,16 +18,37 @@ from vm_translate.riscv.rv64i import MASK_F7, OP_OP, OP_OP_32, match_of, word_op
 _MULDIV = 0x01
 
 
+def riscv_divide(b: Builder, op: str, a: Operand, d: Operand) -> Operand:
+    """``a <op> d`` for an IR division op, with RISC-V's results where the IR op would trap."""
+    w = a.width
+    zero = b.binop("eq", d, b.const(0, w))
+    bad = zero
+    if op in ("divs", "rems"):
+        a_min = b.binop("eq", a, b.const(1 << (w - 1), w))
+        d_minus1 = b.binop("eq", d, b.const(-1, w))
+        bad = b.binop("or", zero, b.binop("and", a_min, d_minus1))
+    quotient = b.binop(op, a, b.select(bad, b.const(1, w), d))
+    return b.select(zero, b.const(-1, w) if op in ("divu", "divs") else a, quotient)
+
+
 def _reg(op: str) -> LiftFn:
     def lift(b: Builder, f: Fields) -> None:
-        b.put_x(f.rd, b.binop(op, b.get_x(f.rs1), b.get_x(f.rs2)))
+        a, d = b.get_x(f.rs1), b.get_x(f.rs2)
+        if op in ir.DIVISION_OPS:
+            b.put_x(f.rd, riscv_divide(b, op, a, d))
+        else:
+            b.put_x(f.rd, b.binop(op, a, d))
 
     return lift
 
 
 def _word(op: str) -> LiftFn:
     def lift(b: Builder, f: Fields) -> None:
-        b.put_x(f.rd, word_op(b, op, b.get_x(f.rs1), b.get_x(f.rs2)))
+        a, d = b.get_x(f.rs1), b.get_x(f.rs2)
+        if op in ir.DIVISION_OPS:
+            b.put_x(f.rd, b.sext(riscv_divide(b, op, b.trunc(a, 32), b.trunc(d, 32))))
+        else:
+            b.put_x(f.rd, word_op(b, op, a, d))
 
     return lift
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from vm_translate.helpers import register_helper
+from vm_translate.helpers import NativeLowering, register_helper
 from vm_translate.ir import Operand
 from vm_translate.riscv.builder import Builder
 from vm_translate.riscv.decoder import Fields, InsnSpec, LiftFn
@@ -45,7 +45,7 @@ _READ_ONLY = frozenset({CSR_CYCLE, CSR_TIME, CSR_INSTRET})
 KNOWN_CSRS = _READ_WRITE | _READ_ONLY
 
 
-@register_helper("riscv_read_instret", takes_cpu=True, pure=False)
+@register_helper("riscv_read_instret", takes_cpu=True, pure=False, native=NativeLowering("retired_count"))
 def read_instret(cpu: object, insn_index: int) -> int:
     """Instructions retired before the current one: the block's start count plus its index in the block."""
     return (cpu.icount + insn_index) & ((1 << 64) - 1)  # type: ignore[attr-defined]

@@ -4,7 +4,8 @@ Values are non-negative Python ints holding the bit pattern; every operation
 returns ``(result, fflags)`` where ``fflags`` uses the RISC-V bit layout
 (:data:`NX`, :data:`UF`, :data:`OF`, :data:`DZ`, :data:`NV`) and rounding modes
 use the ``frm`` encodings (:data:`RNE` ... :data:`RMM`). NaN results are the
-canonical NaN, fused multiply-add rounds once, float-to-integer conversions
+NaN the caller's :class:`~vm_translate.softfloat.nan.NanPolicy` chooses (the
+default NaN unless told otherwise), fused multiply-add rounds once, float-to-integer conversions
 saturate, tininess is detected after rounding. Invalid arguments (a rounding
 mode outside 0..4, a pattern wider than the format) raise
 :class:`vm_core.errors.ConfigurationError`.
@@ -37,8 +38,10 @@ from vm_translate.softfloat.formats import (
     is_signalling_nan,
     unbox32,
 )
+from vm_translate.softfloat.nan import DEFAULT_NAN, NanPolicy
 
 __all__ = [
+    "DEFAULT_NAN",
     "DZ",
     "F32",
     "F64",
@@ -53,6 +56,7 @@ __all__ = [
     "RUP",
     "UF",
     "Format",
+    "NanPolicy",
     "add",
     "box32",
     "classify",

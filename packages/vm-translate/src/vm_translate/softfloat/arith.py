@@ -5,8 +5,9 @@ Each public function first tries the host-float fast path
 validates its arguments and takes the exact path (``exact_add``,
 ``exact_mul``, ...): the exact result computed with Python integers, rounded
 once through :func:`~vm_translate.softfloat.rounding.round_pack`.
-Special operands follow RISC-V: any NaN result is the canonical NaN, a
-signalling NaN operand raises NV, and the invalid cases (inf - inf, 0 * inf,
+A NaN result is the one the ``nan`` policy chooses
+(:mod:`vm_translate.softfloat.nan`; the default NaN unless the caller passes
+its ISA's policy), a signalling NaN operand raises NV, and the invalid cases (inf - inf, 0 * inf,
 0 / 0, inf / inf, sqrt of a negative number) raise NV. All functions return
 ``(result_bits, fflags)``.
 """
@@ -28,6 +29,7 @@ from vm_translate.softfloat.formats import (
     check_rm,
 )
 from vm_translate.softfloat.hostfloat import add32, add64, div32, div64, mul32, mul64, sqrt32, sqrt64
+from vm_translate.softfloat.nan import DEFAULT_NAN, NanPolicy, is_nan
 from vm_translate.softfloat.rounding import round_pack, unpack
 
 _F64_SIGN = F64.sign_bit
@@ -56,27 +58,29 @@ def _zero_sum_sign(sign_a: int, sign_b: int, rm: int) -> int:
     return 1 if rm == RDN else 0
 
 
-def add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+def add(fmt: Format, a: int, b: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """``a + b`` rounded once under ``rm``."""
     if rm == RNE:
         fast = add64(a, b) if fmt is F64 else add32(a, b) if fmt is F32 else None
         if fast is not None:
             return fast
     _check(fmt, rm, a, b)
-    return exact_add(fmt, a, b, rm)
+    return exact_add(fmt, a, b, rm, nan)
 
 
-def sub(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+def sub(fmt: Format, a: int, b: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """``a - b`` rounded once under ``rm``."""
     if rm == RNE:
         fast = add64(a, b ^ _F64_SIGN) if fmt is F64 else add32(a, b ^ _F32_SIGN) if fmt is F32 else None
         if fast is not None:
             return fast
     _check(fmt, rm, a, b)
-    return exact_add(fmt, a, b ^ fmt.sign_bit, rm)
+    if is_nan(fmt, a) or is_nan(fmt, b):  # before negating b: a propagated NaN keeps its sign
+        return nan.result(fmt, a, b), _nan_flags(fmt, a, b)
+    return exact_add(fmt, a, b ^ fmt.sign_bit, rm, nan)
 
 
-def exact_add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+def exact_add(fmt: Format, a: int, b: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """The exact integer path of :func:`add` (no host floats); arguments must be valid."""
     inf = fmt.infinity
     abs_a = a & fmt.abs_mask
@@ -85,9 +89,9 @@ def exact_add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     sign_b = b >> (fmt.width - 1)
     if abs_a >= inf or abs_b >= inf:
         if abs_a > inf or abs_b > inf:
-            return fmt.canonical_nan, _nan_flags(fmt, a, b)
+            return nan.result(fmt, a, b), _nan_flags(fmt, a, b)
         if abs_a == inf and abs_b == inf and sign_a != sign_b:
-            return fmt.canonical_nan, NV
+            return nan.default(fmt), NV
         return (a, 0) if abs_a == inf else (b, 0)
     if not abs_b:
         if not abs_a:
@@ -110,17 +114,17 @@ def exact_add(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     return round_pack(fmt, 0, total, exp_a, rm)
 
 
-def mul(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+def mul(fmt: Format, a: int, b: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """``a * b`` rounded once under ``rm``."""
     if rm == RNE:
         fast = mul64(a, b) if fmt is F64 else mul32(a, b) if fmt is F32 else None
         if fast is not None:
             return fast
     _check(fmt, rm, a, b)
-    return exact_mul(fmt, a, b, rm)
+    return exact_mul(fmt, a, b, rm, nan)
 
 
-def exact_mul(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+def exact_mul(fmt: Format, a: int, b: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """The exact integer path of :func:`mul` (no host floats); arguments must be valid."""
     inf = fmt.infinity
     abs_a = a & fmt.abs_mask
@@ -129,9 +133,9 @@ def exact_mul(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     sign_bits = fmt.sign_bit if sign else 0
     if abs_a >= inf or abs_b >= inf:
         if abs_a > inf or abs_b > inf:
-            return fmt.canonical_nan, _nan_flags(fmt, a, b)
+            return nan.result(fmt, a, b), _nan_flags(fmt, a, b)
         if not abs_a or not abs_b:
-            return fmt.canonical_nan, NV
+            return nan.default(fmt), NV
         return sign_bits | inf, 0
     if not abs_a or not abs_b:
         return sign_bits, 0
@@ -140,17 +144,17 @@ def exact_mul(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     return round_pack(fmt, sign, sig_a * sig_b, exp_a + exp_b, rm)
 
 
-def div(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+def div(fmt: Format, a: int, b: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """``a / b`` rounded once under ``rm``; a finite nonzero ``a`` over zero raises DZ."""
     if rm == RNE:
         fast = div64(a, b) if fmt is F64 else div32(a, b) if fmt is F32 else None
         if fast is not None:
             return fast
     _check(fmt, rm, a, b)
-    return exact_div(fmt, a, b, rm)
+    return exact_div(fmt, a, b, rm, nan)
 
 
-def exact_div(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
+def exact_div(fmt: Format, a: int, b: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """The exact integer path of :func:`div` (no host floats); arguments must be valid."""
     inf = fmt.infinity
     abs_a = a & fmt.abs_mask
@@ -158,16 +162,16 @@ def exact_div(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     sign = (a ^ b) >> (fmt.width - 1)
     sign_bits = fmt.sign_bit if sign else 0
     if abs_a > inf or abs_b > inf:
-        return fmt.canonical_nan, _nan_flags(fmt, a, b)
+        return nan.result(fmt, a, b), _nan_flags(fmt, a, b)
     if abs_a == inf:
         if abs_b == inf:
-            return fmt.canonical_nan, NV
+            return nan.default(fmt), NV
         return sign_bits | inf, 0
     if abs_b == inf:
         return sign_bits, 0
     if not abs_b:
         if not abs_a:
-            return fmt.canonical_nan, NV
+            return nan.default(fmt), NV
         return sign_bits | inf, DZ
     if not abs_a:
         return sign_bits, 0
@@ -182,25 +186,25 @@ def exact_div(fmt: Format, a: int, b: int, rm: int) -> tuple[int, int]:
     return round_pack(fmt, sign, sig, exp_a - exp_b - k - 1, rm)
 
 
-def sqrt(fmt: Format, a: int, rm: int) -> tuple[int, int]:
+def sqrt(fmt: Format, a: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """Square root of ``a`` rounded once under ``rm``; sqrt(-0) is -0, any other negative is invalid."""
     if rm == RNE:
         fast = sqrt64(a) if fmt is F64 else sqrt32(a) if fmt is F32 else None
         if fast is not None:
             return fast
     _check(fmt, rm, a)
-    return exact_sqrt(fmt, a, rm)
+    return exact_sqrt(fmt, a, rm, nan)
 
 
-def exact_sqrt(fmt: Format, a: int, rm: int) -> tuple[int, int]:
+def exact_sqrt(fmt: Format, a: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
     """The exact integer path of :func:`sqrt` (no host floats); arguments must be valid."""
     abs_a = a & fmt.abs_mask
     if abs_a > fmt.infinity:
-        return fmt.canonical_nan, _nan_flags(fmt, a)
+        return nan.result(fmt, a), _nan_flags(fmt, a)
     if not abs_a:
         return a, 0
     if a & fmt.sign_bit:
-        return fmt.canonical_nan, NV
+        return nan.default(fmt), NV
     if abs_a == fmt.infinity:
         return a, 0
     sig, exp = unpack(fmt, a)
@@ -223,6 +227,7 @@ def fma(
     rm: int,
     negate_product: bool = False,
     negate_addend: bool = False,
+    nan: NanPolicy = DEFAULT_NAN,
 ) -> tuple[int, int]:
     """``(±a*b) ± c`` with a single rounding.
 
@@ -242,12 +247,12 @@ def fma(
         invalid_product = (abs_a == inf and not abs_b) or (abs_b == inf and not abs_a)
         if abs_a > inf or abs_b > inf or abs_c > inf:
             flags = _nan_flags(fmt, a, b, c) | (NV if invalid_product else 0)
-            return fmt.canonical_nan, flags
+            return nan.result(fmt, a, b, c), flags
         if invalid_product:
-            return fmt.canonical_nan, NV
+            return nan.default(fmt), NV
         if abs_a == inf or abs_b == inf:
             if abs_c == inf and sign_c != sign_p:
-                return fmt.canonical_nan, NV
+                return nan.default(fmt), NV
             return (fmt.sign_bit if sign_p else 0) | inf, 0
         return (fmt.sign_bit if sign_c else 0) | inf, 0
     if not abs_a or not abs_b:

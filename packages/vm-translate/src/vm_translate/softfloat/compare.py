@@ -2,15 +2,26 @@
 
 ``eq`` is a quiet comparison (NV only for signalling NaN operands); ``lt`` and
 ``le`` are signalling (NV for any NaN operand); all three return 0 for
-unordered operands. ``minimum``/``maximum`` implement IEEE 754-2019
-minimumNumber/maximumNumber as RISC-V F/D 2.2 requires: -0 orders below +0, a
-single NaN operand yields the other operand, two NaNs yield the canonical NaN,
-and a signalling NaN operand raises NV. ``classify`` returns the fclass mask.
+unordered operands. ``minimum``/``maximum`` order -0 below +0 and raise NV
+for a signalling NaN operand; how NaN operands decide the result is the
+caller's ``nans`` (one of :data:`MINMAX_NANS`):
+
+* ``"number_wins"`` (IEEE 754-2019 minimumNumber/maximumNumber, RISC-V F/D
+  2.2 ``fmin``/``fmax``): a single NaN operand yields the other operand;
+* ``"quiet_loses"`` (AArch64 ``FMINNM``/``FMAXNM``): a single *quiet* NaN
+  yields the other operand, a signalling one propagates;
+* ``"propagate"`` (AArch64 ``FMIN``/``FMAX``): any NaN operand propagates.
+
+A NaN result is the ``nan`` policy's (:mod:`vm_translate.softfloat.nan`).
+``classify`` returns the RISC-V fclass mask.
 """
 
 from __future__ import annotations
 
 from vm_translate.softfloat.formats import NV, Format, check_operand
+from vm_translate.softfloat.nan import DEFAULT_NAN, NanPolicy
+
+MINMAX_NANS = ("number_wins", "quiet_loses", "propagate")
 
 
 def _check(fmt: Format, a: int, b: int) -> None:
@@ -56,22 +67,28 @@ def le(fmt: Format, a: int, b: int) -> tuple[int, int]:
     return (1 if _order_key(fmt, a) <= _order_key(fmt, b) else 0), 0
 
 
-def _nan_pick(fmt: Format, a: int, b: int) -> tuple[int, int] | None:
-    """The result when a NaN is involved (the other operand, or the canonical NaN), else ``None``."""
+def _nan_pick(fmt: Format, a: int, b: int, nans: str, nan: NanPolicy) -> tuple[int, int] | None:
+    """The result when a NaN is involved (the other operand, or a NaN), else ``None``."""
     a_nan = (a & fmt.abs_mask) > fmt.infinity
     b_nan = (b & fmt.abs_mask) > fmt.infinity
     if not (a_nan or b_nan):
         return None
-    flags = NV if _signalling(fmt, a) or _signalling(fmt, b) else 0
-    if a_nan and b_nan:
-        return fmt.canonical_nan, flags
-    return (b if a_nan else a), flags
+    if nans not in MINMAX_NANS:
+        raise ValueError(f"unknown min/max NaN rule {nans!r}")
+    a_sig, b_sig = _signalling(fmt, a), _signalling(fmt, b)
+    flags = NV if a_sig or b_sig else 0
+    number_wins = nans == "number_wins" or (nans == "quiet_loses" and not (a_sig or b_sig))
+    if number_wins and not (a_nan and b_nan):
+        return (b if a_nan else a), flags
+    return nan.result(fmt, a, b), flags
 
 
-def minimum(fmt: Format, a: int, b: int) -> tuple[int, int]:
-    """fmin: the smaller operand, -0 below +0, NaNs ignored unless both are NaN."""
+def minimum(
+    fmt: Format, a: int, b: int, nans: str = "number_wins", nan: NanPolicy = DEFAULT_NAN
+) -> tuple[int, int]:
+    """fmin: the smaller operand, -0 below +0; NaN operands as ``nans`` says."""
     _check(fmt, a, b)
-    picked = _nan_pick(fmt, a, b)
+    picked = _nan_pick(fmt, a, b, nans, nan)
     if picked is not None:
         return picked
     key_a = _order_key(fmt, a)
@@ -81,10 +98,12 @@ def minimum(fmt: Format, a: int, b: int) -> tuple[int, int]:
     return (a if a & fmt.sign_bit else b), 0
 
 
-def maximum(fmt: Format, a: int, b: int) -> tuple[int, int]:
-    """fmax: the larger operand, +0 above -0, NaNs ignored unless both are NaN."""
+def maximum(
+    fmt: Format, a: int, b: int, nans: str = "number_wins", nan: NanPolicy = DEFAULT_NAN
+) -> tuple[int, int]:
+    """fmax: the larger operand, +0 above -0; NaN operands as ``nans`` says."""
     _check(fmt, a, b)
-    picked = _nan_pick(fmt, a, b)
+    picked = _nan_pick(fmt, a, b, nans, nan)
     if picked is not None:
         return picked
     key_a = _order_key(fmt, a)

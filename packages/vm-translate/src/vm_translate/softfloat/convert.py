@@ -13,6 +13,7 @@ from __future__ import annotations
 from vm_core.errors import ConfigurationError
 
 from vm_translate.softfloat.formats import F32, F64, NV, NX, ROUNDING_MODES, Format, check_operand, check_rm
+from vm_translate.softfloat.nan import DEFAULT_NAN, NanPolicy
 from vm_translate.softfloat.rounding import round_pack, rounds_up, unpack
 
 _INTEGER_WIDTHS = (32, 64)
@@ -79,8 +80,8 @@ def from_int(fmt: Format, value: int, bits: int, signed: bool, rm: int) -> tuple
     return round_pack(fmt, 0, value, 0, rm)
 
 
-def convert(src: Format, dst: Format, a: int, rm: int) -> tuple[int, int]:
-    """Convert ``a`` from format ``src`` to ``dst``; NaNs become the canonical NaN (NV for a signalling one)."""
+def convert(src: Format, dst: Format, a: int, rm: int, nan: NanPolicy = DEFAULT_NAN) -> tuple[int, int]:
+    """Convert ``a`` from format ``src`` to ``dst``; a NaN becomes the ``nan`` policy's (NV for a signalling one)."""
     if rm not in ROUNDING_MODES:
         check_rm(rm)
     check_operand(src, a)
@@ -93,7 +94,7 @@ def convert(src: Format, dst: Format, a: int, rm: int) -> tuple[int, int]:
     if abs_a >= src.infinity:
         if abs_a == src.infinity:
             return sign_bits | dst.infinity, 0
-        return dst.canonical_nan, (0 if a & src.quiet_bit else NV)
+        return nan.convert(src, dst, a), (0 if a & src.quiet_bit else NV)
     if not abs_a:
         return sign_bits, 0
     sig, exp = unpack(src, a)
