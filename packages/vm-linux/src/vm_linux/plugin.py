@@ -5,7 +5,8 @@ registers the ELF loader (``LoaderSpec("elf")``; its factory loads a program
 into an address space, see :func:`vm_linux.elf.load_elf`) and one Linux
 system-call table per supported ISA (``SyscallTableSpec("linux", isa)``; its
 factory returns the ISA's :class:`vm_linux.abi.LinuxAbi`). The composition
-root builds a :class:`vm_linux.process.LinuxProcess` to run a program.
+root builds a :class:`vm_linux.process.LinuxProcess` with the registered
+ABI, the plugins' system-call overrides and the chosen loader to run a program.
 """
 
 from __future__ import annotations
@@ -28,9 +29,16 @@ def is_elf(header: bytes) -> bool:
     return header[:4] == ELF_MAGIC
 
 
-def load_elf_program(mem: Any, path: str, machine: int, *, limit: int) -> LoadedProgram:
+def elf_machine_of(header: bytes) -> int:
+    """The ``e_machine`` of an ELF file starting with ``header`` (in the file's byte order)."""
+    if len(header) < 20:
+        return -1
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+
+
+def load_elf_program(mem: Any, path: str, machine: int, *, limit: int, data: bytes | None = None) -> LoadedProgram:
     """The ``elf`` loader's factory: map the static ELF at ``path`` into ``mem``."""
-    return load_elf(mem, path, machine, limit=limit)
+    return load_elf(mem, path, machine, limit=limit, data=data)
 
 
 def _abi_factory(abi: LinuxAbi) -> Callable[[], LinuxAbi]:
@@ -44,6 +52,7 @@ def vm_register_loaders(register: Callable[[LoaderSpec], None]) -> None:
             name="elf",
             probe=is_elf,
             factory=load_elf_program,
+            machine=elf_machine_of,
             description="static ELF64 executables (ET_EXEC and static-pie ET_DYN)",
         )
     )
