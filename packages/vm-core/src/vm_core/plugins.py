@@ -221,6 +221,6 @@ class MachineEventBus:
                 plugin = impl.plugin_name
                 if plugin not in self.failed:
                     self.failed.add(plugin)
-                    log.warning("machine_event_observer_failed", plugin=plugin, event=name, error=repr(exc))
+                    log.warning("machine_event_observer_failed", plugin=plugin, machine_event=name, error=repr(exc))
                 else:
-                    log.debug("machine_event_observer_failed", plugin=plugin, event=name, error=repr(exc))
+                    log.debug("machine_event_observer_failed", plugin=plugin, machine_event=name, error=repr(exc))

@@ -28,7 +28,7 @@ import gc
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vm_core.errors import UnsupportedError
 from vm_core.logging import get_logger
@@ -36,6 +36,9 @@ from vm_mem import parse_memory_size
 
 from vm_cli.compose import ComposedVm, Plugins, ProgramRequest, compose_program
 from vm_cli.recording import RunRecord, die_like_the_guest
+
+if TYPE_CHECKING:
+    from vm_cli.snapshot import SavedSnapshot
 
 __all__ = ["RunRecord", "die_like_the_guest", "run"]
 
@@ -126,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     return exit_status or 0
 
 
-def saved_snapshot_type() -> type:
+def saved_snapshot_type() -> type[SavedSnapshot]:
     """vm-cli's ``SavedSnapshot`` (imported only by runs that snapshot: the snapshot module is not small)."""
     from vm_cli.snapshot import SavedSnapshot
 
