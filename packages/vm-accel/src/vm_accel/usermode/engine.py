@@ -42,7 +42,7 @@ from vm_linux.syscalls.x86_64 import (
     X86_RFLAGS,
     X86_RSP,
 )
-from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE
+from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
 
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import kernel_stubs
@@ -50,7 +50,6 @@ from vm_accel.kvm.long_mode import USER_CS, USER_DS, ExceptionFrame, LongModeSys
 from vm_accel.kvm.run_loop import StopKind as VcpuStopKind
 from vm_accel.kvm.state import Registers
 from vm_accel.kvm.vcpu import KvmVcpu
-from vm_accel.usermode.address_space import KvmAddressSpace
 from vm_accel.usermode.cpu_setup import fpu_from_fxsave, fxsave_image
 
 log = get_logger("vm_accel.usermode.engine")
@@ -87,7 +86,7 @@ class KvmUserCpu:
     and is read or replaced as an FXSAVE image (signal frames).
     """
 
-    def __init__(self, vcpu: KvmVcpu, mem: KvmAddressSpace) -> None:
+    def __init__(self, vcpu: KvmVcpu, mem: AddressSpace) -> None:
         self.vcpu = vcpu
         self.mem = mem
         self.regs: list[int] = [0] * X86_REGISTER_COUNT
@@ -121,7 +120,7 @@ class KvmUserEngine:
 
     name = "kvm"
 
-    def __init__(self, vcpu: KvmVcpu, system: LongModeSystem, mem: KvmAddressSpace) -> None:
+    def __init__(self, vcpu: KvmVcpu, system: LongModeSystem, mem: AddressSpace) -> None:
         self.vcpu = vcpu
         self.system = system
         self.mem = mem

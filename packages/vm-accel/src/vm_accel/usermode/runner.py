@@ -7,9 +7,10 @@ process. It exposes what the composition root (vm-cli's
 :mod:`vm_cli.compose`) needs to run a process on it exactly as it runs one on
 an emulator:
 
-* ``mem``: a :class:`~vm_accel.usermode.address_space.KvmAddressSpace`, the
-  process's memory with vm-mem's API (vm-linux loads the ELF, builds the
-  stack and serves system calls on it);
+* ``mem``: vm-mem's :class:`~vm_mem.AddressSpace` over a
+  :class:`~vm_accel.usermode.address_space.KvmPageBacking` (guest frames
+  behind the page tables), the process's memory (vm-linux loads the ELF,
+  builds the stack and serves system calls on it);
 * ``cpu``: a :class:`~vm_accel.usermode.engine.KvmUserCpu` (x86-64 registers);
 * ``engine``: a :class:`~vm_accel.usermode.engine.KvmUserEngine`, whose
   ``run(cpu, budget)`` returns a ``StopReason`` at every system call, like
@@ -29,7 +30,7 @@ from vm_core.logging import get_logger
 
 from vm_accel.kvm.long_mode import LongModeLayout, setup_long_mode
 from vm_accel.kvm.system import DEFAULT_DEVICE_PATH, Kvm
-from vm_accel.usermode.address_space import RESERVED_TOP, KvmAddressSpace
+from vm_accel.usermode.address_space import RESERVED_TOP, KvmPageBacking, kvm_address_space
 from vm_accel.usermode.cpu_setup import configure_user_vcpu, guest_hwcap
 from vm_accel.usermode.engine import KvmUserCpu, KvmUserEngine
 from vm_accel.usermode.frames import FrameAllocator
@@ -56,14 +57,15 @@ class KvmUserMode:
             frames = FrameAllocator(region, RESERVED_TOP)
             self.tables = UserPageTables(region, frames)
             self.xcr0 = configure_user_vcpu(self.vcpu, layout, self.tables)
-            self.mem = KvmAddressSpace(region, frames, self.tables)
+            self.backing = KvmPageBacking(region, frames, self.tables)
+            self.mem = kvm_address_space(self.backing)
             self.hwcap: int | None = guest_hwcap(self.kvm.supported_cpuid())
             self.cpu = KvmUserCpu(self.vcpu, self.mem)
             self.engine = KvmUserEngine(self.vcpu, self.system, self.mem)
         except BaseException:
             self.close()
             raise
-        log.debug("kvm_user_mode_ready", ram=ram_size, frames=self.mem.frames.in_use)
+        log.debug("kvm_user_mode_ready", ram=ram_size, frames=frames.in_use)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -74,7 +76,8 @@ class KvmUserMode:
         """Release the VM, its memory and the device (safe to call twice)."""
         mem = getattr(self, "mem", None)
         if mem is not None:
-            mem.close()
+            mem.clear()  # every page view of guest RAM goes, and every frame back
+            self.backing.close()
         tables = getattr(self, "tables", None)
         if tables is not None:
             tables.release()
