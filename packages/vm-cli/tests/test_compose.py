@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 from vm_cli import Machine
 from vm_cli.compose import Plugins, ProgramRequest, compose_program
 from vm_core.errors import NotFoundError, UnsupportedError
@@ -54,7 +55,9 @@ def _run_hello(plugins: Plugins, tmp_path: Path, **request: Any) -> tuple[Proces
 
 def test_a_run_is_created_started_and_exited_even_when_an_observer_raises(tmp_path: Path) -> None:
     broken, observer = Observer(fail=True), Observer()
-    result, out, vm = _run_hello(_plugins(broken, observer), tmp_path, engine="interp")
+    with capture_logs() as logs:
+        result, out, vm = _run_hello(_plugins(broken, observer), tmp_path, engine="interp")
+    assert [entry["machine_event"] for entry in logs if entry["log_level"] == "warning"] == ["created"]
     assert (result.exit_status, result.signal) == (1, None) and "Ada" in out  # hello exits with argc - 1
     assert [name for name, _ in observer.events] == ["created", "started", "exited"]
     assert [name for name, _ in broken.events] == ["created", "started", "exited"]
