@@ -53,9 +53,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def vm_register_isas(register: Callable[[IsaSpec], None]) -> None:
     """Register instruction-set front ends.
 
-    Called by: the composition root (vm-cli's machine builder) and ``vm plugins``.
-    Call ``register(IsaSpec(...))`` once per ISA the plugin decodes and lifts
-    into vm's IR. Return nothing.
+    Called by: the composition root (a program's ISA is the one whose
+    ``elf_machine`` its loader reports; ``vm_cli.Machine(isa)`` names one) and
+    ``vm plugins``. Call ``register(IsaSpec(...))`` once per ISA the plugin
+    decodes and lifts into vm's IR. Return nothing.
     """
 
 
@@ -72,10 +73,11 @@ def vm_register_engines(register: Callable[[EngineSpec], None]) -> None:
 def vm_register_accelerators(register: Callable[[AcceleratorSpec], None]) -> None:
     """Register hardware accelerators (KVM, HVF, WHPX...).
 
-    Called by: the composition root when it resolves ``--accel`` and by ``vm plugins``.
-    Call ``register(AcceleratorSpec(...))`` for each accelerator the plugin
-    implements, whether or not it is usable on this host (``probe`` says so).
-    Return nothing.
+    Called by: the composition root when it resolves ``--accel`` (``vm run``
+    runs a program on the chosen spec's ``user_mode(isa)``; ``vm boot`` opens
+    its ``factory()``) and by ``vm plugins``. Call ``register(AcceleratorSpec(...))``
+    for each accelerator the plugin implements, whether or not it is usable on
+    this host (``probe`` says so). Return nothing.
     """
 
 
