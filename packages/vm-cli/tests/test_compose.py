@@ -20,6 +20,7 @@ from vm_core.hookspecs import hookimpl
 from vm_core.plugins import make_plugin_manager
 from vm_core.types import AcceleratorSpec, StopKind, SyscallSpec
 from vm_linux.process import ProcessResult
+from vm_translate.riscv.archinfo import RV64
 
 HELLO = Path(__file__).resolve().parents[3] / "examples" / "hello-riscv64"
 
@@ -100,6 +101,7 @@ class EmulatingAccelerator:
 
     class Guest:
         def __init__(self, isa: str, arch: Any) -> None:
+            self.arch = arch
             from vm_mem import AddressSpace
             from vm_translate.cpu import CpuState
             from vm_translate.executor import ReferenceEngine
@@ -139,6 +141,7 @@ def test_an_accelerator_chosen_through_the_hook_runs_the_linux_process(tmp_path:
     assert (vm.accelerator, vm.engine_name, vm.stats) == ("emul", "emul", {"guests": 1})
     assert result.exit_status == 1 and "Ada" in out
     assert accelerator.guests[0].closed
+    assert accelerator.guests[0].arch is RV64  # user_mode gets the ISA's registered ArchInfo
     assert observer.events[0][1]["accelerator"] == "emul"
     _, _, emulated = _run_hello(_plugins(accelerator), tmp_path, accel="none")
     assert emulated.accelerator is None and len(accelerator.guests) == 1
@@ -160,3 +163,13 @@ def test_a_machine_reports_each_run_and_its_stop() -> None:
     assert stop.kind is StopKind.SYSCALL and machine.reg_read("a1") == 42
     assert [name for name, _ in observer.events] == ["created", "started", "stopped"]
     assert observer.events[-1][1]["reason"] == "syscall"
+
+
+def test_the_linux_abi_is_built_from_the_isas_registered_arch_info() -> None:
+    plugins = _plugins()
+    abi, _ = plugins.linux_personality("riscv64")
+    assert abi.arch is plugins.registry.isa("riscv64").arch is RV64
+    assert abi.nr_register == RV64.index("a7") and abi.hwcap == RV64.hwcap
+    x86 = plugins.registry.isa("x86_64")
+    assert not x86.emulated and plugins.linux_personality("x86_64")[0].arch is x86.arch
+    assert plugins.isa_name_for(x86.arch.elf_machine) == "x86_64"  # an ISA without a front end is still found
