@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vm_accel.usermode import KvmUserProcess
+from vm_cli.compose import Plugins, ProgramRequest, compose_program
 
 REPO = Path(__file__).resolve().parents[3]
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
@@ -51,12 +51,13 @@ def in_kvm(binary: Path, *args: str, out: Path) -> tuple[float, float, bytes]:
     """(seconds to set up the VM and load, seconds to run, stdout) of one in-process KVM run."""
     with out.open("w+b") as sink:
         start = time.perf_counter()
-        with KvmUserProcess(str(binary), [binary.name, *args], [f"{k}={v}" for k, v in ENV.items()],
-                            stdout=sink.fileno(), stderr=sink.fileno()) as guest:  # fmt: skip
-            guest.process.load()
-            guest.process.init_cpu(guest.cpu)
+        request = ProgramRequest(
+            program=str(binary), args=tuple(args), accel="kvm", envp=tuple(f"{k}={v}" for k, v in ENV.items()),
+            std_streams=(0, sink.fileno(), sink.fileno()),
+        )
+        with compose_program(Plugins.load(), request) as vm:  # the process is loaded when composed
             loaded = time.perf_counter()
-            result = guest.process.run(guest.engine, guest.cpu)
+            result = vm.run()
             ran = time.perf_counter()
         assert result.exit_status == 0, result
         sink.seek(0)

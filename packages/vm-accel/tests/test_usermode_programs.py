@@ -139,22 +139,45 @@ def test_accel_none_refuses_x86_64(programs: dict[str, Path], tmp_path: Path) ->
     assert done.stderr.decode().startswith("vm: error:") and "--accel kvm" in done.stderr.decode()
 
 
-def test_kvm_process_api_reports_the_end(programs: dict[str, Path], tmp_path: Path) -> None:
-    from vm_accel.usermode import KvmUserProcess
+def test_kvm_user_mode_runs_a_process_composed_by_the_composition_root(programs: dict[str, Path], tmp_path: Path) -> None:
+    from vm_cli.compose import Plugins, ProgramRequest, compose_program
 
     out = os.open(tmp_path / "out.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    request = ProgramRequest(
+        program=str(programs["argv_exit"]), args=("42",), accel="kvm", envp=("LC_ALL=C",), std_streams=(0, out, 2)
+    )
     try:
-        with KvmUserProcess(str(programs["argv_exit"]), ["argv_exit", "42"], ["LC_ALL=C"], stdout=out) as guest:
-            result = guest.run()
-            assert guest.engine.stats["system_calls"] >= 3
+        with compose_program(Plugins.load(), request) as vm:
+            assert vm.accelerator == "kvm" and vm.engine_name == "kvm"
+            result = vm.run()
+            assert vm.stats["system_calls"] >= 3
     finally:
         os.close(out)
     assert (result.exit_status, result.signal) == (42, None)
     assert (tmp_path / "out.txt").read_text().startswith("argc 2\nargv[1] = '42'\nenvironment entries 1, LC_ALL=C")
 
 
-def test_unavailable_device_raises_accelerator_unavailable(programs: dict[str, Path]) -> None:
-    from vm_accel.usermode import KvmUserProcess
+def test_a_kvm_process_has_x86_64_linux_layout_and_hwcap(programs: dict[str, Path]) -> None:
+    """Registers, layout and AT_HWCAP of a KVM process come from x86-64's registered ArchInfo (and the real CPU)."""
+    from vm_accel.kvm.system import Kvm
+    from vm_accel.usermode.cpu_setup import guest_hwcap
+    from vm_cli.compose import Plugins, ProgramRequest, compose_program
+    from vm_translate.x86_64.archinfo import X86_64
+
+    request = ProgramRequest(program=str(programs["hello"]), accel="kvm", envp=())
+    with compose_program(Plugins.load(), request) as vm:
+        process = vm.process
+        assert process.abi.arch is X86_64 and len(vm.cpu.regs) == X86_64.register_count
+        assert vm.mem.mmap_base == X86_64.mmap_base and vm.mem.address_limit <= X86_64.user_address_limit
+        assert process.stack.sp < X86_64.stack_top == 0x7FFF_FFFF_F000
+        assert vm.cpu.regs[X86_64.index("rsp")] == process.stack.sp
+        with Kvm("/dev/kvm") as kvm:
+            assert process.abi.hwcap == guest_hwcap(kvm.supported_cpuid())
+
+
+def test_unavailable_device_raises_accelerator_unavailable() -> None:
+    from vm_accel.usermode import KvmUserMode
+    from vm_translate.x86_64.archinfo import X86_64
 
     with pytest.raises(AcceleratorUnavailable, match="does not exist"):
-        KvmUserProcess(str(programs["hello"]), ["hello"], device_path="/nonexistent/kvm")
+        KvmUserMode(X86_64, device_path="/nonexistent/kvm")

@@ -14,4 +14,4 @@ def test_entry_point_loads_and_registers_nothing() -> None:
     assert [name for name, _ in pm.list_name_plugin()] == ["gc"]
     registry = collect_registry(pm)
     assert registry.isas == {} and registry.engines == {} and registry.accelerators == {}
-    assert registry.devices == {} and registry.syscall_tables == {} and registry.loaders == {}
+    assert registry.syscalls == {} and registry.syscall_tables == {} and registry.loaders == {}

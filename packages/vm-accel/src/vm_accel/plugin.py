@@ -2,15 +2,21 @@
 
 Loaded through the entry point `accel` of the group `vm_core.plugins`. It
 registers the ``kvm`` accelerator (x86-64 guests on an x86-64 Linux host
-with /dev/kvm) and answers ``vm_select_accelerator``: ``kvm`` when the
-user asked for it, or asked for ``auto`` on a matching host whose probe
-passes.
+with /dev/kvm): ``factory()`` opens the device (``vm boot``), ``user_mode(isa, arch)``
+opens a VM a user-mode process runs on (:class:`~vm_accel.usermode.KvmUserMode`;
+the composition root puts vm-linux's process on it). It answers
+``vm_select_accelerator`` (``trylast``, so a third-party selector is asked
+first): ``kvm`` when the user asked for it (the composition root then
+refuses a guest ISA it cannot run), or asked for ``auto`` for an x86-64 guest
+on an x86-64 host whose probe passes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from vm_core.arch import ArchInfo
 from vm_core.errors import AcceleratorUnavailable
 from vm_core.hookspecs import hookimpl
 from vm_core.logging import get_logger
@@ -33,12 +39,20 @@ def open_kvm(device_path: str = DEFAULT_DEVICE_PATH) -> Kvm:
     return Kvm(device_path)
 
 
+def open_user_mode(isa: str, arch: ArchInfo) -> Any:
+    """The accelerator's ``user_mode`` factory: a KVM VM ready for one ``isa`` user-mode process (``arch``: its ArchInfo)."""
+    from vm_accel.usermode.runner import open_user_mode as open_kvm_user_mode
+
+    return open_kvm_user_mode(isa, arch)
+
+
 KVM_SPEC = AcceleratorSpec(
     name=ACCELERATOR_NAME,
     factory=open_kvm,
     probe=probe,
     isas=KVM_ISAS,
     description="Linux KVM through /dev/kvm (x86-64 guests on x86-64 hosts)",
+    user_mode=open_user_mode,
 )
 
 
@@ -47,7 +61,7 @@ def vm_register_accelerators(register: Callable[[AcceleratorSpec], None]) -> Non
     register(KVM_SPEC)
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def vm_select_accelerator(isa: str, requested: str, host_isa: str) -> str | None:
     if requested == ACCELERATOR_NAME:
         return ACCELERATOR_NAME

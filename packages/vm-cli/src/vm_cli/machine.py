@@ -8,11 +8,14 @@
 >>> m.reg_read("a1")
 42
 
-A :class:`Machine` is assembled from the installed plugins like ``vm run``
-is: the ISA's front end, an engine (``auto`` picks the fastest installed),
-a vm-mem address space. It runs raw code with no operating system: an
-``ecall`` stops the run with ``StopKind.SYSCALL`` and the caller decides
-what it means (``vm_linux`` is the Linux answer).
+A :class:`Machine` is assembled by the same composition root as ``vm run``
+(:func:`vm_cli.compose.compose_machine`): the ISA's front end, an engine
+(``auto`` asks the plugins, else picks the fastest installed), a vm-mem
+address space; ``vm_machine_event`` observers see it ``created``, each run
+``started`` and ``stopped`` (with the stop kind), ``snapshot`` and
+``restored``. It runs raw code with no operating system: an ``ecall`` stops
+the run with ``StopKind.SYSCALL`` and the caller decides what it means
+(``vm_linux`` is the Linux answer).
 """
 
 from __future__ import annotations
@@ -23,24 +26,12 @@ from typing import Any
 import pluggy
 from vm_core.arch import ArchInfo, RegisterInfo, RegisterValueError, UnknownRegister
 from vm_core.errors import ConfigurationError, VmError
-from vm_core.plugins import Registry, collect_registry, make_plugin_manager
-from vm_core.types import EngineSpec, StopKind, StopReason
+from vm_core.types import StopKind, StopReason
 from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
-from vm_translate.cpu import CpuState
+
+from vm_cli.compose import Plugins, compose_machine
 
 PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
-
-
-def choose_engine(pm: pluggy.PluginManager, registry: Registry, isa: str, requested: str) -> EngineSpec:
-    """Resolve ``--engine``: a registered name, or ``auto`` (plugins' choice, else the highest rank)."""
-    if requested != "auto":
-        return registry.engine(requested)
-    if not registry.engines:
-        raise ConfigurationError("no execution engine is installed", hint="install vm-translate")
-    chosen = pm.hook.vm_select_engine(isa=isa, requested=requested, available=sorted(registry.engines))
-    if chosen is not None:
-        return registry.engine(chosen)
-    return max(registry.engines.values(), key=lambda spec: spec.rank)
 
 
 class Machine:
@@ -55,19 +46,21 @@ class Machine:
         settings: Any = None,
         mem: AddressSpace | None = None,
     ) -> None:
-        self.plugin_manager = plugin_manager or make_plugin_manager()
-        self.registry = collect_registry(self.plugin_manager)
-        self.isa = self.registry.isa(isa)
-        self.frontend = self.isa.factory()
-        self.mem = mem if mem is not None else AddressSpace()
+        plugins = Plugins.load(plugin_manager)
+        self.vm = compose_machine(plugins, isa, engine=engine, settings=settings, mem=mem)
+        self.plugin_manager = plugins.manager
+        self.registry = plugins.registry
+        self.isa = self.registry.isa(self.vm.isa)
+        self.engine_spec = self.registry.engine(self.vm.engine_name)
+        self.frontend = self.vm.frontend
+        self.mem = self.vm.mem
         self.layout = self.frontend.layout
         if self.isa.arch is None:
             raise ConfigurationError(f"the {self.isa.name} front end registers no ArchInfo (IsaSpec.arch)")
         #: The ISA's facts: register names, indices, widths (see :mod:`vm_core.arch`).
         self.arch: ArchInfo = self.isa.arch
-        self.cpu = CpuState(self.isa.name, self.arch.register_count, self.mem)
-        self.engine_spec = choose_engine(self.plugin_manager, self.registry, self.isa.name, engine)
-        self.engine = self.engine_spec.factory(self.frontend, settings)
+        self.cpu = self.vm.cpu
+        self.engine = self.vm.engine
 
     # -- memory ----------------------------------------------------------------
     def mem_map(self, address: int, size: int, perms: int = PROT_ALL) -> None:
@@ -155,6 +148,12 @@ class Machine:
         if count is not None and count < 0:
             raise ConfigurationError("count must be >= 0")
         budget = count if count is not None else 2**62
+        self.vm.event("started", instructions=self.cpu.icount, pc=self.cpu.pc)
+        stop = self._run(until, budget)
+        self.vm.event("stopped", reason=stop.kind.value, instructions=self.cpu.icount, pc=stop.pc)
+        return stop
+
+    def _run(self, until: int | None, budget: int) -> StopReason:
         if until is None:
             return self.engine.run(self.cpu, budget)
         start = self.cpu.icount
@@ -181,7 +180,9 @@ class Machine:
             kind="machine", isa=self.isa.name, engine=self.engine_spec.name,
             cpu=capture_cpu(self.cpu), memory=capture_memory(self.mem),
         )
-        return SnapshotStore(home).save(image).snapshot_id
+        snapshot_id = SnapshotStore(home).save(image).snapshot_id
+        self.vm.event("snapshot", snapshot_id=snapshot_id, instructions=self.cpu.icount)
+        return snapshot_id
 
     @classmethod
     def restore(
@@ -205,6 +206,7 @@ class Machine:
             snapshot.isa, engine=engine or snapshot.engine, plugin_manager=plugin_manager, settings=settings, mem=mem
         )
         restore_cpu(machine.cpu, snapshot.cpu)
+        machine.vm.event("restored", snapshot_id=snapshot_id, instructions=machine.cpu.icount)
         return machine
 
     def emu_start(self, begin: int, until: int, timeout: int = 0, count: int = 0) -> StopReason:

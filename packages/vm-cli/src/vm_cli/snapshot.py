@@ -499,11 +499,14 @@ def capture_linux(process: Any, cpu: Any, *, engine: str, vm_id: str | None = No
     )
 
 
-def restore_linux(snapshot: Snapshot, nregs: int) -> tuple[Any, Any]:
+def restore_linux(
+    snapshot: Snapshot, nregs: int, *, abi: Any = None, syscall_overrides: Any = None
+) -> tuple[Any, Any]:
     """A :class:`~vm_linux.process.LinuxProcess` and its :class:`~vm_translate.cpu.CpuState` from ``snapshot``.
 
-    ``nregs`` is the register-file size of the ISA's front end. Files are
-    reopened; everything else is checked first.
+    ``nregs`` is the register-file size of the ISA's front end; ``abi`` and
+    ``syscall_overrides`` the registered ones (the composition root passes
+    them). Files are reopened; everything else is checked first.
     """
     from vm_linux.persist import restore_process
     from vm_translate.cpu import CpuState
@@ -517,7 +520,7 @@ def restore_linux(snapshot: Snapshot, nregs: int) -> tuple[Any, Any]:
     mem = build_address_space(snapshot.memory)
     cpu = CpuState(snapshot.isa, nregs, mem)
     restore_cpu(cpu, snapshot.cpu)
-    process = restore_process(snapshot.process, mem)
+    process = restore_process(snapshot.process, mem, abi=abi, syscall_overrides=syscall_overrides)
     return process, cpu
 
 

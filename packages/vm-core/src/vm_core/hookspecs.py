@@ -9,10 +9,22 @@ Two kinds of hook:
 
 * registration hooks (``vm_register_*``) hand the plugin a ``register``
   callback; the plugin calls it once per part it provides. They return
-  nothing. The composition root calls them once when it builds a machine or
-  lists plugins.
+  nothing. The composition root (vm-cli's :mod:`vm_cli.compose`) calls them
+  once when it assembles a VM, and ``vm plugins`` when it lists them. Two
+  plugins registering the same name is a :class:`~vm_core.errors.PluginError`
+  (no silent "last one wins").
 * selection hooks are ``firstresult``: the first implementation that returns
   something other than ``None`` wins ("first backend that can, wins").
+  pluggy calls implementations newest-registered first; the built-in
+  selectors (vm-jit's, vm-accel's) are ``trylast``, so any third-party
+  selector is asked before them and wins by answering.
+* the notification hook ``vm_machine_event`` is called for every
+  implementation; an exception in one is logged (once per plugin) and never
+  reaches the run.
+
+``make_plugin_manager`` calls pluggy's ``check_pending``: a plugin with a
+``@hookimpl`` whose name is not one of these hooks (a typo) is refused with a
+:class:`~vm_core.errors.PluginError` at start.
 """
 
 from __future__ import annotations
@@ -24,10 +36,10 @@ import pluggy
 
 from vm_core.types import (
     AcceleratorSpec,
-    DeviceSpec,
     EngineSpec,
     IsaSpec,
     LoaderSpec,
+    SyscallSpec,
     SyscallTableSpec,
 )
 
@@ -41,9 +53,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def vm_register_isas(register: Callable[[IsaSpec], None]) -> None:
     """Register instruction-set front ends.
 
-    Called by: the composition root (vm-cli's machine builder) and ``vm plugins``.
-    Call ``register(IsaSpec(...))`` once per ISA the plugin decodes and lifts
-    into vm's IR. Return nothing.
+    Called by: the composition root (a program's ISA is the one whose
+    ``elf_machine`` its loader reports; ``vm_cli.Machine(isa)`` names one) and
+    ``vm plugins``. Call ``register(IsaSpec(...))`` once per ISA the plugin
+    decodes and lifts into vm's IR. Return nothing.
     """
 
 
@@ -60,28 +73,45 @@ def vm_register_engines(register: Callable[[EngineSpec], None]) -> None:
 def vm_register_accelerators(register: Callable[[AcceleratorSpec], None]) -> None:
     """Register hardware accelerators (KVM, HVF, WHPX...).
 
-    Called by: the composition root when it resolves ``--accel`` and by ``vm plugins``.
-    Call ``register(AcceleratorSpec(...))`` for each accelerator the plugin
-    implements, whether or not it is usable on this host (``probe`` says so).
-    Return nothing.
-    """
-
-
-@hookspec
-def vm_register_devices(register: Callable[[DeviceSpec], None]) -> None:
-    """Register device models for system-mode machines.
-
-    Called by: the composition root when it builds a system-mode machine, and
-    by ``vm plugins``. Call ``register(DeviceSpec(...))`` per device. Return nothing.
+    Called by: the composition root when it resolves ``--accel`` (``vm run``
+    runs a program on the chosen spec's ``user_mode(isa, arch)``; ``vm boot`` opens
+    its ``factory()``) and by ``vm plugins``. Call ``register(AcceleratorSpec(...))``
+    for each accelerator the plugin implements, whether or not it is usable on
+    this host (``probe`` says so). Return nothing.
     """
 
 
 @hookspec
 def vm_register_syscall_tables(register: Callable[[SyscallTableSpec], None]) -> None:
-    """Register operating-system call tables (e.g. Linux for riscv64).
+    """Register operating-system personalities' per-ISA ABIs (e.g. Linux for riscv64).
+
+    Called by: the composition root when it builds a user-mode process (the
+    process serves the guest's system calls with the table registered for
+    its (os, ISA); vm-linux's ``LinuxProcess`` takes it from there), and by
+    ``vm plugins``. Call ``register(SyscallTableSpec(os, isa, factory))`` per
+    (os, isa). ``factory(arch)`` takes the ISA's :class:`~vm_core.arch.ArchInfo`
+    (the ``IsaSpec.arch`` its front end registered through ``vm_register_isas``)
+    and returns the ABI built from it: the composition root calls
+    ``spec.factory(isa.arch)``, so registers, ``AT_HWCAP``, the start state
+    and the address-space layout come from the ISA's one ArchInfo, never from
+    a table of the OS layer's own. For ``"linux"`` the factory returns a
+    ``vm_linux.abi.LinuxAbi`` (numbers -> names, ``uname`` machine, stat
+    layout, signal frames, plus the ArchInfo). An ISA needs a registered
+    ArchInfo (an ``IsaSpec`` with ``arch``, ``emulated=False`` when it has no
+    front end) for its programs to run under an OS personality. Return nothing.
+    """
+
+
+@hookspec
+def vm_register_syscalls(register: Callable[[SyscallSpec], None]) -> None:
+    """Add or override single system calls of an OS personality.
 
     Called by: the composition root when it builds a user-mode process, and
-    by ``vm plugins``. Call ``register(SyscallTableSpec(...))`` per (os, isa).
+    by ``vm plugins``. Call ``register(SyscallSpec(os, isa, syscall, handler))``
+    per call: ``syscall`` is the name in the ISA's table or a number,
+    ``isa`` an ISA name or ``"*"`` for all. Ordering: the handler registered
+    for the ISA wins over a ``"*"`` one, which wins over the table's own; two
+    plugins registering the same (os, isa, syscall) is a ``PluginError``.
     Return nothing.
     """
 
@@ -90,8 +120,10 @@ def vm_register_syscall_tables(register: Callable[[SyscallTableSpec], None]) -> 
 def vm_register_loaders(register: Callable[[LoaderSpec], None]) -> None:
     """Register guest program loaders (ELF...).
 
-    Called by: the composition root when ``vm run`` opens a program, and by
-    ``vm plugins``. Call ``register(LoaderSpec(...))`` per format. Return nothing.
+    Called by: the composition root when ``vm run`` opens a program (it asks
+    every loader's ``probe`` for the file's first bytes; exactly one may
+    accept), and by ``vm plugins``. Call ``register(LoaderSpec(...))`` per
+    format. Return nothing.
     """
 
 
@@ -100,9 +132,12 @@ def vm_select_engine(isa: str, requested: str, available: list[str]) -> str | No
     """Choose the execution engine for a guest.
 
     Called by: the composition root before a run. ``requested`` is the user's
-    ``--engine`` value (``"auto"`` when unset); ``available`` the registered
-    engine names. Return an engine name from ``available`` to decide, or
-    ``None`` to let the next plugin (and finally the highest ``rank``) decide.
+    ``--engine`` value (``"auto"`` when unset; any other value names the
+    engine and this hook is not called); ``available`` the registered engine
+    names. Return an engine name from ``available`` to decide, or ``None`` to
+    let the next plugin (and finally the highest ``rank``) decide.
+    firstresult; vm-jit's implementation is ``trylast``, so a third-party
+    selector is asked first.
     """
 
 
@@ -110,18 +145,29 @@ def vm_select_engine(isa: str, requested: str, available: list[str]) -> str | No
 def vm_select_accelerator(isa: str, requested: str, host_isa: str) -> str | None:
     """Choose a hardware accelerator for a guest, or none.
 
-    Called by: the composition root before a run. ``requested`` is the user's
-    ``--accel`` value (``"auto"`` when unset, ``"none"`` to refuse). Return the
-    name of a registered accelerator whose probe passed, or ``None`` to pass
-    (no plugin answering means: emulate).
+    Called by: the composition root before a run, for every program (any
+    ISA) unless ``--accel none``. ``requested`` is the user's ``--accel``
+    value (``"auto"`` when unset). Return the name of a registered
+    accelerator whose probe passed, or ``None`` to pass (no plugin answering
+    means: emulate with an engine, when the ISA has a front end).
+    firstresult; vm-accel's implementation is ``trylast``.
     """
 
 
 @hookspec
 def vm_machine_event(name: str, data: dict[str, Any]) -> None:
-    """Observe a machine's lifecycle events (created, started, stopped, snapshot...).
+    """Observe a VM's lifecycle, as the composition root drives it.
 
-    Called by: the composition root after each domain event it records.
-    ``name`` is the event class name, ``data`` its attributes. Return nothing;
-    observers must not raise.
+    Called by: the composition root (:mod:`vm_cli.compose`) for every VM it
+    assembles, ``vm run``, ``vm aot``, ``vm resume`` and ``vm_cli.Machine``
+    alike. ``name`` is one of ``created`` (assembled; ``data``: ``vm``, ``isa``,
+    ``engine`` or ``accelerator``, ``program``, ``argv``), ``restored``
+    (from a snapshot; ``snapshot_id``), ``started`` (the guest starts or
+    resumes running), ``snapshot`` (one was saved; ``snapshot_id``,
+    ``instructions``), ``exited`` (the guest ended; ``exit_status``,
+    ``signal``, ``instructions``) and ``stopped`` (the run ended otherwise:
+    interrupted or failed; ``reason``). Every event's ``data`` carries ``vm``,
+    an id unique to the assembled VM. Return nothing. An observer must never
+    break a run: an exception raised here is logged (a warning, once per
+    plugin) and swallowed; the other observers are still called.
     """

@@ -64,7 +64,16 @@ class AcceleratorSpec:
 
     ``isas`` lists guest ISAs it can run; ``probe()`` returns ``None`` when
     usable here or raises :class:`vm_core.errors.AcceleratorUnavailable`
-    naming the failed check; ``factory()`` opens it.
+    naming the failed check; ``factory()`` opens the accelerator device (what
+    ``vm boot`` drives). ``user_mode(isa, arch)``, when the accelerator can run
+    user programs under an OS personality (vm-linux), opens one such guest for
+    the ISA named ``isa`` whose :class:`~vm_core.arch.ArchInfo` is ``arch`` (the
+    registered ``IsaSpec.arch``: the ``cpu``'s register file follows it) and
+    returns a context with ``mem`` (an address space with vm-mem's API),
+    ``cpu`` (the registers in the ISA's layout, ``pc``, ``icount``),
+    ``engine`` (``run(cpu, budget)`` returning a :class:`StopReason`, like
+    every engine), ``hwcap`` (the ``AT_HWCAP`` of the CPU the program really
+    runs on, or ``None``), ``stats`` (a dict of counters) and ``close()``.
     """
 
     name: str
@@ -72,34 +81,67 @@ class AcceleratorSpec:
     probe: Callable[[], None]
     isas: tuple[str, ...]
     description: str = ""
-
-
-@attrs.frozen
-class DeviceSpec:
-    """A device model (UART, virtio, ...) that system-mode machines can attach."""
-
-    name: str
-    factory: Callable[..., Any]
-    description: str = ""
+    user_mode: Callable[[str, ArchInfo], Any] | None = None
 
 
 @attrs.frozen
 class SyscallTableSpec:
-    """An operating-system call table for one guest ISA (``os``/``isa``, e.g. linux/riscv64)."""
+    """An operating-system call table for one guest ISA (``os``/``isa``, e.g. linux/riscv64).
+
+    ``factory(arch)`` builds the personality's ABI for the ISA from the ISA's
+    :class:`~vm_core.arch.ArchInfo` (the one its front end registered as
+    ``IsaSpec.arch``): registers, ``AT_HWCAP``, start state and layout are the
+    ArchInfo's, the table adds only what the OS layer owns (numbers, ``uname``
+    machine, stat layout, signal frames). The composition root calls it as
+    ``spec.factory(isa.arch)``; an ISA registered without an ArchInfo cannot
+    run under an OS personality.
+    """
 
     os: str
     isa: str
-    factory: Callable[..., Any]
+    factory: Callable[[ArchInfo], Any]
+    description: str = ""
+
+
+@attrs.frozen
+class SyscallSpec:
+    """One system-call handler a plugin adds to, or overrides in, an OS personality's tables.
+
+    ``os`` names the personality (``"linux"``); ``isa`` the guest ISA, or
+    ``"*"`` for every ISA of that OS; ``syscall`` the call's name as the ISA's
+    table spells it (``"getpid"``) or its number (a number the table lacks adds
+    a new call). ``handler`` has the OS layer's signature; vm-linux's is
+    ``handler(state, cpu, args) -> int | None`` (see :mod:`vm_linux.syscalls.registry`).
+    An ISA-specific registration wins over a ``"*"`` one, and both over the
+    table's own handler; two plugins registering the same (os, isa, syscall)
+    is a :class:`~vm_core.errors.PluginError`.
+    """
+
+    os: str
+    isa: str
+    syscall: str | int
+    handler: Callable[..., Any]
     description: str = ""
 
 
 @attrs.frozen
 class LoaderSpec:
-    """A guest program format (ELF, ...). ``probe(header_bytes)`` says whether it applies."""
+    """A guest program format (ELF, ...).
+
+    ``probe(header)`` says whether a file starting with ``header`` (its first
+    64 bytes or fewer) is in this format; ``machine(header)`` names the ISA it
+    is built for as an ELF ``e_machine`` value (what :attr:`IsaSpec.elf_machine`
+    matches); ``factory(mem, path, machine, *, limit, data=None)`` maps the
+    program into ``mem`` below ``limit`` and returns what the OS personality
+    needs to start it (vm-linux: a ``LoadedProgram``). Exactly one loader
+    may accept a file: when two probes accept it the composition root refuses
+    it with a :class:`~vm_core.errors.PluginError` naming both.
+    """
 
     name: str
     probe: Callable[[bytes], bool]
     factory: Callable[..., Any]
+    machine: Callable[[bytes], int]
     description: str = ""
 
 

@@ -3,6 +3,8 @@
 Loaded through the entry point ``jit`` of the group ``vm_core.plugins``.
 ``--engine auto`` chooses ``llvm`` when llvmlite is installed (the engine
 itself falls back to tiers 0-1 if LLVM then fails to start), else ``python``.
+The selector is ``trylast``: a third-party plugin's ``vm_select_engine`` is
+asked first and wins by answering.
 
 Both engines take their :class:`~vm_jit.settings.JitSettings` from the
 caller, or else from the defaults overridden by the environment variable
@@ -102,7 +104,7 @@ def vm_register_engines(register: Callable[[EngineSpec], None]) -> None:
     )
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def vm_select_engine(isa: str, requested: str, available: list[str]) -> str | None:
     if requested != "auto":
         return None

@@ -464,17 +464,29 @@ def reopen_files(image: ProcessImage, fs: Any, std_streams: Sequence[int] = (0, 
     return table
 
 
-def restore_process(image: ProcessImage, mem: Any, *, std_streams: Sequence[int] = (0, 1, 2)) -> Any:
+def restore_process(
+    image: ProcessImage,
+    mem: Any,
+    *,
+    std_streams: Sequence[int] = (0, 1, 2),
+    abi: Any = None,
+    syscall_overrides: Any = None,
+) -> Any:
     """A :class:`~vm_linux.process.LinuxProcess` in the state of ``image``, on address space ``mem``.
 
     ``mem`` must already hold the snapshot's memory (the process does not
-    load its program again). Sets this host process's umask to the guest's.
+    load its program again). ``abi`` and ``syscall_overrides`` are the
+    registered ones, as for a new process (default: vm-linux's table of the
+    image's ISA). Sets this host process's umask to the guest's.
     """
     from vm_linux.process import LinuxProcess
 
     if image.root is not None and not os.path.isdir(image.root):
         raise SnapshotError(f"snapshot: the guest root {image.root} is no longer a directory")
-    process = LinuxProcess(image.isa, mem, image.program, list(image.argv), list(image.envp), root=image.root)
+    process = LinuxProcess(
+        abi if abi is not None else image.isa, mem, image.program, list(image.argv), list(image.envp),
+        root=image.root, syscall_overrides=syscall_overrides,
+    )
     state = process.state
     fs = state.fs
     try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -69,9 +69,13 @@ from vm_linux.signals import (
 from vm_linux.stack import STACK_SIZE, ExecImage, InitialStack, build_initial_stack
 from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
+from vm_linux.syscalls.registry import Handler
 from vm_linux.vfs import VirtualFiles
 
 DEFAULT_SLICE = 100_000
+
+#: ``load(mem, path, machine, *, limit, data)``: maps a program (a ``LoaderSpec``'s factory; default ELF).
+ProgramLoader = Callable[..., LoadedProgram]
 
 
 @attrs.frozen
@@ -118,11 +122,21 @@ def abi_for(isa_name: str, arch: ArchInfo | None = None) -> LinuxAbi:
 
 
 class LinuxProcess:
-    """One guest program run as a Linux user-mode process (see the module docstring)."""
+    """One guest program run as a Linux user-mode process (see the module docstring).
+
+    ``abi`` is the ISA's :class:`~vm_linux.abi.LinuxAbi`: the composition root
+    passes the one registered through ``vm_register_syscall_tables``, built
+    from the ISA's :class:`~vm_core.arch.ArchInfo`; an ISA name builds
+    vm-linux's own ABI for it (library and test use) from ``arch``, or when
+    ``arch`` is None from the installed front end's ArchInfo.
+    ``syscall_overrides`` maps system-call names or numbers to handlers that
+    replace (or add to) the table's (``vm_register_syscalls``); ``load_program``
+    maps the program (the chosen ``LoaderSpec``'s factory; default: ELF).
+    """
 
     def __init__(
         self,
-        isa_name: str,
+        abi: LinuxAbi | str,
         mem: Any,
         program: str,
         argv: Sequence[str | bytes],
@@ -132,9 +146,12 @@ class LinuxProcess:
         stdin: int = 0,
         stdout: int = 1,
         stderr: int = 2,
+        syscall_overrides: Mapping[str | int, Handler] | None = None,
+        load_program: ProgramLoader = load_elf,
         arch: ArchInfo | None = None,
     ) -> None:
-        self.abi = abi_for(isa_name, arch)
+        self.abi = abi_for(abi, arch) if isinstance(abi, str) else abi
+        self.load_program = load_program
         self.mem = mem
         mem.address_limit = min(mem.address_limit, self.abi.user_address_limit)
         mem.mmap_base = self.abi.arch.mmap_base
@@ -152,7 +169,7 @@ class LinuxProcess:
             raise ConfigurationError(f"guest root {root!r} is not a directory") from None
         self.state = ProcessState(self.abi, mem, fs, FdTable.with_std_streams(stdin, stdout, stderr))
         fs.vfs = VirtualFiles(self)
-        self.dispatcher = SyscallDispatcher(self.abi)
+        self.dispatcher = SyscallDispatcher(self.abi, syscall_overrides)
         self.loaded: LoadedProgram | None = None
         self.stack: InitialStack | None = None
         self.log = get_logger("vm_linux.process", program=program)
@@ -168,7 +185,9 @@ class LinuxProcess:
     def load(self) -> tuple[int, int]:
         """Map the program, the stack and the sigreturn trampoline; return the initial (pc, sp)."""
         data = read_program_file(self.program_path)
-        self.loaded = load_elf(self.mem, self.program_path, self.abi.elf_machine, limit=self.trampoline_addr, data=data)
+        self.loaded = self.load_program(
+            self.mem, self.program_path, self.abi.elf_machine, limit=self.trampoline_addr, data=data
+        )
         self.stack = build_initial_stack(
             self.mem,
             self.loaded,

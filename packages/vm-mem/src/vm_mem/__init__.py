@@ -1,9 +1,11 @@
 """vm-mem: the guest user address space (sparse regions, lazy pages, protections, faults, brk, code watching).
 
-See :mod:`vm_mem.space` for the layout contract engines rely on and
+See :mod:`vm_mem.space` for the layout contract engines rely on,
+:mod:`vm_mem.backing` for spaces whose pages live in an accelerator's memory and
 :mod:`vm_mem.fastpath` for the fast-path helpers compiled code uses.
 """
 
+from vm_mem.backing import PageBacking
 from vm_mem.errors import GuestMemoryExhausted, InvalidArgument, NotMapped, OutOfAddressSpace, OutOfMemory
 from vm_mem.regions import Commit, Region
 from vm_mem.size import parse_memory_size
@@ -43,6 +45,7 @@ __all__ = [
     "NotMapped",
     "OutOfAddressSpace",
     "OutOfMemory",
+    "PageBacking",
     "Region",
     "page_round_down",
     "page_round_up",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from vm_mem.backing import install_region
 from vm_mem.errors import GuestMemoryExhausted, InvalidArgument
 from vm_mem.regions import Commit, Region, RegionTable
 
@@ -87,6 +88,8 @@ def restore_pages(
         raise GuestMemoryExhausted(staged[-1][0] << PAGE_SHIFT, len(staged) * PAGE_SIZE, space.max_memory)
     for pn in sorted(space._watched):
         space._release_watch(pn)
+    if space.backing is not None and space.pages:
+        space.backing.release(list(space.pages))
     space.pages.clear()
     space.readable.clear()
     space.writable.clear()
@@ -94,7 +97,13 @@ def restore_pages(
     for region in table:
         space._regions.insert(region)
     space._committed = committed
-    for pn, prot, page in staged:
-        space._install(pn, page, prot)
+    if space.backing is not None:  # eager: every page of every region gets the backing's storage, then its bytes
+        for region in table:
+            install_region(space, region, space.backing.allocate(range(region.start, region.end), region.prot))
+        for pn, _, page in staged:
+            space.pages[pn][:] = page
+    else:
+        for pn, prot, page in staged:
+            space._install(pn, page, prot)
     space._mapping_changed(0, space.address_limit >> PAGE_SHIFT)
     space._log.debug("restore_pages", pages=len(staged), regions=len(space._regions))

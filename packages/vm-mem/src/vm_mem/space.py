@@ -50,6 +50,12 @@ page (``map`` over it), unmapping it, or removing its ``PROT_EXEC`` likewise
 un-watches it and calls the callbacks, since translations of it are then stale.
 Callbacks must not map, unmap or protect memory.
 
+Backed spaces: ``AddressSpace(backing=...)`` keeps its pages in storage a
+:class:`~vm_mem.backing.PageBacking` supplies (an accelerator's guest RAM
+behind page tables) and is eager: every page of a mapping is created when it
+is mapped, and the backing is told of every allocation, release, protection
+change and move (see :mod:`vm_mem.backing`).
+
 Mirrors of the page dicts (native code's host page tables): every
 ``on_mapping_change`` callback is called with ``(first, last)`` after any
 change that may have added, removed or replaced pages numbered
@@ -68,6 +74,7 @@ from typing import Any
 from vm_core.errors import MemoryFault
 from vm_core.logging import get_logger
 
+from vm_mem.backing import PageBacking, allocate_pages, install_region, refill
 from vm_mem.errors import GuestMemoryExhausted, InvalidArgument, NotMapped, OutOfAddressSpace, OutOfMemory
 from vm_mem.images import dump_pages, restore_pages
 from vm_mem.program_break import ProgramBreak
@@ -132,7 +139,8 @@ class AddressSpace(ProgramBreak):
     ``mmap_base`` (top of the top-down ``find_free`` area), ``mmap_min_addr``
     (lowest address ``find_free`` returns), ``address_limit`` (one past the
     highest mappable address) and ``max_memory`` (bytes the guest may touch and
-    commit; None: unbounded) are plain settable attributes.
+    commit; None: unbounded) are plain settable attributes. ``backing`` makes
+    the space eager, its pages the backing's storage (see :mod:`vm_mem.backing`).
     """
 
     def __init__(
@@ -142,7 +150,9 @@ class AddressSpace(ProgramBreak):
         mmap_min_addr: int = DEFAULT_MMAP_MIN_ADDR,
         address_limit: int = ADDRESS_LIMIT,
         max_memory: int | None = None,
+        backing: PageBacking | None = None,
     ) -> None:
+        self.backing = backing
         self.pages: dict[int, bytearray] = {}
         self.readable: dict[int, bytearray] = {}
         self.writable: dict[int, bytearray] = {}
@@ -210,6 +220,13 @@ class AddressSpace(ProgramBreak):
         self.readable.pop(pn, None)
         self.writable.pop(pn, None)
 
+    def _drop_pages(self, numbers: list[int], *, replaced: bool = False) -> None:
+        """Drop touched pages ``numbers``; the backing frees their storage (unless new storage ``replaced`` it)."""
+        for pn in numbers:
+            self._drop(pn)
+        if numbers and self.backing is not None and not replaced:
+            self.backing.release(numbers)
+
     def _install(self, pn: int, page: bytearray, prot: int) -> None:
         self.pages[pn] = page
         if prot & PROT_READ:
@@ -227,6 +244,10 @@ class AddressSpace(ProgramBreak):
         if limit is not None and (len(self.pages) + 1) * PAGE_SIZE > limit:
             raise GuestMemoryExhausted(pn << PAGE_SHIFT, len(self.pages) * PAGE_SIZE, limit)
         try:
+            if self.backing is not None:
+                install_region(self, region.clipped(pn, pn + 1), self.backing.allocate([pn], region.prot))
+                self._mapping_changed(pn, pn + 1)
+                return self.pages[pn]
             page = region.fresh_page(pn)
         except MemoryError:
             raise GuestMemoryExhausted(pn << PAGE_SHIFT, len(self.pages) * PAGE_SIZE, None) from None
@@ -293,13 +314,23 @@ class AddressSpace(ProgramBreak):
             raise InvalidArgument(f"map: {len(data)} bytes of data do not fit in {length:#x} bytes")
         commit = Commit(commit)
         size = (last - first) << PAGE_SHIFT
+        committed = self._committed
         self._charge(size if commit is Commit.CHARGED else 0, self._charged_in(first, last))
+        storage = None
+        if self.backing is not None:
+            try:
+                storage = allocate_pages(self, first, last, prot)
+            except BaseException:
+                self._committed = committed
+                raise
         initial = bytes(data) if data else None
         for pn in self._watched_in(first, last):
             self._release_watch(pn)
-        for pn in self._materialized_in(first, last):
-            self._drop(pn)
-        self._regions.insert(Region(first, last, prot, initial, 0, commit))
+        self._drop_pages(self._materialized_in(first, last), replaced=storage is not None)
+        region = Region(first, last, prot, initial, 0, commit)
+        self._regions.insert(region)
+        if storage is not None:
+            install_region(self, region, storage)
         self._mapping_changed(first, last)
         self._log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot, commit=commit.name)
 
@@ -313,8 +344,7 @@ class AddressSpace(ProgramBreak):
             raise InvalidArgument("unmap: empty range")
         for pn in self._watched_in(first, last):
             self._release_watch(pn)
-        for pn in self._materialized_in(first, last):
-            self._drop(pn)
+        self._drop_pages(self._materialized_in(first, last))
         self._charge(0, self._charged_in(first, last))
         self._regions.remove(first, last)
         self._mapping_changed(first, last)
@@ -339,8 +369,11 @@ class AddressSpace(ProgramBreak):
         for piece in self._regions.remove(first, last):
             commit = Commit.CHARGED if prot & PROT_WRITE and piece.commit is Commit.ON_WRITE else piece.commit
             self._regions.insert(Region(piece.start, piece.end, prot, piece.data, piece.data_offset, commit))
-        for pn in self._materialized_in(first, last):
+        touched = self._materialized_in(first, last)
+        for pn in touched:
             self._install(pn, self.pages[pn], prot)
+        if self.backing is not None:
+            self.backing.protect(touched, prot)
         if not prot & PROT_EXEC:
             for pn in self._watched_in(first, last):
                 self._release_watch(pn)
@@ -361,8 +394,9 @@ class AddressSpace(ProgramBreak):
         first, last = self._page_span("discard", addr, length)
         for pn in self._watched_in(first, last):
             self._release_watch(pn)
-        for pn in self._materialized_in(first, last):
-            self._drop(pn)
+        self._drop_pages(self._materialized_in(first, last))
+        if self.backing is not None:
+            refill(self, first, last)
         self._mapping_changed(first, last)
 
     def remap(self, old: int, old_length: int, new: int, new_length: int, *, keep_old: bool = False) -> None:
@@ -398,8 +432,12 @@ class AddressSpace(ProgramBreak):
         moved = {pn: self.pages[pn] for pn in self._materialized_in(first, first + keep)}
         for pn in self._watched_in(first, last) + self._watched_in(target, target_end):
             self._release_watch(pn)
-        for pn in self._materialized_in(first, last) + self._materialized_in(target, target_end):
+        dropped = self._materialized_in(first, last) + self._materialized_in(target, target_end)
+        for pn in dropped:
             self._drop(pn)
+        if self.backing is not None:
+            self.backing.release([pn for pn in dropped if pn not in moved])
+            self.backing.move([(pn, target + pn - first) for pn in moved])
         self._regions.remove(target, target_end)
         if keep_old:
             for piece in self._regions.remove(first, last):
@@ -408,13 +446,28 @@ class AddressSpace(ProgramBreak):
             self._regions.remove(first, last)
         for piece in pieces:
             self._regions.insert(piece.moved(target + piece.start - first))
+        grown = Region(target + keep, target_end, tail.prot, None, 0, tail.commit)
         if grow:
-            self._regions.insert(Region(target + keep, target_end, tail.prot, None, 0, tail.commit))
+            self._regions.insert(grown)
         for pn, page in moved.items():
             self._install(target + pn - first, page, self.prot[target + pn - first])
+        if self.backing is not None:
+            if grow:
+                install_region(self, grown, allocate_pages(self, grown.start, grown.end, grown.prot))
+            if keep_old:
+                refill(self, first, last)
         self._mapping_changed(first, last)
         self._mapping_changed(target, target_end)
         self._log.debug("remap", old=hex(old), new=hex(new), length=hex(new_length))
+
+    def clear(self) -> None:
+        """Unmap everything: every region and page goes (a backing frees its storage); brk is kept."""
+        for pn in sorted(self._watched):
+            self._release_watch(pn)
+        self._drop_pages(list(self.pages))
+        self._regions.clear()
+        self._committed = 0
+        self._mapping_changed(0, self.address_limit >> PAGE_SHIFT)
 
     def is_mapped(self, addr: int, length: int) -> bool:
         """Whether every page touched by ``[addr, addr+length)`` is mapped (any protection)."""
@@ -628,11 +681,12 @@ class AddressSpace(ProgramBreak):
                 page = self._touch(addr, PROT_READ, "read")
             off = addr & PAGE_MASK
             stop = min(PAGE_SIZE, off + (limit - taken))
-            nul = page.find(0, off, stop)
+            chunk = bytes(page[off:stop])  # any page storage: a bytearray, or a view of a backing's memory
+            nul = chunk.find(0)
             if nul >= 0:
-                parts.append(page[off:nul])
+                parts.append(chunk[:nul])
                 break
-            parts.append(page[off:stop])
+            parts.append(chunk)
             taken += stop - off
             addr += stop - off
         return b"".join(parts)

@@ -37,7 +37,7 @@ from vm_core.errors import Breakpoint, GuestFault, IllegalInstruction, MemoryFau
 from vm_core.logging import get_logger
 from vm_core.types import StopKind, StopReason
 from vm_linux.syscalls.x86_64 import RFLAGS_USER_MASK
-from vm_mem import PAGE_SHIFT, PROT_EXEC, PROT_READ, PROT_WRITE
+from vm_mem import PAGE_SHIFT, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
 
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import kernel_stubs
@@ -45,7 +45,6 @@ from vm_accel.kvm.long_mode import USER_CS, USER_DS, ExceptionFrame, LongModeSys
 from vm_accel.kvm.run_loop import StopKind as VcpuStopKind
 from vm_accel.kvm.state import Registers
 from vm_accel.kvm.vcpu import KvmVcpu
-from vm_accel.usermode.address_space import KvmAddressSpace
 from vm_accel.usermode.cpu_setup import fpu_from_fxsave, fxsave_image
 
 log = get_logger("vm_accel.usermode.engine")
@@ -82,7 +81,7 @@ class KvmUserCpu:
     and is read or replaced as an FXSAVE image (signal frames).
     """
 
-    def __init__(self, vcpu: KvmVcpu, mem: KvmAddressSpace, arch: ArchInfo) -> None:
+    def __init__(self, vcpu: KvmVcpu, mem: AddressSpace, arch: ArchInfo) -> None:
         self.vcpu = vcpu
         self.mem = mem
         self.regs: list[int] = [0] * arch.register_count
@@ -116,7 +115,7 @@ class KvmUserEngine:
 
     name = "kvm"
 
-    def __init__(self, vcpu: KvmVcpu, system: LongModeSystem, mem: KvmAddressSpace, arch: ArchInfo) -> None:
+    def __init__(self, vcpu: KvmVcpu, system: LongModeSystem, mem: AddressSpace, arch: ArchInfo) -> None:
         self.vcpu = vcpu
         #: (regs index, kvm_regs field) of each general register: the ArchInfo's names are KVM's field names.
         self._gprs = tuple((r.index, r.name) for r in arch.group(RegisterGroup.GENERAL))

@@ -17,11 +17,8 @@ import sys
 from typing import Any
 
 import attrs
-from vm_core.plugins import collect_registry, make_plugin_manager
-from vm_mem import AddressSpace
-from vm_translate.cpu import CpuState
 
-from vm_cli.commands.run import elf_machine
+from vm_cli.compose import Plugins, ProgramRequest, compose_program
 
 DEFAULT_THRESHOLD = 2000
 
@@ -48,25 +45,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def aot(args: argparse.Namespace) -> int:
     from vm_core.errors import ConfigurationError
     from vm_jit.settings import JitSettings
-    from vm_linux.process import LinuxProcess
 
     if args.threshold < 1:
         raise ConfigurationError(f"--threshold must be positive, not {args.threshold}")
-    machine = elf_machine(args.program)
-    pm = make_plugin_manager()
-    registry = collect_registry(pm)
-    isa = registry.isa_for_elf_machine(machine)
-    frontend = isa.factory()
     settings = attrs.evolve(
         JitSettings(), native_threshold=args.threshold, native_start_insns=0, native_background=False, aot_cache=True
     )
-    engine: Any = registry.engine("llvm").factory(frontend, settings)
-    mem = AddressSpace()
-    cpu = CpuState(isa.name, frontend.layout.size, mem)
-    process = LinuxProcess(isa.name, mem, args.program, [args.program, *args.args], root=args.root)
-    process.load()
-    process.init_cpu(cpu)
-    result = process.run(engine, cpu)
+    request = ProgramRequest(
+        program=args.program, args=tuple(args.args), root=args.root, engine="llvm", accel="none",
+        engine_settings=settings,
+    )
+    with compose_program(Plugins.load(), request) as vm:
+        result = vm.run()
+        engine: Any = vm.engine
     sys.stdout.flush()
     cache = engine.cache
     ending = f"signal {result.signal}" if result.signal is not None else f"exit status {result.exit_status}"

@@ -7,19 +7,25 @@ put in raw mode; Ctrl-A x quits). When the guest ends, one line on stderr
 says how (poweroff, reboot and its cause, ...) and the exit status follows:
 0 for poweroff, reboot and Ctrl-A x, 124 when ``--timeout`` ran out, 130
 on SIGINT, 1 when the guest crashed or halted for good.
+
+The accelerator comes from the composition root (:func:`vm_cli.compose.open_accelerator`:
+``vm_select_accelerator``, then the chosen spec's probe and factory), and
+``vm_machine_event`` observers see the machine ``created``, ``started`` and
+``exited`` (with how it stopped) or ``stopped`` (an error).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
+import uuid
 from pathlib import Path
 
-from vm_core.errors import AcceleratorUnavailable, ConfigurationError, UnsupportedError
+from vm_core.errors import ConfigurationError, UnsupportedError
 from vm_core.logging import get_logger
-from vm_core.plugins import collect_registry, make_plugin_manager
+
+from vm_cli.compose import Plugins, open_accelerator
 
 log = get_logger("vm_cli.boot")
 
@@ -52,25 +58,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def open_accelerator(requested: str) -> object:
-    """The accelerator ``requested`` (or the one chosen for ``auto``), opened through its plugin."""
-    if requested == "none":
-        raise ConfigurationError("vm boot needs a hardware accelerator", hint="use --accel kvm")
-    pm = make_plugin_manager()
-    registry = collect_registry(pm)
-    if requested != "auto" and requested not in registry.accelerators:
-        known = ", ".join(sorted(registry.accelerators)) or "none"
-        raise ConfigurationError(f"no accelerator named {requested!r} (registered: {known})")
-    chosen = pm.hook.vm_select_accelerator(isa=GUEST_ISA, requested=requested, host_isa=platform.machine())
-    if chosen is None:
-        raise AcceleratorUnavailable(
-            requested, f"none usable for {GUEST_ISA} guests on this {platform.machine()} host", hint="see `vm plugins`"
-        )
-    spec = registry.accelerators[chosen]
-    spec.probe()
-    return spec.factory()
-
-
 def run(args: argparse.Namespace) -> int:
     from vm_accel.boot import BootConfig, HostConsole, boot_linux, parse_memory_size
     from vm_accel.kvm import Kvm
@@ -84,15 +71,26 @@ def run(args: argparse.Namespace) -> int:
         initrd=Path(args.initrd) if args.initrd else None,
         timeout=args.timeout,
     )
-    accelerator = open_accelerator(args.accel)
+    plugins = Plugins.load()
+    spec, accelerator = open_accelerator(plugins, GUEST_ISA, args.accel)
     if not isinstance(accelerator, Kvm):
+        accelerator.close()
         raise UnsupportedError(f"vm boot drives KVM only, not {type(accelerator).__name__}")
+    machine = {"vm": uuid.uuid4().hex, "isa": GUEST_ISA}
+    plugins.events.emit("created", {**machine, "accelerator": spec.name, "program": args.kernel, "argv": []})
     sys.stdout.flush()
     console = HostConsole(output_fd=sys.stdout.fileno(), input_fd=_input_fd())
+    plugins.events.emit("started", {**machine, "instructions": 0})
     try:
         result = boot_linux(accelerator, config, console)
+    except BaseException as err:
+        plugins.events.emit("stopped", {**machine, "reason": f"{type(err).__name__}: {err}", "instructions": 0})
+        raise
     finally:
         accelerator.close()
+    plugins.events.emit(
+        "exited", {**machine, "exit_status": EXIT_STATUS[result.stop.kind.value], "signal": None, "instructions": 0}
+    )
     kind = result.stop.kind.value
     print(f"\nvm: guest {STOP_WORDS[kind]}: {result.stop.detail} ({result.wall_s:.2f} s)", file=sys.stderr)
     return EXIT_STATUS[kind]

@@ -27,10 +27,11 @@ def registered_parts() -> tuple[list[str], list[dict[str, str]]]:
         rows.append({"kind": "engine", "name": engine.name, "description": engine.description})
     for accel in registry.accelerators.values():
         rows.append({"kind": "accelerator", "name": accel.name, "description": accel.description})
-    for device in registry.devices.values():
-        rows.append({"kind": "device", "name": device.name, "description": device.description})
     for table in registry.syscall_tables.values():
         rows.append({"kind": "syscalls", "name": f"{table.os}/{table.isa}", "description": table.description})
+    for call in registry.syscalls.values():
+        name = f"{call.os}/{call.isa}/{call.syscall}"
+        rows.append({"kind": "syscall", "name": name, "description": call.description})
     for loader in registry.loaders.values():
         rows.append({"kind": "loader", "name": loader.name, "description": loader.description})
     return names, rows

@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
 from vm_core.errors import ConfigurationError, SnapshotError
 from vm_core.logging import get_logger
-from vm_core.plugins import collect_registry, make_plugin_manager
 from vm_core.runner import current_runner
 
-from vm_cli.machine import choose_engine
+from vm_cli.compose import Plugins, compose_restored
 from vm_cli.messages import warning_line
 from vm_cli.recording import RecordedRun, die_like_the_guest
-from vm_cli.snapshot import LoadedSnapshot, SavedSnapshot, SnapshotStore, restore_linux, run_or_snapshot
+from vm_cli.snapshot import LoadedSnapshot, SavedSnapshot, SnapshotStore
 
 log = get_logger("vm_cli.resume")
 
@@ -91,35 +89,25 @@ class ResumeRecord(RecordedRun):
 def resume(args: argparse.Namespace) -> int:
     store = SnapshotStore()
     loaded = store.load(args.snapshot)
-    snapshot = loaded.snapshot
-    pm = make_plugin_manager()
-    registry = collect_registry(pm)
-    isa = registry.isa(snapshot.isa)
-    frontend = isa.factory()
-    engine_spec = choose_engine(pm, registry, isa.name, args.engine or snapshot.engine)
-    process, cpu = restore_linux(snapshot, frontend.layout.size)
+    vm = compose_restored(Plugins.load(), loaded.snapshot_id, loaded.snapshot, args.engine)
+    cpu = vm.cpu
     record = ResumeRecord(loaded)
     try:
         with record.running(lambda: cpu.icount):
-            engine: Any = engine_spec.factory(frontend, None)
             start = time.perf_counter()
-            if args.snapshot_at is not None:
-                outcome = run_or_snapshot(
-                    process, engine, cpu, args.snapshot_at, engine_name=engine_spec.name,
-                    app=record.app, vm_id=record.vm_id if record.started else None, store=store,
-                )
-            else:
-                outcome = process.run(engine, cpu)
+            outcome = vm.run(
+                snapshot_at=args.snapshot_at, app=record.app, vm_id=record.vm_id if record.started else None,
+                store=store,
+            )
             wall = time.perf_counter() - start
             if isinstance(outcome, SavedSnapshot):
                 record.snapshot_taken()
             else:
                 exit_status = None if outcome.signal is not None else int(outcome.exit_status or 0) & 0xFF
                 record.guest_ended(exit_status, outcome.signal, cpu.icount, wall)
-    except BaseException:
-        process.state.fds.close_all()
-        raise
-    print_stats(args, engine_spec.name, cpu.icount, wall)
+    finally:
+        vm.close()
+    print_stats(args, vm.engine_name, cpu.icount, wall)
     if isinstance(outcome, SavedSnapshot):
         print(f"snapshot: {outcome.snapshot_id}", file=sys.stderr)
         return 0

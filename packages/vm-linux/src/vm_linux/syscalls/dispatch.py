@@ -7,11 +7,18 @@ errno), a bad guest pointer (:class:`~vm_core.errors.MemoryFault` ->
 host ``MemoryError``: ``ENOMEM``) and out-of-range integers (``EINVAL``). A number without a
 handler returns ``-ENOSYS`` and is logged once per number, like qemu's
 "Unsupported syscall".
+
+The handlers come from the ABI's table (numbers -> names -> the shared
+handlers of :data:`~vm_linux.syscalls.registry.HANDLERS`), with the
+``overrides`` a plugin registered (``vm_register_syscalls``) put over them:
+a name replaces the handler of every number the table gives that name, a
+number replaces (or adds) that number.
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Mapping
 from typing import Any
 
 from vm_core.errors import MemoryFault
@@ -26,11 +33,18 @@ from vm_linux.syscalls.registry import HANDLERS, MASK64, Handler
 class SyscallDispatcher:
     """Runs the handler for the system call a stopped guest CPU asked for."""
 
-    def __init__(self, abi: LinuxAbi) -> None:
+    def __init__(self, abi: LinuxAbi, overrides: Mapping[str | int, Handler] | None = None) -> None:
         self.abi = abi
         self.handlers: dict[int, tuple[str, Handler]] = {
             number: (name, HANDLERS[name]) for number, name in abi.syscall_names.items() if name in HANDLERS
         }
+        for key, handler in (overrides or {}).items():
+            if isinstance(key, int):
+                self.handlers[key] = (abi.syscall_names.get(key, f"syscall_{key}"), handler)
+                continue
+            for number, name in abi.syscall_names.items():
+                if name == key:
+                    self.handlers[number] = (name, handler)
 
     def call(self, state: ProcessState, cpu: Any, number: int, args: list[int]) -> int | None:
         """Run system call ``number`` and return its raw result (None: registers already set)."""
