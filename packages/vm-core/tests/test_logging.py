@@ -35,3 +35,21 @@ def test_verbose_shows_info():
     get_logger("test").info("visible")
     assert "visible" in out.getvalue()
     configure(0)
+
+
+def test_lines_go_to_the_stderr_of_the_moment(capsys) -> None:
+    """configure() without a stream follows sys.stderr when it is replaced later (pytest's capture, a CLI)."""
+    import io
+    import sys
+
+    from vm_core.logging import configure, get_logger
+
+    configure(0, json=True)
+    replaced = io.StringIO()
+    saved, sys.stderr = sys.stderr, replaced
+    try:
+        get_logger("test").warning("after_replacement", n=1)
+    finally:
+        sys.stderr = saved
+        configure(0)
+    assert '"event": "after_replacement"' in replaced.getvalue()

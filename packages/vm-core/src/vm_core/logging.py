@@ -22,12 +22,27 @@ def level_for_verbosity(verbosity: int) -> int:
     return _LEVELS[max(0, min(verbosity, len(_LEVELS) - 1))]
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is when a line is logged (it may be replaced after configuring)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
 def configure(verbosity: int = 0, *, stream: TextIO | None = None, json: bool | None = None) -> None:
     """Configure structlog for the process.
 
-    ``json`` defaults to "stream is not a TTY". Safe to call more than once.
+    ``json`` defaults to "stream is not a TTY". Without ``stream``, lines go
+    to the ``sys.stderr`` of the moment they are logged. Safe to call more
+    than once.
     """
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _CurrentStderr()
     if json is None:
         json = not (hasattr(out, "isatty") and out.isatty())
     renderer: Any = (
