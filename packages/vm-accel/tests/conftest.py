@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 import pytest
-from vm_core.errors import AcceleratorUnavailable
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from vm_accel.kvm import Kvm, KvmVcpu, KvmVm, Registers, probe_kvm
+from vm_core.errors import AcceleratorUnavailable
 
 
 def _kvm_unavailable_reason() -> str | None:

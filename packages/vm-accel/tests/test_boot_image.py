@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as stst
-from test_boot_support import bootparam_header_missing, compile_c, kernel_build_module, synthetic_bzimage
 from vm_accel.boot import (
     E820Entry,
     E820Type,
@@ -32,6 +31,8 @@ from vm_accel.boot import (
 from vm_accel.boot import zero_page as zp
 from vm_accel.boot.layout import COMMAND_LINE_ADDRESS, GIB, MIB
 from vm_core.errors import BadProgramError, ConfigurationError, NotFoundError, UnsupportedError, VmError
+
+from .test_boot_support import bootparam_header_missing, compile_c, kernel_build_module, synthetic_bzimage
 
 # --- the bzImage --------------------------------------------------------------------------------
 

@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KVM_UNAVAILABLE, RecordingPorts
-from test_boot_support import kernel_build_module, synthetic_bzimage
 from vm_accel.boot import BootConfig, BootResult, GuestStopKind, HostConsole, MemoryLayout, boot_linux
 from vm_accel.boot.irqchip import (
     APIC_LVT_LINT0,
@@ -34,6 +32,9 @@ from vm_accel.boot.irqchip import (
 )
 from vm_accel.kvm import Kvm, KvmVm, StopKind, setup_long_mode
 from vm_core.errors import ConfigurationError
+
+from .conftest import KVM_UNAVAILABLE, RecordingPorts
+from .test_boot_support import kernel_build_module, synthetic_bzimage
 
 pytestmark = pytest.mark.skipif(KVM_UNAVAILABLE is not None, reason=KVM_UNAVAILABLE or "")
 

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import needs_kvm
 from vm_accel.kvm import Kvm, probe_kvm
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_core.errors import AcceleratorUnavailable, ConfigurationError
+
+from .conftest import needs_kvm
 
 
 def test_missing_device_is_unavailable(tmp_path: Path) -> None:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import attrs
 import pytest
-from conftest import RecordingPorts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as stst
-from kvm_programs import LONG_MODE_SUM, USER_ARITHMETIC, USER_PAGE_FAULT, user_sum_loop
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
 from unicorn import x86_const as ux
 from vm_accel.kvm import (
@@ -27,6 +25,9 @@ from vm_accel.kvm import (
 )
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm.long_mode import KERNEL_CS, USER_CS, USER_DS
+
+from .conftest import RecordingPorts
+from .kvm_programs import LONG_MODE_SUM, USER_ARITHMETIC, USER_PAGE_FAULT, user_sum_loop
 
 KERNEL_CODE = 0x20000
 USER_CODE = 0x30000

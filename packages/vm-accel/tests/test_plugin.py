@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import KVM_UNAVAILABLE
 from vm_accel import plugin
 from vm_accel.kvm import Kvm
 from vm_core.errors import AcceleratorUnavailable
 from vm_core.plugins import collect_registry, make_plugin_manager
+
+from .conftest import KVM_UNAVAILABLE
 
 
 def test_registers_kvm_for_x86_64() -> None:

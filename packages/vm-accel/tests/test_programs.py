@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from kvm_programs import ALL_PROGRAMS, GuestProgram
 from vm_accel.kvm import kernel_stubs
+
+from .kvm_programs import ALL_PROGRAMS, GuestProgram
 
 AS = shutil.which("as")
 OBJCOPY = shutil.which("objcopy")

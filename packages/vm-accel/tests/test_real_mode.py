@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import RecordingPorts, start_real_mode
-from kvm_programs import REAL_MODE_IN, REAL_MODE_MMIO, REAL_MODE_OUT_HLT, REAL_MODE_REP_OUTSB
 from vm_accel.kvm import KvmVcpu, KvmVm, StopKind
 from vm_core.errors import UnsupportedError
+
+from .conftest import RecordingPorts, start_real_mode
+from .kvm_programs import REAL_MODE_IN, REAL_MODE_MMIO, REAL_MODE_OUT_HLT, REAL_MODE_REP_OUTSB
 
 CODE = 0x1000
 

@@ -7,12 +7,13 @@ import threading
 import time
 
 import pytest
-from conftest import start_real_mode
-from kvm_programs import USER_SPIN
 from vm_accel.kvm import KvmExitError, KvmVm, Registers, SpecialRegisters, StopKind, setup_long_mode
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import structures as st
 from vm_accel.kvm.run_loop import _exit_error
+
+from .conftest import start_real_mode
+from .kvm_programs import USER_SPIN
 
 USER_CODE = 0x30000
 

@@ -1,7 +1,7 @@
 """Shared pieces of the sandbox attack tests (test_sandbox_*.py): build the attack programs, decide the ISAs.
 
-Loaded by path from each test module (the tests run with ``--import-mode=importlib``, so a sibling module
-cannot simply be imported). ``guest/attacks/build.py`` builds the C programs and
+Imported by each test module as ``from . import sandbox_fixtures`` (tests/ is a package).
+``guest/attacks/build.py`` builds the C programs and
 ``guest/attacks/sandbox.py`` lays out the host side and checks it afterwards.
 """
 

@@ -13,7 +13,6 @@ Checks on ``--stats`` make sure the bound really made the collector work.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -21,20 +20,8 @@ from types import ModuleType
 
 import pytest
 
+from . import test_guest_programs as _suite
 
-def _guest_programs_module() -> ModuleType:
-    """``test_guest_programs`` (its comparison helpers), loaded by path: tests are not importable modules here."""
-    name = "vm_cli_tests_guest_programs"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_guest_programs.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_suite = _guest_programs_module()
 VM_TIMEOUT_S = _suite.VM_TIMEOUT_S
 run_in_fresh_dir = _suite.run_in_fresh_dir
 run_under_qemu = _suite.run_under_qemu

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-# pytest's importlib mode does not put this folder on sys.path; the shared test is imported by name
-sys.path.insert(0, str(Path(__file__).parent))
-from test_guest_programs import test_vm_run_matches_qemu  # noqa: F401 - collected again with vm_command below
+from .test_guest_programs import test_vm_run_matches_qemu  # noqa: F401 - collected again with vm_command below
 
 NATIVE_SETTINGS = "native_threshold=2000,native_start_insns=0,native_background=false,native_max_region_blocks=12"
 

@@ -11,29 +11,15 @@ the second is vm's emulation.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import sandbox_fixtures as fixtures
 
-def _load_fixtures() -> Any:
-    """sandbox_fixtures.py, loaded by path (the tests run with --import-mode=importlib)."""
-    name = "vm_sandbox_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("sandbox_fixtures.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fixtures = _load_fixtures()
 sandbox = fixtures.sandbox
 
 pytestmark = pytest.mark.skipif(

@@ -11,31 +11,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from . import sandbox_fixtures as fixtures
 
-def _load_fixtures() -> Any:
-    """sandbox_fixtures.py, loaded by path (the tests run with --import-mode=importlib)."""
-    name = "vm_sandbox_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("sandbox_fixtures.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fixtures = _load_fixtures()
 sandbox = fixtures.sandbox
 
 

@@ -24,7 +24,7 @@ from vm_core.domainmodel import (
 from vm_core.errors import ConfigurationError, ConflictError, NotFoundError
 
 if TYPE_CHECKING:
-    from conftest import Backend
+    from .conftest import Backend
 
 VM_ARGS = {"isa": "riscv64", "memory_size": 16 << 20, "engine": "interp", "program": "/guest/prog"}
 

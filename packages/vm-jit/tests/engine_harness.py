@@ -10,16 +10,14 @@ snapshot lists are equal: that is the engine contract (identical state at
 every stop, faults and mid-block budget stops included).
 
 :func:`run_unicorn` runs the same guest on Unicorn until the pc reaches an
-end address, for programs with loops (vm-translate's ``unicorn_oracle``
+end address, for programs with loops (``vm_translate.testing.unicorn_oracle``
 only runs forward-only sequences).
 """
 
 from __future__ import annotations
 
-import sys
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -34,11 +32,6 @@ from vm_translate.cpu import CpuState
 from vm_translate.executor import ReferenceEngine
 from vm_translate.riscv import RiscvFrontEnd
 from vm_translate.riscv.registers import F0, FFLAGS, FRM, NO_RESERVATION, NREGS, RESERVATION
-
-# vm-translate's Unicorn harness and instruction strategies are shared test code, imported by path.
-TRANSLATE_TESTS = Path(__file__).resolve().parents[2] / "vm-translate" / "tests"
-if str(TRANSLATE_TESTS) not in sys.path:
-    sys.path.insert(0, str(TRANSLATE_TESTS))
 
 CODE = 0x10000
 DATA = 0x20000

@@ -12,13 +12,8 @@ the reference executor.
 from __future__ import annotations
 
 import ctypes
-import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from engine_harness import FRONTEND
 from vm_jit.native.compiler import NativeLoader, compile_object
 from vm_jit.native.engine import TieredEngine
 from vm_jit.native.llvm_ir import (
@@ -36,6 +31,8 @@ from vm_jit.native.llvm_ir import (
 from vm_jit.native.pagetable import GuestPageTables
 from vm_jit.settings import JitSettings
 from vm_translate import ir
+
+from .engine_harness import FRONTEND
 
 
 def llvm_settings(threshold: int = 1, max_block_insns: int = 64, **changes: Any) -> JitSettings:

@@ -7,15 +7,10 @@ illegal word ended the block it had just run).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from vm_core.types import StopKind
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from engine_harness import CODE, Guest, interp_engine, make_cpu, python_engine
+from .engine_harness import CODE, Guest, interp_engine, make_cpu, python_engine
 
 # sb zero,0(sp); sb zero,0(sp); addi t6,t6,-1; bne t6,zero,-12 (loop); add zero,zero,zero; sb zero,0(sp)
 # and then the all-zero halfword, which is an illegal instruction.

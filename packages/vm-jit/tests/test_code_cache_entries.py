@@ -11,16 +11,21 @@ it. Every run is compared call by call with the ``interp`` engine
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from vm_core.errors import VmError
+from vm_core.types import StopKind
+from vm_gc import CollectionKind
+from vm_jit.engine import PythonEngine
+from vm_jit.native.compiler import estimate_loaded_bytes
+from vm_jit.native.engine import NativeRegion, TieredEngine
+from vm_jit.settings import JitSettings
+from vm_translate.cpu import CpuState
+from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from engine_harness import (
+from .engine_harness import (
     CODE,
     DATA,
     FRONTEND,
@@ -35,16 +40,7 @@ from engine_harness import (
     run_in_chunks,
     snapshot,
 )
-from native_harness import llvm_settings
-from vm_core.errors import VmError
-from vm_core.types import StopKind
-from vm_gc import CollectionKind
-from vm_jit.engine import PythonEngine
-from vm_jit.native.compiler import estimate_loaded_bytes
-from vm_jit.native.engine import NativeRegion, TieredEngine
-from vm_jit.settings import JitSettings
-from vm_translate.cpu import CpuState
-from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s
+from .native_harness import llvm_settings
 
 COUNTER = 31
 EBREAK = 0x00100073
@@ -220,7 +216,7 @@ def test_trap_shared_by_a_block_and_a_region_stays_until_both_are_released() -> 
 
 def test_chain_table_never_leads_to_a_retired_region() -> None:
     """Native regions call each other through the chain table: collections must take their slots out."""
-    from test_native_tiers import calling_loop
+    from .test_native_tiers import calling_loop
 
     guest = calling_loop(3000)
     engine = TieredEngine(FRONTEND, llvm_settings(threshold=2, native_threshold=200, gc_concurrent=False))

@@ -17,31 +17,11 @@ against where the generator put the faulting instruction.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from engine_harness import (
-    CODE,
-    DATA,
-    PAGE,
-    READ_ONLY,
-    UNMAPPED,
-    Guest,
-    assert_engines_agree,
-    assert_matches_unicorn,
-    assert_same_runs,
-    encode,
-    interp_engine,
-    python_engine,
-    run_in_chunks,
-)
 from test_riscv_fd import fp_sequences
 from test_riscv_fd import initial_states as fp_initial_states
 from test_riscv_integer_unicorn import (
@@ -57,9 +37,25 @@ from test_riscv_integer_unicorn import (
     sequences,
     states,
 )
-from unicorn_oracle import Item, initial_x_with_bases, resolve, x_states
 from vm_core.types import StopKind
 from vm_translate.riscv.encoding import enc_b, enc_i, enc_s
+from vm_translate.testing.unicorn_oracle import Item, initial_x_with_bases, resolve, x_states
+
+from .engine_harness import (
+    CODE,
+    DATA,
+    PAGE,
+    READ_ONLY,
+    UNMAPPED,
+    Guest,
+    assert_engines_agree,
+    assert_matches_unicorn,
+    assert_same_runs,
+    encode,
+    interp_engine,
+    python_engine,
+    run_in_chunks,
+)
 
 Draw = Any
 SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]

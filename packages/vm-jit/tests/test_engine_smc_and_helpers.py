@@ -18,16 +18,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_riscv_integer_unicorn import I_ROWS, M_ROWS, R_ROWS, alu_item
+from vm_core.types import StopKind
+from vm_translate.riscv.encoding import enc_b, enc_i, enc_r, enc_s
+from vm_translate.testing.unicorn_oracle import data_pages, initial_x_with_bases, x_states
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from engine_harness import (
+from .engine_harness import (
     CODE,
     DATA,
     READ_ONLY,
@@ -39,10 +38,6 @@ from engine_harness import (
     interp_engine,
     run_in_chunks,
 )
-from test_riscv_integer_unicorn import I_ROWS, M_ROWS, R_ROWS, alu_item
-from unicorn_oracle import data_pages, initial_x_with_bases, x_states
-from vm_core.types import StopKind
-from vm_translate.riscv.encoding import enc_b, enc_i, enc_r, enc_s
 
 COUNTER = 31
 FENCE_I = 0x0000100F

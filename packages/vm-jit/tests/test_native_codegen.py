@@ -14,21 +14,17 @@ before a block that does not fit, indirect jumps dispatch to region blocks.
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from native_harness import RegionRunner
 from vm_jit.native.llvm_ir import LEFT, SLOW, SYSCALL, TRAP, native_supported
 from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
 from vm_translate import ir
 from vm_translate.cpu import CpuState
 from vm_translate.executor import execute_block
+
+from .native_harness import RegionRunner
 
 PC = 0x1000
 DATA = 0x20000

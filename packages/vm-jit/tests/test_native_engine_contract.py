@@ -15,16 +15,10 @@ registers, pc, icount, memory and fault.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 import engine_harness
-from native_harness import llvm_engine
+import pytest
 from test_engine_differential import (  # noqa: F401 - collected again under the llvm engine
     test_faults_in_hot_loops_leave_identical_state,
     test_float_loops_agree_with_interp,
@@ -40,6 +34,8 @@ from test_engine_smc_and_helpers import (  # noqa: F401 - collected again under 
     test_unaligned_amo_faults_identically,
 )
 from vm_jit.native.engine import TieredEngine
+
+from .native_harness import llvm_engine
 
 ENGINES: list[TieredEngine] = []
 

@@ -18,17 +18,10 @@ from __future__ import annotations
 
 import math
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from engine_harness import FRONTEND
-from native_harness import RegionRunner
 from vm_jit.native.float_ops import HOST_HAS_MXCSR
 from vm_jit.native.llvm_ir import LEFT, SLOW, native_supported
 from vm_mem import PROT_EXEC, PROT_READ, AddressSpace
@@ -37,6 +30,9 @@ from vm_translate.cpu import CpuState
 from vm_translate.executor import execute_block
 from vm_translate.riscv import rv64d, rv64f
 from vm_translate.riscv.registers import F0, FFLAGS, FRM
+
+from .engine_harness import FRONTEND
+from .native_harness import RegionRunner
 
 pytestmark = pytest.mark.skipif(not HOST_HAS_MXCSR, reason="native floating point is x86-64 only")
 

@@ -8,15 +8,16 @@ Programs with an end are also checked against Unicorn.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from vm_core.types import StopKind
+from vm_jit.native.engine import TieredEngine
+from vm_jit.native.float_ops import HOST_HAS_MXCSR
+from vm_translate.riscv import RiscvFrontEnd
+from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from engine_harness import (
+from .engine_harness import (
     CODE,
     DATA,
     PAGE,
@@ -30,12 +31,7 @@ from engine_harness import (
     run_in_chunks,
     run_unicorn,
 )
-from native_harness import llvm_settings
-from vm_core.types import StopKind
-from vm_jit.native.engine import TieredEngine
-from vm_jit.native.float_ops import HOST_HAS_MXCSR
-from vm_translate.riscv import RiscvFrontEnd
-from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s
+from .native_harness import llvm_settings
 
 COUNTER = 31
 FRONTEND = RiscvFrontEnd()

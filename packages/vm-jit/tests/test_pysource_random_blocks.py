@@ -14,18 +14,10 @@ runs under :func:`vm_translate.executor.execute_block`, as a
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vm_jit.pysource import compile_region, region_source
-from vm_translate import ir
-from vm_translate.executor import execute_block
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from test_pysource_ops import (
     DATA,
     OP_WIDTHS,
@@ -38,6 +30,9 @@ from test_pysource_ops import (
     outcome,
     regs64,
 )
+from vm_jit.pysource import compile_region, region_source
+from vm_translate import ir
+from vm_translate.executor import execute_block
 
 KINDS = ("get", "get", "put", "put", "bin", "bin", "bin", "un", "ext", "select", "load", "store")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from unicorn_oracle import (
+from vm_translate.executor import ReferenceEngine
+from vm_translate.riscv import RiscvFrontEnd
+from vm_translate.riscv.decoder import Decoder
+from vm_translate.riscv.encoding import enc_i, enc_s
+from vm_translate.riscv.rv64a import MisalignedAccess
+from vm_translate.testing.unicorn_oracle import (
     BASES,
     DATA,
     DEST_POOL,
@@ -43,11 +44,6 @@ from unicorn_oracle import (
     vm_machine,
     x_states,
 )
-from vm_translate.executor import ReferenceEngine
-from vm_translate.riscv import RiscvFrontEnd
-from vm_translate.riscv.decoder import Decoder
-from vm_translate.riscv.encoding import enc_i, enc_s
-from vm_translate.riscv.rv64a import MisalignedAccess
 
 DEC = Decoder()
 Draw = Callable[..., Any]

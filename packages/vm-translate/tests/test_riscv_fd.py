@@ -23,16 +23,15 @@ Unicorn 2.1 embeds qemu 5.0, which predates two RISC-V F/D rules vm follows:
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from unicorn_oracle import (
+from vm_core.errors import IllegalInstruction
+from vm_translate.helpers import get_helper
+from vm_translate.riscv import RiscvFrontEnd, rv64d, rv64f
+from vm_translate.riscv.decoder import Decoder, InsnSpec
+from vm_translate.testing.unicorn_oracle import (
     DATA,
     EDGE_VALUES,
     PAGE,
@@ -43,10 +42,6 @@ from unicorn_oracle import (
     run_unicorn,
     run_vm,
 )
-from vm_core.errors import IllegalInstruction
-from vm_translate.helpers import get_helper
-from vm_translate.riscv import RiscvFrontEnd, rv64d, rv64f
-from vm_translate.riscv.decoder import Decoder, InsnSpec
 
 FRONTEND = RiscvFrontEnd()
 DECODER = Decoder()

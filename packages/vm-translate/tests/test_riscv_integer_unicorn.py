@@ -12,17 +12,14 @@ the same random register state; the x registers, pc and data page must agree.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from unicorn_oracle import (
+from vm_translate.riscv.decoder import Decoder
+from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_s, enc_u
+from vm_translate.testing.unicorn_oracle import (
     BASES,
     DEST_POOL,
     DEST_POOL_C,
@@ -36,8 +33,6 @@ from unicorn_oracle import (
     resolve,
     x_states,
 )
-from vm_translate.riscv.decoder import Decoder
-from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_s, enc_u
 
 DEC = Decoder()
 EXAMPLES = settings(max_examples=120, deadline=None)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,15 +24,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_core.errors import IllegalInstruction
 from vm_core.types import StopKind
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from unicorn_oracle import DEST_POOL, InitialState, assert_same, vm_machine, x_states
 from vm_translate.executor import ReferenceEngine
 from vm_translate.riscv import RiscvFrontEnd
 from vm_translate.riscv.decoder import Decoder
 from vm_translate.riscv.encoding import enc_i
 from vm_translate.riscv.zicsr import TIMEBASE_HZ
+from vm_translate.testing.unicorn_oracle import DEST_POOL, InitialState, assert_same, vm_machine, x_states
 
 DEC = Decoder()
 FP_CSRS = (0x001, 0x002, 0x003)

@@ -1,5 +1,8 @@
 """`vm run --accel kvm` against the host: static x86-64 programs behave exactly as they do natively.
 
+(Moved from vm-accel's tests: these run the `vm` command or vm_cli.compose, so they belong to
+vm-cli, the package above vm-accel.)
+
 Each program of ``guest/x86_64`` is compiled by the host's ``gcc -static
 -O2``, run natively (the oracle) and under ``python -m vm_cli run --accel
 kvm`` in fresh working directories with the same environment; stdout,
@@ -19,10 +22,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import KVM_UNAVAILABLE
+from vm_accel.kvm import probe_kvm
 from vm_core.errors import AcceleratorUnavailable
 
 REPO = Path(__file__).resolve().parents[3]
+
+
+def _kvm_unavailable_reason() -> str | None:
+    try:
+        probe_kvm()
+    except AcceleratorUnavailable as exc:
+        return str(exc)
+    return None
+
+
+KVM_UNAVAILABLE = _kvm_unavailable_reason()
 GUEST_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC"}
 
 if KVM_UNAVAILABLE is not None:
@@ -173,11 +187,3 @@ def test_a_kvm_process_has_x86_64_linux_layout_and_hwcap(programs: dict[str, Pat
         assert vm.cpu.regs[X86_64.index("rsp")] == process.stack.sp
         with Kvm("/dev/kvm") as kvm:
             assert process.abi.hwcap == guest_hwcap(kvm.supported_cpuid())
-
-
-def test_unavailable_device_raises_accelerator_unavailable() -> None:
-    from vm_accel.usermode import KvmUserMode
-    from vm_translate.x86_64.archinfo import X86_64
-
-    with pytest.raises(AcceleratorUnavailable, match="does not exist"):
-        KvmUserMode(X86_64, device_path="/nonexistent/kvm")

@@ -33,6 +33,7 @@ from unicorn import Uc, UcError
 from unicorn import riscv_const as rc
 from unicorn.unicorn_const import UC_ARCH_RISCV, UC_MODE_RISCV64
 from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
+
 from vm_translate.cpu import CpuState
 from vm_translate.executor import ReferenceEngine
 from vm_translate.riscv import RiscvFrontEnd
