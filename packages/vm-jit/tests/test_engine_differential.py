@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_riscv_fd import fp_sequences
-from test_riscv_fd import initial_states as fp_initial_states
-from test_riscv_integer_unicorn import (
+from vm_core.types import StopKind
+from vm_translate.riscv.encoding import enc_b, enc_i, enc_s
+from vm_translate.testing.riscv_fd import fp_sequences
+from vm_translate.testing.riscv_fd import initial_states as fp_initial_states
+from vm_translate.testing.riscv_integer import (
     I_ROWS,
     M_ROWS,
     R_ROWS,
@@ -37,8 +39,6 @@ from test_riscv_integer_unicorn import (
     sequences,
     states,
 )
-from vm_core.types import StopKind
-from vm_translate.riscv.encoding import enc_b, enc_i, enc_s
 from vm_translate.testing.unicorn_oracle import Item, initial_x_with_bases, resolve, x_states
 
 from .engine_harness import (

@@ -21,9 +21,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_riscv_integer_unicorn import I_ROWS, M_ROWS, R_ROWS, alu_item
 from vm_core.types import StopKind
 from vm_translate.riscv.encoding import enc_b, enc_i, enc_r, enc_s
+from vm_translate.testing.riscv_integer import I_ROWS, M_ROWS, R_ROWS, alu_item
 from vm_translate.testing.unicorn_oracle import data_pages, initial_x_with_bases, x_states
 
 from .engine_harness import (

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_native_tiers import COUNTER, FRONTEND, addi, jal, summing_loop
 from vm_jit.native.cache import AotCache, CachedRegion, decode_entry, default_cache_dir, encode_entry
 from vm_jit.native.engine import TieredEngine
 from vm_translate.riscv.encoding import enc_b, enc_i
 
 from .engine_harness import CODE, Guest, assert_same_runs, encode, interp_engine, run_in_chunks
 from .native_harness import llvm_settings
+from .test_native_tiers import COUNTER, FRONTEND, addi, jal, summing_loop
 
 ENTRIES = st.builds(
     CachedRegion,

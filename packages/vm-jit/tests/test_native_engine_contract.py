@@ -17,15 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import engine_harness
 import pytest
-from test_engine_differential import (  # noqa: F401 - collected again under the llvm engine
+from vm_jit.native.engine import TieredEngine
+
+from . import engine_harness
+from .native_harness import llvm_engine
+from .test_engine_differential import (  # noqa: F401 - collected again under the llvm engine
     test_faults_in_hot_loops_leave_identical_state,
     test_float_loops_agree_with_interp,
     test_loops_agree_with_interp_and_unicorn,
     test_straight_line_sequences_agree_with_interp_and_unicorn,
 )
-from test_engine_smc_and_helpers import (  # noqa: F401 - collected again under the llvm engine
+from .test_engine_smc_and_helpers import (  # noqa: F401 - collected again under the llvm engine
     test_lr_sc_counter_loop,
     test_random_rewritten_instructions_agree_with_interp_and_unicorn,
     test_rdinstret_counts_instructions_retired_before_it,
@@ -33,9 +36,6 @@ from test_engine_smc_and_helpers import (  # noqa: F401 - collected again under 
     test_store_conditional_fault_in_compiled_loop,
     test_unaligned_amo_faults_identically,
 )
-from vm_jit.native.engine import TieredEngine
-
-from .native_harness import llvm_engine
 
 ENGINES: list[TieredEngine] = []
 

@@ -18,7 +18,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_pysource_ops import (
+from vm_jit.pysource import compile_region, region_source
+from vm_translate import ir
+from vm_translate.executor import execute_block
+
+from .test_pysource_ops import (
     DATA,
     OP_WIDTHS,
     BlockBuilder,
@@ -30,9 +34,6 @@ from test_pysource_ops import (
     outcome,
     regs64,
 )
-from vm_jit.pysource import compile_region, region_source
-from vm_translate import ir
-from vm_translate.executor import execute_block
 
 KINDS = ("get", "get", "put", "put", "bin", "bin", "bin", "un", "ext", "select", "load", "store")
 
