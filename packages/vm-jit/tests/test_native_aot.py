@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import inspect
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -78,20 +80,31 @@ def _writer(directory: str, worker: int, rounds: int) -> None:
         cache.put("shared", entry(worker * 1000 + i))
 
 
+def _writer_process(directory: Path, worker: int, rounds: int) -> subprocess.Popen[bytes]:
+    """A fresh Python process running :func:`_writer` (its source and :func:`entry`'s; tests/ is not importable there)."""
+    source = "\n".join([
+        "from pathlib import Path",
+        "from vm_jit.native.cache import AotCache, CachedRegion",
+        inspect.getsource(entry),
+        inspect.getsource(_writer),
+        f"_writer({str(directory)!r}, {worker}, {rounds})",
+    ])
+    return subprocess.Popen([sys.executable, "-c", source])
+
+
 def test_concurrent_writers_and_readers_see_only_whole_entries(tmp_path: Path) -> None:
     written = {entry(w * 1000 + i) for w in range(6) for i in range(40)}
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_writer, args=(str(tmp_path), w, 40)) for w in range(3)]
     threads = [threading.Thread(target=_writer, args=(str(tmp_path), w, 40)) for w in range(3, 6)]
     seen: list[CachedRegion | None] = []
-    for worker in (*processes, *threads):
-        worker.start()
+    processes = [_writer_process(tmp_path, w, 40) for w in range(3)]
+    for thread in threads:
+        thread.start()
     reader = AotCache(tmp_path, "ns")
-    while any(p.is_alive() for p in processes) or any(t.is_alive() for t in threads):
+    while any(p.poll() is None for p in processes) or any(t.is_alive() for t in threads):
         seen.append(reader.get("shared"))
-    for worker in (*processes, *threads):
-        worker.join()
-    assert all(p.exitcode == 0 for p in processes)
+    for thread in threads:
+        thread.join()
+    assert all(p.wait() == 0 for p in processes)
     final = reader.get("shared")
     assert final in written
     assert all(item is None or item in written for item in seen)
