@@ -1,4 +1,4 @@
-"""Booting through the Linux x86 64-bit boot protocol on the real /dev/kvm, and `vm boot` end to end.
+"""Booting through the Linux x86 64-bit boot protocol on the real /dev/kvm (`vm boot` end to end: vm-cli's test_boot_cli.py).
 
 The guest is the project's test kernel (guest/kernel/, built here by the
 host gcc/ld/objcopy): it prints what it finds in struct boot_params (the
@@ -10,11 +10,7 @@ Skipped, with the reason, where KVM or the host toolchain is missing.
 from __future__ import annotations
 
 import os
-import re
-import select
 import struct
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -220,76 +216,3 @@ def test_pic_and_pit_are_emulated_in_the_kernel(vm: KvmVm) -> None:
     assert line.level is False
     with pytest.raises(ConfigurationError):
         create_irqchip(vm)  # only before vCPUs exist
-
-
-# --- `vm boot` ---------------------------------------------------------------------------------------------
-
-
-def vm_boot(*args: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "vm_cli", "boot", *args],
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-def read_until(proc: subprocess.Popen[bytes], marker: bytes, seconds: float = 30) -> bytes:
-    assert proc.stdout is not None
-    seen = b""
-    deadline = time.monotonic() + seconds
-    while marker not in seen:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {marker!r} in {seen!r}"
-        ready, _, _ = select.select([proc.stdout], [], [], left)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            assert chunk, f"output ended before {marker!r}: {seen!r}"
-            seen += chunk
-    return seen
-
-
-def test_vm_boot_command(test_kernel: Path, initrd: Path) -> None:
-    line = "console=ttyS0 quiet answer=42"
-    proc = vm_boot("--accel", "kvm", "--kernel", str(test_kernel), "--initrd", str(initrd), "--append", line,
-                   "--memory", "128M")
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    text = out.decode()
-    initrd_at = int(printed(text, "initrd")[0].split()[0], 16)
-    check_report(text, command_line=line, memory=128 * MIB, initrd=INITRD, initrd_address=initrd_at)
-    assert re.search(r"vm: guest powered off: ACPI sleep control port 0x604 <- 0x2000 \([\d.]+ s\)", err.decode())
-
-
-def test_vm_boot_console_input_and_ctrl_a_x(test_kernel: Path) -> None:
-    proc = vm_boot("--kernel", str(test_kernel), "--append", "echo", "--memory", "32M", stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    read_until(proc, b"echo: ready\n")
-    proc.stdin.write(b"typed at the console\r")
-    proc.stdin.flush()
-    rest = read_until(proc, b"powering off")
-    assert b"echo: typed at the console\n" in rest
-    proc.stdin.close()
-    assert proc.wait(timeout=30) == 0
-
-    proc = vm_boot("--kernel", str(test_kernel), "--append", "echo", "--memory", "32M", stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    read_until(proc, b"echo: ready\n")
-    proc.stdin.write(b"\x01x")
-    proc.stdin.flush()
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0 and b"stopped from the console: Ctrl-A x" in err
-
-
-def test_vm_boot_timeout_and_errors(test_kernel: Path, tmp_path: Path) -> None:
-    proc = vm_boot("--kernel", str(test_kernel), "--append", "echo", "--memory", "32M", "--timeout", "1")
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 124 and b"stopped by --timeout" in err
-    not_a_kernel = tmp_path / "not-a-kernel"
-    not_a_kernel.write_bytes(bytes(4096))
-    proc = vm_boot("--kernel", str(not_a_kernel))
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and b"vm: error:" in err and b"HdrS" in err and b"Traceback" not in err
-    proc = vm_boot("--kernel", str(test_kernel), "--accel", "none")
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and b"hardware accelerator" in err

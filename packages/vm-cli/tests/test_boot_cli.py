@@ -1,0 +1,155 @@
+"""`vm boot` end to end on the real /dev/kvm with the project's test kernel (guest/kernel/).
+
+(Moved from vm-accel's test_boot_kvm.py, which tests the boot protocol through the library:
+these run the `vm` command, so they belong to vm-cli.) Skipped, with the reason, where KVM or
+the host toolchain is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from vm_accel.boot import MemoryLayout
+from vm_accel.kvm import probe_kvm
+from vm_core.errors import AcceleratorUnavailable
+
+KERNEL_BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "guest" / "kernel" / "build.py"
+
+
+def _kvm_unavailable_reason() -> str | None:
+    try:
+        probe_kvm()
+    except AcceleratorUnavailable as exc:
+        return str(exc)
+    return None
+
+
+KVM_UNAVAILABLE = _kvm_unavailable_reason()
+pytestmark = pytest.mark.skipif(KVM_UNAVAILABLE is not None, reason=KVM_UNAVAILABLE or "")
+
+MIB = 1 << 20
+INITRD = b"VMINITRD\x00\x01\x02\xfe\xff-the-rest-of-the-initrd" * 3
+
+
+
+def kernel_build_module() -> ModuleType:
+    """guest/kernel/build.py (a repository script, not a package), loaded by path."""
+    spec = importlib.util.spec_from_file_location("vm_guest_kernel_build", KERNEL_BUILD_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def test_kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    build = kernel_build_module()
+    missing = build.missing_tools()
+    if missing:
+        pytest.skip(f"cannot build guest/kernel: missing {', '.join(missing)} (apt-get install gcc binutils)")
+    image: Path = build.build_kernel(tmp_path_factory.mktemp("kernel"))
+    return image
+
+
+@pytest.fixture
+def initrd(tmp_path: Path) -> Path:
+    path = tmp_path / "initrd.img"
+    path.write_bytes(INITRD)
+    return path
+
+
+def printed(output: str, key: str) -> list[str]:
+    return [line.split(": ", 1)[1] for line in output.splitlines() if line.startswith(key + ": ")]
+
+
+def check_report(output: str, *, command_line: str, memory: int, initrd: bytes, initrd_address: int) -> None:
+    """The test kernel's report matches what the loader was given (see guest/kernel/kmain.c)."""
+    assert printed(output, "protocol") == ["0x020f loader: 0xff"]
+    assert printed(output, "cmdline") == [f"[{command_line}]"]
+    e820 = printed(output, "e820")
+    entries = MemoryLayout(memory).e820()
+    assert e820[0] == f"{len(entries)} entries"
+    assert e820[1:] == [f"{e.address:#018x} {e.size:#018x} type {e.type}" for e in entries]
+    assert printed(output, "initrd") == [f"{initrd_address:#018x} size {len(initrd):#018x}"]
+    if initrd:
+        assert printed(output, "initrd head") == [" ".join(f"{b:02x}" for b in initrd[:16])]
+    assert output.rstrip().endswith("vmkernel: powering off")
+
+
+def vm_boot(*args: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vm_cli", "boot", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def read_until(proc: subprocess.Popen[bytes], marker: bytes, seconds: float = 30) -> bytes:
+    assert proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {marker!r} in {seen!r}"
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, f"output ended before {marker!r}: {seen!r}"
+            seen += chunk
+    return seen
+
+
+def test_vm_boot_command(test_kernel: Path, initrd: Path) -> None:
+    line = "console=ttyS0 quiet answer=42"
+    proc = vm_boot("--accel", "kvm", "--kernel", str(test_kernel), "--initrd", str(initrd), "--append", line,
+                   "--memory", "128M")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    text = out.decode()
+    initrd_at = int(printed(text, "initrd")[0].split()[0], 16)
+    check_report(text, command_line=line, memory=128 * MIB, initrd=INITRD, initrd_address=initrd_at)
+    assert re.search(r"vm: guest powered off: ACPI sleep control port 0x604 <- 0x2000 \([\d.]+ s\)", err.decode())
+
+
+def test_vm_boot_console_input_and_ctrl_a_x(test_kernel: Path) -> None:
+    proc = vm_boot("--kernel", str(test_kernel), "--append", "echo", "--memory", "32M", stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    read_until(proc, b"echo: ready\n")
+    proc.stdin.write(b"typed at the console\r")
+    proc.stdin.flush()
+    rest = read_until(proc, b"powering off")
+    assert b"echo: typed at the console\n" in rest
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+
+    proc = vm_boot("--kernel", str(test_kernel), "--append", "echo", "--memory", "32M", stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    read_until(proc, b"echo: ready\n")
+    proc.stdin.write(b"\x01x")
+    proc.stdin.flush()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and b"stopped from the console: Ctrl-A x" in err
+
+
+def test_vm_boot_timeout_and_errors(test_kernel: Path, tmp_path: Path) -> None:
+    proc = vm_boot("--kernel", str(test_kernel), "--append", "echo", "--memory", "32M", "--timeout", "1")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 124 and b"stopped by --timeout" in err
+    not_a_kernel = tmp_path / "not-a-kernel"
+    not_a_kernel.write_bytes(bytes(4096))
+    proc = vm_boot("--kernel", str(not_a_kernel))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and b"vm: error:" in err and b"HdrS" in err and b"Traceback" not in err
+    proc = vm_boot("--kernel", str(test_kernel), "--accel", "none")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and b"hardware accelerator" in err
