@@ -108,7 +108,7 @@ print(f"{name}: {len(modules) + 1} modules import with only the declared depende
 
 
 # Suites whose tests are independent enough to share the CPUs (pytest-xdist, one worker per CPU).
-PARALLEL: set[str] = set()
+PARALLEL = {"vm-translate", "vm-jit"}
 
 
 def _xdist(session: nox.Session, package: str | None = None) -> list[str]:

@@ -51,12 +51,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "guest_vm: compares `vm run` with qemu-riscv64 on the guest program suite"
     )
+    config.addinivalue_line(
+        "markers",
+        "quick_programs(*names): the default sessions run this guest-suite test for the named programs only;"
+        " the other programs' cases are marked `full` (run by `nox -s full`)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "guest_program" in metafunc.fixturenames:
         programs = load_guest_build().load_manifest()
-        metafunc.parametrize("guest_program", programs, ids=[program.name for program in programs])
+        quick = metafunc.definition.get_closest_marker("quick_programs")
+        params = [
+            pytest.param(
+                program,
+                id=program.name,
+                marks=[pytest.mark.full] if quick is not None and program.name not in quick.args else [],
+            )
+            for program in programs
+        ]
+        metafunc.parametrize("guest_program", params)
 
 
 @pytest.fixture(scope="session")

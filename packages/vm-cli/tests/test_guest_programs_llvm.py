@@ -20,6 +20,9 @@ import pytest
 
 from .test_guest_programs import test_vm_run_matches_qemu  # noqa: F401 - collected again with vm_command below
 
+# The whole suite again, under another engine: a long suite, run by `nox -s full` (CI runs it too).
+pytestmark = pytest.mark.full
+
 NATIVE_SETTINGS = "native_threshold=2000,native_start_insns=0,native_background=false,native_max_region_blocks=12"
 
 

@@ -99,6 +99,9 @@ def run_qemu(guest_build: ModuleType, binary: str, args: list[str], cwd: Path, e
     return run_in(guest_build, [guest_build.find_tool(guest_build.QEMU), binary, *args], cwd, env)
 
 
+# Every program's chain takes minutes on 2 cores: the default run cuts four that cover exit, signal
+# ending, files and a handler; `nox -s full` cuts the rest.
+@pytest.mark.quick_programs("hello", "segv", "file_io", "sigusr1")
 @pytest.mark.guest_vm
 def test_snapshot_chain_matches_qemu(
     guest_program: Any, guest_build: ModuleType, guest_binaries: dict[str, Path], tmp_path: Path
