@@ -14,17 +14,12 @@ defers (misaligned, read-only page), and then with nothing changed.
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from native_harness import RegionRunner
 from vm_core.errors import GuestFault
 from vm_jit.native.llvm_ir import LEFT, SLOW, native_supported
 from vm_jit.pysource import compile_block
@@ -32,6 +27,8 @@ from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
 from vm_translate import ir
 from vm_translate.cpu import CpuState
 from vm_translate.executor import execute_block
+
+from .native_harness import RegionRunner
 
 PC = 0x1000
 NEXT = 0x9000
