@@ -22,21 +22,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from vm_accel.kvm import probe_kvm
-from vm_core.errors import AcceleratorUnavailable
+
+from .kvm_probe import KVM_UNAVAILABLE
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _kvm_unavailable_reason() -> str | None:
-    try:
-        probe_kvm()
-    except AcceleratorUnavailable as exc:
-        return str(exc)
-    return None
-
-
-KVM_UNAVAILABLE = _kvm_unavailable_reason()
 GUEST_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC"}
 
 if KVM_UNAVAILABLE is not None:

@@ -19,26 +19,16 @@ from types import ModuleType
 
 import pytest
 from vm_accel.boot import MemoryLayout
-from vm_accel.kvm import probe_kvm
-from vm_core.errors import AcceleratorUnavailable
+
+from .kvm_probe import KVM_UNAVAILABLE
 
 KERNEL_BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "guest" / "kernel" / "build.py"
 
 
-def _kvm_unavailable_reason() -> str | None:
-    try:
-        probe_kvm()
-    except AcceleratorUnavailable as exc:
-        return str(exc)
-    return None
-
-
-KVM_UNAVAILABLE = _kvm_unavailable_reason()
 pytestmark = pytest.mark.skipif(KVM_UNAVAILABLE is not None, reason=KVM_UNAVAILABLE or "")
 
 MIB = 1 << 20
 INITRD = b"VMINITRD\x00\x01\x02\xfe\xff-the-rest-of-the-initrd" * 3
-
 
 
 def kernel_build_module() -> ModuleType:
