@@ -279,7 +279,10 @@ class LinuxProcess:
             return make_siginfo(fault.signo, ILL_ILLOPC, addr=pc)
         if isinstance(fault, Breakpoint):
             return make_siginfo(SIGTRAP, TRAP_BRKPT, addr=pc)
-        return make_siginfo(fault.signo, 0, addr=pc)
+        # any other fault says its own si_code (BUS_ADRALN, FPE_INTDIV, a front end's trap code) and,
+        # when it has one, the data address it faulted on (si_addr), as Linux reports them
+        address = getattr(fault, "address", None)
+        return make_siginfo(fault.signo, int(getattr(fault, "si_code", 0)), addr=pc if address is None else address)
 
     def deliver_fault(self, cpu: Any, fault: GuestFault) -> None:
         """Force the fault's signal: a handler runs if installed and unblocked, else the process dies."""
