@@ -93,6 +93,26 @@ def build_kernel(out_dir: Path = DEFAULT_OUT_DIR) -> Path:
     return image
 
 
+def report_values(output: str, key: str) -> list[str]:
+    """The values of every ``key: value`` line the test kernel printed (see kmain.c)."""
+    return [line.split(": ", 1)[1] for line in output.splitlines() if line.startswith(key + ": ")]
+
+
+def check_report(
+    output: str, *, command_line: str, e820: list[tuple[int, int, int]], initrd: bytes, initrd_address: int
+) -> None:
+    """Assert the test kernel's report matches what its loader was given (``e820``: address, size, type)."""
+    assert report_values(output, "protocol") == ["0x020f loader: 0xff"]
+    assert report_values(output, "cmdline") == [f"[{command_line}]"]
+    seen = report_values(output, "e820")
+    assert seen[0] == f"{len(e820)} entries"
+    assert seen[1:] == [f"{address:#018x} {size:#018x} type {kind}" for address, size, kind in e820]
+    assert report_values(output, "initrd") == [f"{initrd_address:#018x} size {len(initrd):#018x}"]
+    if initrd:
+        assert report_values(output, "initrd head") == [" ".join(f"{b:02x}" for b in initrd[:16])]
+    assert output.rstrip().endswith("vmkernel: powering off")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help=f"output directory ({DEFAULT_OUT_DIR})")

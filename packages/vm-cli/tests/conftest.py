@@ -16,13 +16,14 @@ missing toolchain is a failure.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from .repo_scripts import load_by_path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GUEST_BUILD_PATH = REPO_ROOT / "guest" / "build.py"
@@ -31,20 +32,7 @@ _GUEST_BUILD_MODULE = "vm_guest_build"
 
 def load_guest_build() -> ModuleType:
     """Import ``guest/build.py`` once (as ``vm_guest_build``) and return the module."""
-    module = sys.modules.get(_GUEST_BUILD_MODULE)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(_GUEST_BUILD_MODULE, GUEST_BUILD_PATH)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {GUEST_BUILD_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_GUEST_BUILD_MODULE] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[_GUEST_BUILD_MODULE]
-        raise
-    return module
+    return load_by_path(_GUEST_BUILD_MODULE, GUEST_BUILD_PATH)
 
 
 def pytest_configure(config: pytest.Config) -> None:

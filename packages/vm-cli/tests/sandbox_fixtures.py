@@ -7,36 +7,17 @@ Imported by each test module as ``from . import sandbox_fixtures`` (tests/ is a 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from .repo_scripts import load_by_path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ATTACKS_DIR = REPO_ROOT / "guest" / "attacks"
 ARCHES = ("riscv64", "x86_64")
-
-
-def load_by_path(name: str, path: Path) -> ModuleType:
-    """Import ``path`` once as module ``name``."""
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 build = load_by_path("vm_attacks_build", ATTACKS_DIR / "build.py")

@@ -7,7 +7,6 @@ the host toolchain is missing.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import select
@@ -21,6 +20,7 @@ import pytest
 from vm_accel.boot import MemoryLayout
 
 from .kvm_probe import KVM_UNAVAILABLE
+from .repo_scripts import load_by_path
 
 KERNEL_BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "guest" / "kernel" / "build.py"
 
@@ -33,11 +33,7 @@ INITRD = b"VMINITRD\x00\x01\x02\xfe\xff-the-rest-of-the-initrd" * 3
 
 def kernel_build_module() -> ModuleType:
     """guest/kernel/build.py (a repository script, not a package), loaded by path."""
-    spec = importlib.util.spec_from_file_location("vm_guest_kernel_build", KERNEL_BUILD_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path("vm_guest_kernel_build", KERNEL_BUILD_SCRIPT)
 
 
 @pytest.fixture(scope="module")
@@ -57,22 +53,16 @@ def initrd(tmp_path: Path) -> Path:
     return path
 
 
-def printed(output: str, key: str) -> list[str]:
-    return [line.split(": ", 1)[1] for line in output.splitlines() if line.startswith(key + ": ")]
+KERNEL_SCRIPT = kernel_build_module()
+
+
+printed = KERNEL_SCRIPT.report_values
 
 
 def check_report(output: str, *, command_line: str, memory: int, initrd: bytes, initrd_address: int) -> None:
     """The test kernel's report matches what the loader was given (see guest/kernel/kmain.c)."""
-    assert printed(output, "protocol") == ["0x020f loader: 0xff"]
-    assert printed(output, "cmdline") == [f"[{command_line}]"]
-    e820 = printed(output, "e820")
-    entries = MemoryLayout(memory).e820()
-    assert e820[0] == f"{len(entries)} entries"
-    assert e820[1:] == [f"{e.address:#018x} {e.size:#018x} type {e.type}" for e in entries]
-    assert printed(output, "initrd") == [f"{initrd_address:#018x} size {len(initrd):#018x}"]
-    if initrd:
-        assert printed(output, "initrd head") == [" ".join(f"{b:02x}" for b in initrd[:16])]
-    assert output.rstrip().endswith("vmkernel: powering off")
+    e820 = [(e.address, e.size, e.type) for e in MemoryLayout(memory).e820()]
+    KERNEL_SCRIPT.check_report(output, command_line=command_line, e820=e820, initrd=initrd, initrd_address=initrd_address)
 
 
 def vm_boot(*args: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
