@@ -28,6 +28,11 @@ from .repo_scripts import load_by_path
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GUEST_BUILD_PATH = REPO_ROOT / "guest" / "build.py"
 _GUEST_BUILD_MODULE = "vm_guest_build"
+DEBIAN_SYSROOT_PATH = REPO_ROOT / "guest" / "debian" / "sysroot.py"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 def load_guest_build() -> ModuleType:
@@ -73,11 +78,28 @@ def guest_binaries(guest_build: ModuleType) -> dict[str, Path]:
     try:
         guest_build.check_toolchain()
     except guest_build.ToolchainMissing as err:
-        if os.environ.get("CI", "").strip().lower() == "true":
+        if in_ci():
             pytest.fail(f"CI=true but the guest toolchain is missing: {err}")
         pytest.skip(f"guest program suite needs the RISC-V toolchain: {err}")
     binaries: dict[str, Path] = guest_build.build_all()
     return binaries
+
+
+@pytest.fixture(scope="session")
+def debian_sysroot() -> Path:
+    """A riscv64 Debian 13 sysroot (``guest/debian/sysroot.py``'s default packages: busybox-static,
+    coreutils, grep, sed, gawk, lua5.4, sqlite3, python3.13 and their libraries).
+
+    Built once and kept under ``build/debian``; skipped where apt-get, dpkg-deb or Debian's archive
+    are out of reach, except under ``CI=true``, where that is a failure.
+    """
+    sysroot = load_by_path("vm_guest_debian_sysroot", DEBIAN_SYSROOT_PATH)
+    try:
+        return Path(sysroot.make_sysroot())
+    except sysroot.SysrootError as err:
+        if in_ci():
+            pytest.fail(f"CI=true but the Debian sysroot could not be made: {err}")
+        pytest.skip(f"needs a Debian riscv64 sysroot: {err}")
 
 
 @pytest.fixture
