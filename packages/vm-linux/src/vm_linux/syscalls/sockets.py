@@ -34,7 +34,8 @@ Options (``getsockopt``/``setsockopt``) pass through at the levels whose
 layouts are the same for guest and host (``SOL_SOCKET``, ``IPPROTO_IP``,
 ``IPPROTO_TCP``, ``IPPROTO_UDP``, ``IPPROTO_IPV6``), except the few that carry
 guest pointers or descriptors (socket filters, BPF, ``SO_PEERPIDFD``,
-``TCP_ZEROCOPY_RECEIVE``): ``ENOPROTOOPT``. The message calls are in
+``TCP_ZEROCOPY_RECEIVE``, netfilter's table replacement): ``ENOPROTOOPT``;
+other levels get the errno Linux gives for a level the socket does not have. The message calls are in
 :mod:`vm_linux.syscalls.socket_messages`.
 
 Blocking calls (``accept``, ``connect``, ``recv*``) block vm in the host call.
@@ -70,6 +71,7 @@ SOL_SOCKET, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_IPV6 = 1, 0, 6, 17, 41
 SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF = 26, 50, 51, 52
 SO_PEERPIDFD = 77
 TCP_ZEROCOPY_RECEIVE = 35
+IPT_SO_SET_REPLACE, IPT_SO_SET_ADD_COUNTERS = 64, 65  # netfilter tables: struct ipt_replace holds a pointer
 PASSED_LEVELS = frozenset({SOL_SOCKET, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_IPV6})
 REFUSED_OPTIONS = frozenset(
     {
@@ -79,6 +81,10 @@ REFUSED_OPTIONS = frozenset(
         (SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF),
         (SOL_SOCKET, SO_PEERPIDFD),
         (IPPROTO_TCP, TCP_ZEROCOPY_RECEIVE),
+        (IPPROTO_IP, IPT_SO_SET_REPLACE),
+        (IPPROTO_IP, IPT_SO_SET_ADD_COUNTERS),
+        (IPPROTO_IPV6, IPT_SO_SET_REPLACE),
+        (IPPROTO_IPV6, IPT_SO_SET_ADD_COUNTERS),
     }
 )
 #: The most option bytes vm copies either way (the kernel's own limits are smaller for every option).
@@ -261,16 +267,20 @@ def sys_shutdown(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 # ---------------------------------------------------------------------------------- options
 
 
-def _passed_option(level: int, name: int) -> None:
-    if level not in PASSED_LEVELS or (level, name) in REFUSED_OPTIONS:
+def _passed_option(host_fd: int, level: int, name: int) -> None:
+    """Refuse what is not passed through: as Linux answers a level the socket lacks (AF_UNIX sockets have
+    only ``SOL_SOCKET``: ``EOPNOTSUPP``; others ``ENOPROTOOPT``), and ``ENOPROTOOPT`` for the refused options."""
+    if (level, name) in REFUSED_OPTIONS:
         raise GuestErrno(errno.ENOPROTOOPT)
+    if level not in PASSED_LEVELS:
+        raise GuestErrno(errno.EOPNOTSUPP if hostsock.domain(host_fd) == AF_UNIX else errno.ENOPROTOOPT)
 
 
 @syscall("setsockopt")
 def sys_setsockopt(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     host_fd = st.fds.host(s32(a[0]))
     level, name, length = s32(a[1]), s32(a[2]), s32(a[4])
-    _passed_option(level, name)
+    _passed_option(host_fd, level, name)
     if length < 0:
         raise GuestErrno(errno.EINVAL)
     value = bytes(st.mem.read(a[3], min(length, OPTION_MAX))) if length else b""
@@ -282,7 +292,7 @@ def sys_setsockopt(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 def sys_getsockopt(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     host_fd = st.fds.host(s32(a[0]))
     level, name, len_ptr = s32(a[1]), s32(a[2]), a[4]
-    _passed_option(level, name)
+    _passed_option(host_fd, level, name)
     length = s32(SOCKLEN.unpack(st.mem.read(len_ptr, SOCKLEN.size))[0])
     if length < 0:
         raise GuestErrno(errno.EINVAL)
