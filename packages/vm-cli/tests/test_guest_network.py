@@ -57,7 +57,8 @@ def test_getaddrinfo_reads_hosts_inside_the_root(
     (tmp_path / "qemu").mkdir()
     (tmp_path / "vm").mkdir()
     expected, _err, expected_rc = guest_build.run_guest_command(
-        [guest_build.find_tool(guest_build.QEMU), "-L", str(root), str(program), *names], tmp_path / "qemu",
+        [guest_build.find_tool(guest_build.QEMU), "-L", str(root), str(program), *names],
+        tmp_path / "qemu",
         timeout=60.0,
     )
     actual, stderr, returncode = guest_build.run_guest_command(
@@ -65,5 +66,7 @@ def test_getaddrinfo_reads_hosts_inside_the_root(
     )
     assert returncode == expected_rc == 0, stderr.decode(errors="replace")
     assert actual == expected
-    assert actual.startswith(b"myhost: 10.1.2.3 port 80\nalias.example: 10.1.2.3 port 80\nlocalhost: 127.0.0.1")
+    assert actual.startswith(
+        b"myhost: 10.1.2.3 port 80\nalias.example: 10.1.2.3 port 80\nlocalhost: 127.0.0.1"
+    )
     assert b"not-in-hosts.invalid: Name or service not known" in actual

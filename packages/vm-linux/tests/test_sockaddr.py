@@ -32,10 +32,16 @@ def test_struct_layouts_are_the_hosts() -> None:
         data = count * 4
         assert sockaddr.CMSGHDR.size + data == socket.CMSG_LEN(data)
         assert sockaddr.cmsg_align(sockaddr.CMSGHDR.size + data) == socket.CMSG_SPACE(data)
-    assert (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6) == (sockaddr.AF_UNIX, sockaddr.AF_INET, sockaddr.AF_INET6)
+    assert (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6) == (
+        sockaddr.AF_UNIX,
+        sockaddr.AF_INET,
+        sockaddr.AF_INET6,
+    )
     assert (socket.SOCK_NONBLOCK, socket.SOCK_CLOEXEC) == (sockaddr.SOCK_NONBLOCK, sockaddr.SOCK_CLOEXEC)
     assert (socket.MSG_CTRUNC, socket.MSG_TRUNC, socket.MSG_CMSG_CLOEXEC) == (
-        sockaddr.MSG_CTRUNC, sockaddr.MSG_TRUNC, sockaddr.MSG_CMSG_CLOEXEC
+        sockaddr.MSG_CTRUNC,
+        sockaddr.MSG_TRUNC,
+        sockaddr.MSG_CMSG_CLOEXEC,
     )
 
 
@@ -45,7 +51,9 @@ def test_control_data_the_kernel_built_parses_and_rebuilds_byte_for_byte() -> No
     try:
         # credentials too, so the buffer holds two messages of different sizes
         right.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        left.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<2i", read_end, write_end))])
+        left.sendmsg(
+            [b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<2i", read_end, write_end))]
+        )
         message = hostsock.HostMessage.incoming(False, [16], socket.CMSG_SPACE(8) + socket.CMSG_SPACE(12))
         control = hostsock.recvmsg(right.fileno(), message, 0).control  # raw: Python's recvmsg splits it
         parsed = sockaddr.parse_cmsgs(control)

@@ -35,6 +35,7 @@ from vm_core.errors import MemoryFault
 
 from vm_linux import hostsock
 from vm_linux.guest_errno import GuestErrno
+from vm_linux.signals import SI_USER, SIGPIPE, make_siginfo
 from vm_linux.sockaddr import (
     MMSG_LEN_OFFSET,
     MMSGHDR_SIZE,
@@ -52,12 +53,11 @@ from vm_linux.sockaddr import (
     build_cmsgs,
     parse_cmsgs,
 )
-from vm_linux.signals import SI_USER, SIGPIPE, make_siginfo
 from vm_linux.state import ProcessState
 from vm_linux.syscalls.fileio import writable
 from vm_linux.syscalls.registry import s32, syscall, u32
 from vm_linux.syscalls.sockets import host_address, read_address, write_address
-from vm_linux.syscalls.structs import IOVEC, TIMESPEC, NSEC
+from vm_linux.syscalls.structs import IOVEC, NSEC, TIMESPEC
 
 #: The most bytes one call moves (larger requests are short, as a stream may be; datagrams this large do not exist).
 DATA_MAX = 1 << 24
@@ -101,7 +101,9 @@ def _host_control(st: ProcessState, ptr: int, length: int) -> bytes:
     if length > CONTROL_MAX:
         raise GuestErrno(errno.ENOBUFS)
     cmsgs = parse_cmsgs(bytes(st.mem.read(ptr, length)))
-    return build_cmsgs([Cmsg.rights([st.fds.host(fd) for fd in c.fds()]) if c.is_rights else c for c in cmsgs])
+    return build_cmsgs(
+        [Cmsg.rights([st.fds.host(fd) for fd in c.fds()]) if c.is_rights else c for c in cmsgs]
+    )
 
 
 def _send_message(st: ProcessState, host_fd: int, header: MsgHeader, flags: int) -> int:
@@ -190,7 +192,9 @@ def _receive_message(st: ProcessState, host_fd: int, at: int, flags: int) -> int
             raise GuestErrno(errno.EFAULT)
     if header.controllen > CONTROL_MAX:
         raise GuestErrno(errno.ENOBUFS)
-    message = hostsock.HostMessage.incoming(bool(header.name), [length for _b, length in vecs], header.controllen)
+    message = hostsock.HostMessage.incoming(
+        bool(header.name), [length for _b, length in vecs], header.controllen
+    )
     got = hostsock.recvmsg(host_fd, message, flags & ~MSG_CMSG_CLOEXEC)
     control, truncated = _guest_control(st, got.control, header.controllen, bool(flags & MSG_CMSG_CLOEXEC))
     done = 0
@@ -204,7 +208,9 @@ def _receive_message(st: ProcessState, host_fd: int, at: int, flags: int) -> int
     if control:
         st.mem.write(header.control, control)
     st.mem.write(at + MSG_CONTROLLEN_OFFSET, len(control).to_bytes(8, "little"))
-    st.mem.write(at + MSG_FLAGS_OFFSET, SOCKLEN.pack((got.flags | (MSG_CTRUNC if truncated else 0)) & 0xFFFFFFFF))
+    st.mem.write(
+        at + MSG_FLAGS_OFFSET, SOCKLEN.pack((got.flags | (MSG_CTRUNC if truncated else 0)) & 0xFFFFFFFF)
+    )
     return got.count
 
 

@@ -154,8 +154,8 @@ def host_address(st: ProcessState, host_fd: int, raw: bytes, *, binding: bool = 
 
 def _proc_fd_address(fd: int, name: str = "") -> bytes:
     host_path = os.fsencode(f"/proc/self/fd/{fd}" + (f"/{name}" if name else ""))
-    if len(host_path) >= UNIX_PATH_MAX:
-        raise GuestErrno(errno.ENAMETOOLONG)  # the guest's name is too long to be put behind a descriptor path
+    if len(host_path) >= UNIX_PATH_MAX:  # the guest's name is too long to be put behind a descriptor path
+        raise GuestErrno(errno.ENAMETOOLONG)
     return pack_unix_path(host_path)
 
 
