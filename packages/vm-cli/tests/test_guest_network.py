@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -70,3 +71,36 @@ def test_getaddrinfo_reads_hosts_inside_the_root(
         b"myhost: 10.1.2.3 port 80\nalias.example: 10.1.2.3 port 80\nlocalhost: 127.0.0.1"
     )
     assert b"not-in-hosts.invalid: Name or service not known" in actual
+
+
+@pytest.mark.guest_vm
+def test_net_none_survives_a_snapshot(
+    guest_build: ModuleType, guest_binaries: dict[str, Path], vm_command: list[str], tmp_path: Path
+) -> None:
+    """`vm resume` of a `--net none` run keeps refusing AF_INET (the snapshot records it)."""
+    binary = str(guest_binaries["unix_sockets"])
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC", "VM_HOME": str(tmp_path / "home")}
+    for name in ("plain", "cut"):
+        (tmp_path / name).mkdir()
+    whole = subprocess.run(
+        [*vm_command, "--net", "none", binary],
+        cwd=tmp_path / "plain",
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert whole.returncode == 0, whole.stderr
+    assert b"AF_INET socket: Permission denied\n" in whole.stdout
+    cut = subprocess.run(
+        [*vm_command, "--net", "none", "--snapshot-at", "5000", binary],
+        cwd=tmp_path / "cut",
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert cut.returncode == 0, cut.stderr
+    snapshot_id = cut.stderr.decode().splitlines()[-1].removeprefix("snapshot: ")
+    resume = [*vm_command[:-1], "resume", snapshot_id]  # vm_command ends with "run"
+    resumed = subprocess.run(resume, cwd=tmp_path / "cut", env=env, capture_output=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert cut.stdout + resumed.stdout == whole.stdout

@@ -55,6 +55,14 @@ CMSGHDR = struct.Struct("<Qii")  # cmsg_len (size_t), cmsg_level, cmsg_type
 LINGER = struct.Struct("<ii")
 FD = struct.Struct("<i")
 SOCKLEN = struct.Struct("<I")
+UCRED = struct.Struct("<iII")  # pid, uid, gid: SO_PEERCRED and SCM_CREDENTIALS
+
+
+def with_pid(ucred: bytes, old: int, new: int) -> bytes:
+    """A ``struct ucred`` whose pid ``old`` reads ``new`` (the guest's pid differs from vm's after a resume)."""
+    if len(ucred) < UCRED.size or UCRED.unpack_from(ucred)[0] != old:
+        return ucred
+    return UCRED.pack(new, *UCRED.unpack_from(ucred)[1:]) + ucred[UCRED.size :]
 
 
 def cmsg_align(length: int) -> int:
@@ -90,6 +98,10 @@ class Cmsg:
     @property
     def is_rights(self) -> bool:
         return self.level == SOL_SOCKET and self.type == SCM_RIGHTS
+
+    @property
+    def is_credentials(self) -> bool:
+        return self.level == SOL_SOCKET and self.type == SCM_CREDENTIALS
 
     def fds(self) -> list[int]:
         count = len(self.data) // FD.size

@@ -19,6 +19,10 @@ table is full the rest are closed and ``MSG_CTRUNC`` is set, as Linux's
 ``recvmmsg`` timeout is checked after each message (it does not interrupt a
 blocking receive, as ``recvmmsg(2)`` documents).
 
+``SO_PEERCRED`` and ``SCM_CREDENTIALS`` show the guest its own pid where the
+host's has vm's (they differ after ``vm resume``), and the other way round
+for credentials the guest sends.
+
 Sending on a stream whose peer is gone is ``EPIPE`` with ``SIGPIPE`` unless
 ``MSG_NOSIGNAL``.
 """
@@ -52,6 +56,7 @@ from vm_linux.sockaddr import (
     MsgHeader,
     build_cmsgs,
     parse_cmsgs,
+    with_pid,
 )
 from vm_linux.state import ProcessState
 from vm_linux.syscalls.fileio import writable
@@ -100,10 +105,14 @@ def _host_control(st: ProcessState, ptr: int, length: int) -> bytes:
         return b""
     if length > CONTROL_MAX:
         raise GuestErrno(errno.ENOBUFS)
-    cmsgs = parse_cmsgs(bytes(st.mem.read(ptr, length)))
-    return build_cmsgs(
-        [Cmsg.rights([st.fds.host(fd) for fd in c.fds()]) if c.is_rights else c for c in cmsgs]
-    )
+    out = []
+    for cmsg in parse_cmsgs(bytes(st.mem.read(ptr, length))):
+        if cmsg.is_rights:
+            cmsg = Cmsg.rights([st.fds.host(fd) for fd in cmsg.fds()])
+        elif cmsg.is_credentials:
+            cmsg = Cmsg(cmsg.level, cmsg.type, with_pid(cmsg.data, st.pid, os.getpid()))
+        out.append(cmsg)
+    return build_cmsgs(out)
 
 
 def _send_message(st: ProcessState, host_fd: int, header: MsgHeader, flags: int) -> int:
@@ -177,6 +186,8 @@ def _guest_control(st: ProcessState, control: bytes, capacity: int, cloexec: boo
             fds, dropped = _guest_rights(st, cmsg.fds(), cloexec)
             truncated |= dropped
             cmsg = Cmsg.rights(fds)
+        elif cmsg.is_credentials:
+            cmsg = Cmsg(cmsg.level, cmsg.type, with_pid(cmsg.data, os.getpid(), st.pid))
         out.append(cmsg)
     return build_cmsgs(out)[:capacity], truncated
 

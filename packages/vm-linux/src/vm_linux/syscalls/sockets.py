@@ -62,6 +62,7 @@ from vm_linux.sockaddr import (
     family_of,
     pack_unix_path,
     parse_unix,
+    with_pid,
 )
 from vm_linux.state import AT_FDCWD, ProcessState
 from vm_linux.syscalls.fileio import writable
@@ -69,7 +70,7 @@ from vm_linux.syscalls.registry import s32, syscall
 
 SOL_SOCKET, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_IPV6 = 1, 0, 6, 17, 41
 SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF = 26, 50, 51, 52
-SO_PEERPIDFD = 77
+SO_PEERCRED, SO_PEERPIDFD = 17, 77
 TCP_ZEROCOPY_RECEIVE = 35
 IPT_SO_SET_REPLACE, IPT_SO_SET_ADD_COUNTERS = 64, 65  # netfilter tables: struct ipt_replace holds a pointer
 PASSED_LEVELS = frozenset({SOL_SOCKET, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_IPV6})
@@ -297,6 +298,8 @@ def sys_getsockopt(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     if length < 0:
         raise GuestErrno(errno.EINVAL)
     value = hostsock.getsockopt(host_fd, level, name, min(length, OPTION_MAX))
+    if (level, name) == (SOL_SOCKET, SO_PEERCRED):
+        value = with_pid(value, os.getpid(), st.pid)
     if value:
         st.mem.write(a[3], value)
     st.mem.write(len_ptr, SOCKLEN.pack(len(value)))
