@@ -132,19 +132,19 @@ def sys_sendto(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     data = bytes(st.mem.read(a[1], min(a[2], DATA_MAX))) if a[2] else b""
     name = read_address(st, a[4], s32(a[5])) if a[4] else b""
     with host_address(st, host_fd, name) as host_name:
-        return _sent(st, host_fd, hostsock.HostMessage.outgoing(host_name or None, [data], b""), u32(a[3]))
+        return _sent(st, host_fd, hostsock.HostMessage.outgoing(host_name or None, [data], b""), s32(a[3]))
 
 
 @syscall("sendmsg")
 def sys_sendmsg(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     host_fd = st.fds.host(s32(a[0]))
-    return _send_message(st, host_fd, MsgHeader.unpack(st.mem.read(a[1], MSGHDR.size)), u32(a[2]))
+    return _send_message(st, host_fd, MsgHeader.unpack(st.mem.read(a[1], MSGHDR.size)), s32(a[2]))
 
 
 @syscall("sendmmsg")
 def sys_sendmmsg(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     host_fd = st.fds.host(s32(a[0]))
-    vector, count, flags = a[1], min(u32(a[2]), UIO_MAXIOV), u32(a[3])
+    vector, count, flags = a[1], min(u32(a[2]), UIO_MAXIOV), s32(a[3])
     done = 0
     while done < count:
         entry = vector + done * MMSGHDR_SIZE
@@ -228,7 +228,7 @@ def _receive_message(st: ProcessState, host_fd: int, at: int, flags: int) -> int
 @syscall("recvfrom")
 def sys_recvfrom(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     host_fd = st.fds.host(s32(a[0]))
-    buf, size, flags, addr, len_ptr = a[1], min(a[2], DATA_MAX), u32(a[3]), a[4], a[5]
+    buf, size, flags, addr, len_ptr = a[1], min(a[2], DATA_MAX), s32(a[3]), a[4], a[5]
     if size and not writable(st.mem, buf, size):
         raise GuestErrno(errno.EFAULT)
     if addr:
@@ -243,13 +243,13 @@ def sys_recvfrom(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 
 @syscall("recvmsg")
 def sys_recvmsg(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    return _receive_message(st, st.fds.host(s32(a[0])), a[1], u32(a[2]))
+    return _receive_message(st, st.fds.host(s32(a[0])), a[1], s32(a[2]))
 
 
 @syscall("recvmmsg")
 def sys_recvmmsg(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     host_fd = st.fds.host(s32(a[0]))
-    vector, count, flags, timeout_ptr = a[1], min(u32(a[2]), UIO_MAXIOV), u32(a[3]), a[4]
+    vector, count, flags, timeout_ptr = a[1], min(u32(a[2]), UIO_MAXIOV), s32(a[3]), a[4]
     deadline = None
     if timeout_ptr:
         sec, nsec = TIMESPEC.unpack(st.mem.read(timeout_ptr, TIMESPEC.size))
