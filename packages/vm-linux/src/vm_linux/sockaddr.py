@@ -176,7 +176,13 @@ def pack_unix_path(path: bytes) -> bytes:
 
 
 class UnixNames:
-    """Host AF_UNIX path names vm bound for the guest -> the guest's names for them."""
+    """Host AF_UNIX path names vm bound for the guest -> the guest's names for them.
+
+    Keyed by the host name (``/proc/self/fd/<dir>/<name>``), the only thing a
+    peer's address carries: a later bind that reuses the descriptor number and
+    the name replaces the entry. A name another process bound the same way
+    (another vm) shows as the host name.
+    """
 
     def __init__(self) -> None:
         self._guest_of: dict[bytes, bytes] = {}
