@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -44,12 +45,19 @@ def sources() -> list[Path]:
     return sorted(SOURCE_DIR.glob("*.c"))
 
 
+def _with_local_includes(source: Path) -> list[str]:
+    """The source's text and the text of each file it includes with ``#include "..."`` (part of the build key)."""
+    text = source.read_text()
+    included = re.findall(r'^#include "([^"]+)"', text, flags=re.MULTILINE)
+    return [text, *((source.parent / name).read_text() for name in included)]
+
+
 def build_program(source: Path, out_dir: Path, identity: str) -> Path:
     """Compile ``source`` into ``out_dir`` unless an up-to-date binary is there; return the binary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     binary = out_dir / source.stem
     key_file = out_dir / f"{source.stem}.buildkey"
-    key = hashlib.sha256("\0".join([source.read_text(), *CFLAGS, *LIBS, identity]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([*_with_local_includes(source), *CFLAGS, *LIBS, identity]).encode()).hexdigest()
     if binary.exists() and key_file.exists() and key_file.read_text() == key:
         return binary
     partial = out_dir / f".{source.stem}.partial"

@@ -92,6 +92,8 @@ CASES = [
     ("memory_protection", []),
     ("signal_handler", []),
     ("getppid_loop", ["1"]),
+    ("unix_sockets", []),
+    ("inet_sockets", []),
 ]
 
 

@@ -132,6 +132,8 @@ class ProgramRequest:
     max_memory: int | None = None
     envp: tuple[str, ...] | None = None
     std_streams: tuple[int, int, int] = (0, 1, 2)
+    #: ``vm run --net``: "host" (sockets of every family, on the host's network) or "none" (AF_UNIX only)
+    net: str = "host"
 
 
 class ComposedVm:
@@ -262,6 +264,7 @@ def _new_process(
     return LinuxProcess(
         abi, mem, request.program, [request.program, *request.args], envp, root=request.root,
         stdin=stdin, stdout=stdout, stderr=stderr, syscall_overrides=overrides, load_program=loader.factory,
+        network=request.net != "none",
     )
 
 

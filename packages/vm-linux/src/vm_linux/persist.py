@@ -112,6 +112,8 @@ class ProcessImage:
     fd_limit: int
     files: tuple[OpenFileImage, ...]
     signals: SignalImage
+    #: False under ``vm run --net none`` (only AF_UNIX sockets); a resumed run keeps it.
+    inet_allowed: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-compatible dict (bytes as hex) that :meth:`from_json` reads back."""
@@ -136,6 +138,7 @@ class ProcessImage:
                 "pending": [[signo, info.hex()] for signo, info in self.signals.pending],
                 "altstack": list(self.signals.altstack),
             },
+            "inet_allowed": self.inet_allowed,
         }
 
     @classmethod
@@ -242,6 +245,7 @@ def _image_from_json(data: Any) -> ProcessImage:
             pending=pending,
             altstack=(altstack[0], altstack[1], altstack[2]),
         ),
+        inet_allowed=_typed(doc.get("inet_allowed", True), bool, "inet_allowed"),
     )
 
 
@@ -397,6 +401,7 @@ def capture_process(process: Any, *, std_streams: Sequence[int] = (0, 1, 2)) -> 
             pending=tuple(sorted(signals.pending.items())),
             altstack=signals.altstack,
         ),
+        inet_allowed=state.inet_allowed,
     )
 
 
@@ -507,6 +512,7 @@ def restore_process(
     state.rlimits = {res: (soft, hard) for res, soft, hard in image.rlimits}
     state.shared_file_ranges = [(start, end) for start, end in image.shared_file_ranges]
     state.sigreturn_trampoline = image.sigreturn_trampoline
+    state.inet_allowed = image.inet_allowed
     signals = state.signals
     signals.actions = dict(image.signals.actions)
     signals.set_blocked(image.signals.blocked)

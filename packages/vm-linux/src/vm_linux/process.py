@@ -131,7 +131,8 @@ class LinuxProcess:
     ``arch`` is None from the installed front end's ArchInfo.
     ``syscall_overrides`` maps system-call names or numbers to handlers that
     replace (or add to) the table's (``vm_register_syscalls``); ``load_program``
-    maps the program (the chosen ``LoaderSpec``'s factory; default: ELF).
+    maps the program (the chosen ``LoaderSpec``'s factory; default: ELF). ``network`` False
+    (``vm run --net none``) refuses the guest every socket family but AF_UNIX (``EACCES``).
     """
 
     def __init__(
@@ -149,6 +150,7 @@ class LinuxProcess:
         syscall_overrides: Mapping[str | int, Handler] | None = None,
         load_program: ProgramLoader = load_elf,
         arch: ArchInfo | None = None,
+        network: bool = True,
     ) -> None:
         self.abi = abi_for(abi, arch) if isinstance(abi, str) else abi
         self.load_program = load_program
@@ -168,6 +170,7 @@ class LinuxProcess:
         except GuestErrno:
             raise ConfigurationError(f"guest root {root!r} is not a directory") from None
         self.state = ProcessState(self.abi, mem, fs, FdTable.with_std_streams(stdin, stdout, stderr))
+        self.state.inet_allowed = network
         fs.vfs = VirtualFiles(self)
         self.dispatcher = SyscallDispatcher(self.abi, syscall_overrides)
         self.loaded: LoadedProgram | None = None

@@ -22,6 +22,7 @@ from vm_linux.fdtable import NR_OPEN, FdTable, OpenFile
 from vm_linux.fs import GuestFilesystem, Node, Parent, host_node
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.signals import SignalState
+from vm_linux.sockaddr import UnixNames
 from vm_linux.stack import ExecImage
 
 AT_FDCWD = -100
@@ -67,6 +68,9 @@ class ProcessState:
         self.exec_image: ExecImage | None = None
         self.start_boottime_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         self.peak_mapped_pages = 0
+        # vm_linux.syscalls.sockets: False under `vm run --net none` (only AF_UNIX sockets); the AF_UNIX names bound
+        self.inet_allowed = True
+        self.unix_names = UnixNames()
         self.log = get_logger("vm_linux.syscalls", isa=abi.isa)
 
     # ------------------------------------------------------------------ guest arguments

@@ -65,6 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-memory", metavar="SIZE",
                    help="bound on guest memory (e.g. 512M, 2G): mmap/brk committing more fail with ENOMEM; touching "
                         "more pages kills the guest with SIGKILL, like the OOM killer (default: the host's limits)")
+    p.add_argument("--net", choices=("host", "none"), default="host",
+                   help="guest network: host (default: sockets of every family on the host's network, not confined "
+                        "by --root) or none (only AF_UNIX sockets; other families fail with EACCES)")
     p.add_argument("program", help="the guest program")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     p.set_defaults(func=run)
@@ -103,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         accel=args.accel,
         engine_settings=engine_settings(args),
         max_memory=None if args.max_memory is None else parse_memory_size(args.max_memory),
+        net=args.net,
     )
     with compose_program(Plugins.load(), request) as vm:
         if vm.accelerator is not None and args.snapshot_at is not None:
