@@ -22,8 +22,7 @@ import attrs
 from vm_core.logging import get_logger
 
 if TYPE_CHECKING:
-    from vm_accel.kvm.io_bus import IoBus
-    from vm_accel.kvm.vcpu import KvmVcpu
+    from vm_accel.kvm.io_bus import DeviceVcpu, IoBus
 
 log = get_logger("vm_accel.boot.power")
 
@@ -63,10 +62,10 @@ class GuestStop:
 class AcpiPowerControl:
     """``PM1a_CNT``: poweroff on SLP_EN; other writes (SCI_EN...) and reads are harmless."""
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         return 0
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
         if value & ACPI_SLP_EN:
             vcpu.request_stop(GuestStop(GuestStopKind.POWEROFF, f"ACPI sleep control port {port:#x} <- {value:#x}"))
 
@@ -74,10 +73,10 @@ class AcpiPowerControl:
 class KeyboardControllerReset:
     """Just enough of the i8042 for its reset line: command 0xfe on port 0x64."""
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         return I8042_STATUS_IDLE
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
         if port == I8042_COMMAND and value & 0xFF == I8042_PULSE_RESET:
             vcpu.request_stop(GuestStop(GuestStopKind.REBOOT, "i8042 reset: port 0x64 <- 0xfe"))
         else:
@@ -90,10 +89,10 @@ class ResetControlRegister:
     def __init__(self) -> None:
         self.value = 0
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         return self.value
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
         value &= 0xFF
         if value & RESET_CONTROL_RESET and not self.value & RESET_CONTROL_RESET:
             vcpu.request_stop(GuestStop(GuestStopKind.REBOOT, f"reset control register: port 0xcf9 <- {value:#x}"))
