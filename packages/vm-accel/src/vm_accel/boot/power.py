@@ -9,17 +9,18 @@
   answer "no data, ready for a command"; port 0x60 reads 0.
 * The PCI reset control register: 0x06 or 0x0e to port 0xcf9 (``reboot=pci``).
 
-Each asks the vCPU to stop with a :class:`GuestStop` saying which; triple
+Each asks the vCPU to stop with a :class:`GuestStop` saying which (its kind
+is vm-core's :class:`~vm_core.types.GuestStopKind`, what ``vm boot`` reports); triple
 faults and KVM system events are told apart by the boot machine's run loop.
 """
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
 import attrs
 from vm_core.logging import get_logger
+from vm_core.types import GuestStopKind
 
 if TYPE_CHECKING:
     from vm_accel.kvm.io_bus import DeviceVcpu, IoBus
@@ -34,18 +35,6 @@ I8042_PULSE_RESET = 0xFE
 I8042_STATUS_IDLE = 0x00  # output buffer empty, input buffer empty
 RESET_CONTROL = 0xCF9
 RESET_CONTROL_RESET = 0x04  # RST_CPU: the reset happens on this bit's 0 -> 1 edge
-
-
-class GuestStopKind(enum.Enum):
-    """How a booted guest ended."""
-
-    POWEROFF = "poweroff"
-    REBOOT = "reboot"
-    QUIT = "quit"
-    TIMEOUT = "timeout"
-    INTERRUPTED = "interrupted"
-    HALTED = "halted"
-    CRASHED = "crashed"
 
 
 @attrs.frozen
