@@ -23,7 +23,9 @@ NO_DEVICE = "/nonexistent/kvm"
 
 
 def test_the_plugin_offers_system_mode() -> None:
-    spec = collect_registry(make_plugin_manager(load_entry_points=False, plugins=[plugin])).accelerators["kvm"]
+    spec = collect_registry(make_plugin_manager(load_entry_points=False, plugins=[plugin])).accelerators[
+        "kvm"
+    ]
     assert spec.system_mode is plugin.open_system_mode
 
 
@@ -57,4 +59,6 @@ def test_the_test_kernel_boots_through_system_mode(test_kernel: Path, tmp_path: 
     output = out_path.read_text()
     assert outcome.kind is GuestStopKind.POWEROFF and "0x604" in outcome.detail and outcome.wall_s > 0
     initrd_at = int(printed(output, "initrd")[0].split()[0], 16)
-    check_report(output, command_line=line, memory=96 * MIB, initrd=INITRD, initrd_address=initrd_at)  # "96": MiB
+    check_report(
+        output, command_line=line, memory=96 * MIB, initrd=INITRD, initrd_address=initrd_at
+    )  # "96": MiB
