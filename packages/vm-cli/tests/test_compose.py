@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 from vm_cli import Machine
-from vm_cli.compose import Plugins, ProgramRequest, compose_program
-from vm_core.errors import NotFoundError, UnsupportedError
+from vm_cli.compose import Plugins, ProgramRequest, compose_boot, compose_program
+from vm_core.errors import AcceleratorUnavailable, ConfigurationError, NotFoundError, UnsupportedError
 from vm_core.hookspecs import hookimpl
 from vm_core.plugins import make_plugin_manager
-from vm_core.types import AcceleratorSpec, StopKind, SyscallSpec
+from vm_core.types import AcceleratorSpec, BootOutcome, BootRequest, GuestStopKind, StopKind, SyscallSpec
 from vm_linux.process import ProcessResult
 from vm_translate.riscv.archinfo import RV64
 
@@ -173,3 +173,74 @@ def test_the_linux_abi_is_built_from_the_isas_registered_arch_info() -> None:
     x86 = plugins.registry.isa("x86_64")
     assert not x86.emulated and plugins.linux_personality("x86_64")[0].arch is x86.arch
     assert plugins.isa_name_for(x86.arch.elf_machine) == "x86_64"  # an ISA without a front end is still found
+
+
+class BootingAccelerator:
+    """An accelerator whose ``system_mode`` records the request and ends the guest as told."""
+
+    class Machine:
+        def __init__(self, isa: str, request: BootRequest, outcome: BootOutcome | Exception) -> None:
+            self.isa, self.request, self.outcome = isa, request, outcome
+            self.booted = self.closed = False
+
+        def boot(self) -> BootOutcome:
+            self.booted = True
+            if isinstance(self.outcome, Exception):
+                raise self.outcome
+            return self.outcome
+
+        def close(self) -> None:
+            self.closed = True
+
+    def __init__(self, outcome: BootOutcome | Exception, *, with_system_mode: bool = True) -> None:
+        self.outcome = outcome
+        self.with_system_mode = with_system_mode
+        self.machines: list[BootingAccelerator.Machine] = []
+
+    def system_mode(self, isa: str, request: BootRequest) -> Machine:
+        self.machines.append(self.Machine(isa, request, self.outcome))
+        return self.machines[-1]
+
+    @hookimpl
+    def vm_register_accelerators(self, register: Any) -> None:
+        register(AcceleratorSpec(name="bootx", factory=object, probe=lambda: None, isas=("x86_64",),
+                                 system_mode=self.system_mode if self.with_system_mode else None))  # fmt: skip
+
+    @hookimpl
+    def vm_select_accelerator(self, isa: str, requested: str, host_isa: str) -> str | None:
+        return "bootx" if requested in ("auto", "bootx") and isa == "x86_64" else None
+
+
+def test_vm_boot_asks_the_chosen_accelerator_for_its_system_mode() -> None:
+    outcome = BootOutcome(GuestStopKind.POWEROFF, "port 0x604", 0.5)
+    accelerator, observer = BootingAccelerator(outcome), Observer()
+    request = BootRequest(kernel="/k/bzImage", memory="64M", command_line="quiet", console_input_fd=None)
+    with compose_boot(_plugins(accelerator, observer), "x86_64", "auto", request) as vm:
+        assert vm.accelerator == "bootx" and not accelerator.machines[0].booted
+        assert vm.boot(exit_status=lambda done: 7 if done.kind is GuestStopKind.POWEROFF else 9) is outcome
+    machine = accelerator.machines[0]
+    assert (machine.isa, machine.request, machine.closed) == ("x86_64", request, True)
+    assert [name for name, _ in observer.events] == ["created", "started", "exited"]
+    created, exited = observer.events[0][1], observer.events[-1][1]
+    assert (created["accelerator"], created["program"], created["isa"]) == ("bootx", "/k/bzImage", "x86_64")
+    assert (exited["exit_status"], exited["vm"]) == (7, created["vm"])
+
+
+def test_vm_boot_reports_a_failed_boot_and_refuses_what_cannot_boot() -> None:
+    accelerator, observer = BootingAccelerator(UnsupportedError("not a bzImage")), Observer()
+    request = BootRequest(kernel="/k/bzImage")
+    with pytest.raises(UnsupportedError, match="not a bzImage"):
+        with compose_boot(_plugins(accelerator, observer), "x86_64", "bootx", request) as vm:
+            vm.boot(exit_status=lambda done: 0)
+    assert [name for name, _ in observer.events] == ["created", "started", "stopped"]
+    assert "not a bzImage" in observer.events[-1][1]["reason"] and accelerator.machines[0].closed
+    without = BootingAccelerator(UnsupportedError("unused"), with_system_mode=False)
+    with pytest.raises(UnsupportedError, match="'bootx' cannot boot an operating system"):
+        compose_boot(_plugins(without), "x86_64", "bootx", request)
+    with pytest.raises(ConfigurationError, match="needs a hardware accelerator"):
+        compose_boot(_plugins(accelerator), "x86_64", "none", request)
+    with pytest.raises(ConfigurationError, match="no accelerator named 'warp'"):
+        compose_boot(_plugins(accelerator), "x86_64", "warp", request)
+    with pytest.raises(AcceleratorUnavailable, match="none usable for riscv64"):
+        compose_boot(_plugins(accelerator), "riscv64", "auto", request)
+    assert len(accelerator.machines) == 1

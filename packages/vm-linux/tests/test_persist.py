@@ -21,8 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_core.errors import SnapshotError, UnsupportedError
-from vm_linux.persist import ProcessImage, SignalImage, capture_process, restore_process, same_open_file
+from vm_linux.persist import ProcessImage, SignalImage, capture_process, same_open_file
 from vm_linux.process import LinuxProcess
+from vm_linux.restore import restore_process
 from vm_linux.signals import SigAction
 from vm_mem import AddressSpace
 

@@ -2,9 +2,11 @@
 
 Loaded through the entry point `accel` of the group `vm_core.plugins`. It
 registers the ``kvm`` accelerator (x86-64 guests on an x86-64 Linux host
-with /dev/kvm): ``factory()`` opens the device (``vm boot``), ``user_mode(isa, arch)``
+with /dev/kvm): ``factory()`` opens the device, ``user_mode(isa, arch)``
 opens a VM a user-mode process runs on (:class:`~vm_accel.usermode.KvmUserMode`;
-the composition root puts vm-linux's process on it). It answers
+the composition root puts vm-linux's process on it, ``vm run``), and
+``system_mode(isa, request)`` boots an x86-64 Linux kernel
+(:class:`~vm_accel.boot.system_mode.KvmSystemMode`, ``vm boot``). It answers
 ``vm_select_accelerator`` (``trylast``, so a third-party selector is asked
 first): ``kvm`` when the user asked for it (the composition root then
 refuses a guest ISA it cannot run), or asked for ``auto`` for an x86-64 guest
@@ -20,7 +22,7 @@ from vm_core.arch import ArchInfo
 from vm_core.errors import AcceleratorUnavailable
 from vm_core.hookspecs import hookimpl
 from vm_core.logging import get_logger
-from vm_core.types import AcceleratorSpec
+from vm_core.types import AcceleratorSpec, BootRequest
 
 from vm_accel.kvm.system import ACCELERATOR_NAME, DEFAULT_DEVICE_PATH, Kvm, probe_kvm
 
@@ -39,6 +41,13 @@ def open_kvm(device_path: str = DEFAULT_DEVICE_PATH) -> Kvm:
     return Kvm(device_path)
 
 
+def open_system_mode(isa: str, request: BootRequest) -> Any:
+    """The accelerator's ``system_mode`` factory: an open KVM device and the kernel ``request`` boots on it."""
+    from vm_accel.boot.system_mode import open_system_mode as open_kvm_system_mode
+
+    return open_kvm_system_mode(isa, request)
+
+
 def open_user_mode(isa: str, arch: ArchInfo) -> Any:
     """The accelerator's ``user_mode`` factory: a KVM VM ready for one ``isa`` user-mode process (``arch``: its ArchInfo)."""
     from vm_accel.usermode.runner import open_user_mode as open_kvm_user_mode
@@ -53,6 +62,7 @@ KVM_SPEC = AcceleratorSpec(
     isas=KVM_ISAS,
     description="Linux KVM through /dev/kvm (x86-64 guests on x86-64 hosts)",
     user_mode=open_user_mode,
+    system_mode=open_system_mode,
 )
 
 

@@ -2,7 +2,8 @@
 
 Every way vm runs a guest goes through here: ``vm run``, ``vm aot``,
 ``vm resume``, ``vm boot`` and :class:`vm_cli.Machine`. Nothing below names a
-built-in part; each comes from the plugin registry (:mod:`vm_core.plugins`):
+built-in part; each comes from the plugin registry (:mod:`vm_core.plugins`),
+and vm-cli imports no accelerator package (import-linter forbids it):
 
 1. :meth:`Plugins.load` builds the plugin manager (entry points of
    ``vm_core.plugins``, the ``VM_PLUGINS`` allow-list, ``check_pending``)
@@ -30,6 +31,12 @@ built-in part; each comes from the plugin registry (:mod:`vm_core.plugins`):
    accelerator) and tells ``vm_machine_event`` observers ``created``,
    ``restored``, ``started``, ``snapshot``, ``exited`` and ``stopped``.
 
+``vm boot`` (:func:`compose_boot`) takes steps 1 and 3 only: the accelerator
+``vm_select_accelerator`` chooses for the kernel's ISA must offer
+``system_mode(isa, request)`` (a :class:`~vm_core.types.BootRequest`), and
+:meth:`ComposedBoot.boot` runs it to a :class:`~vm_core.types.BootOutcome`,
+with the same machine events.
+
 The event store (:mod:`vm_cli.recording`) records the same runs; the
 commands wrap :meth:`ComposedVm.run` in it.
 """
@@ -44,10 +51,16 @@ from typing import Any
 import attrs
 import pluggy
 from vm_core.arch import ArchInfo
-from vm_core.errors import BadProgramError, ConfigurationError, NotFoundError, UnsupportedError
+from vm_core.errors import (
+    AcceleratorUnavailable,
+    BadProgramError,
+    ConfigurationError,
+    NotFoundError,
+    UnsupportedError,
+)
 from vm_core.logging import get_logger
 from vm_core.plugins import MachineEventBus, Registry, collect_registry, make_plugin_manager
-from vm_core.types import AcceleratorSpec, EngineSpec, IsaSpec
+from vm_core.types import AcceleratorSpec, BootOutcome, BootRequest, EngineSpec, IsaSpec
 
 log = get_logger("vm_cli.compose")
 
@@ -384,10 +397,55 @@ def compose_machine(
     return vm
 
 
-def open_accelerator(plugins: Plugins, isa: str, requested: str) -> tuple[AcceleratorSpec, Any]:
-    """(the accelerator chosen for a system-mode ``isa`` guest, its opened device) for ``vm boot``."""
-    from vm_core.errors import AcceleratorUnavailable
+class ComposedBoot:
+    """An operating system kernel ready to boot on an accelerator's ``system_mode`` (``vm boot``).
 
+    ``machine`` is the context the accelerator's ``system_mode(isa, request)``
+    returned; :meth:`boot` runs it to the guest's end and tells the
+    ``vm_machine_event`` observers ``started`` and ``exited`` (or ``stopped``).
+    """
+
+    def __init__(self, plugins: Plugins, *, isa: str, accelerator: str, machine: Any) -> None:
+        self.id = uuid.uuid4().hex
+        self.plugins = plugins
+        self.isa = isa
+        self.accelerator = accelerator
+        self.machine = machine
+
+    def event(self, name: str, **data: Any) -> None:
+        """Tell the ``vm_machine_event`` observers that ``name`` happened to this VM."""
+        self.plugins.events.emit(name, {"vm": self.id, "isa": self.isa, **data})
+
+    def boot(self, exit_status: Callable[[BootOutcome], int]) -> BootOutcome:
+        """Boot the kernel and return how the guest ended; ``exit_status`` is what ``exited`` reports for it."""
+        self.event("started", instructions=0)
+        try:
+            outcome: BootOutcome = self.machine.boot()
+        except BaseException as err:
+            self.event("stopped", reason=f"{type(err).__name__}: {err}", instructions=0)
+            raise
+        self.event("exited", exit_status=exit_status(outcome), signal=None, instructions=0)
+        return outcome
+
+    def close(self) -> None:
+        """Release the accelerator."""
+        self.machine.close()
+
+    def __enter__(self) -> ComposedBoot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def compose_boot(plugins: Plugins, isa: str, requested: str, request: BootRequest) -> ComposedBoot:
+    """The kernel of ``request`` on the accelerator chosen for an ``isa`` guest (``vm boot``).
+
+    ``vm_select_accelerator`` chooses (``--accel auto`` or a name; ``none`` is
+    refused: nothing emulates a whole machine); the chosen spec's probe must
+    pass and it must offer ``system_mode``, which checks the request and
+    opens the accelerator. ``created`` is emitted.
+    """
     if requested == "none":
         raise ConfigurationError("vm boot needs a hardware accelerator", hint="use --accel kvm")
     if requested != "auto" and requested not in plugins.registry.accelerators:
@@ -398,18 +456,27 @@ def open_accelerator(plugins: Plugins, isa: str, requested: str) -> tuple[Accele
         raise AcceleratorUnavailable(
             requested, f"none usable for {isa} guests on this {platform.machine()} host", hint="see `vm plugins`"
         )
+    if spec.system_mode is None:
+        raise UnsupportedError(
+            f"accelerator {spec.name!r} cannot boot an operating system (it registers no system_mode)",
+            hint="choose another with --accel (see `vm plugins`)",
+        )
     spec.probe()
-    return spec, spec.factory()
+    machine = spec.system_mode(isa, request)
+    composed = ComposedBoot(plugins, isa=isa, accelerator=spec.name, machine=machine)
+    composed.event("created", accelerator=spec.name, program=request.kernel, argv=[])
+    return composed
 
 
 __all__ = [
+    "ComposedBoot",
     "ComposedVm",
     "Plugins",
     "ProgramRequest",
+    "compose_boot",
     "compose_machine",
     "compose_program",
     "compose_restored",
-    "open_accelerator",
     "program_isa",
     "read_program_header",
 ]

@@ -508,7 +508,7 @@ def restore_linux(
     ``syscall_overrides`` the registered ones (the composition root passes
     them). Files are reopened; everything else is checked first.
     """
-    from vm_linux.persist import restore_process
+    from vm_linux.restore import restore_process
     from vm_translate.cpu import CpuState
 
     if snapshot.kind != "linux" or snapshot.process is None:

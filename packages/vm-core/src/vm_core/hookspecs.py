@@ -74,10 +74,14 @@ def vm_register_accelerators(register: Callable[[AcceleratorSpec], None]) -> Non
     """Register hardware accelerators (KVM, HVF, WHPX...).
 
     Called by: the composition root when it resolves ``--accel`` (``vm run``
-    runs a program on the chosen spec's ``user_mode(isa, arch)``; ``vm boot`` opens
-    its ``factory()``) and by ``vm plugins``. Call ``register(AcceleratorSpec(...))``
-    for each accelerator the plugin implements, whether or not it is usable on
-    this host (``probe`` says so). Return nothing.
+    runs a program on the chosen spec's ``user_mode(isa, arch)``; ``vm boot``
+    boots a kernel on its ``system_mode(isa, request)``, given a
+    :class:`~vm_core.types.BootRequest`, and reports the
+    :class:`~vm_core.types.BootOutcome` its ``boot()`` returns; an accelerator
+    without the capability a command needs is refused with one line) and by
+    ``vm plugins``. Call ``register(AcceleratorSpec(...))`` for each
+    accelerator the plugin implements, whether or not it is usable on this
+    host (``probe`` says so). Return nothing.
     """
 
 
@@ -146,7 +150,9 @@ def vm_select_accelerator(isa: str, requested: str, host_isa: str) -> str | None
     """Choose a hardware accelerator for a guest, or none.
 
     Called by: the composition root before a run, for every program (any
-    ISA) unless ``--accel none``. ``requested`` is the user's ``--accel``
+    ISA) unless ``--accel none``, and for ``vm boot`` (``isa``: the kernel's,
+    ``x86_64``; ``vm boot`` has no emulated fallback, so ``None`` from every
+    plugin is an error there). ``requested`` is the user's ``--accel``
     value (``"auto"`` when unset). Return the name of a registered
     accelerator whose probe passed, or ``None`` to pass (no plugin answering
     means: emulate with an engine, when the ISA has a front end).
@@ -159,8 +165,9 @@ def vm_machine_event(name: str, data: dict[str, Any]) -> None:
     """Observe a VM's lifecycle, as the composition root drives it.
 
     Called by: the composition root (:mod:`vm_cli.compose`) for every VM it
-    assembles, ``vm run``, ``vm aot``, ``vm resume`` and ``vm_cli.Machine``
-    alike. ``name`` is one of ``created`` (assembled; ``data``: ``vm``, ``isa``,
+    assembles, ``vm run``, ``vm aot``, ``vm resume``, ``vm boot`` (``program``:
+    the kernel; ``instructions``: 0, an accelerator does not count them) and
+    ``vm_cli.Machine`` alike. ``name`` is one of ``created`` (assembled; ``data``: ``vm``, ``isa``,
     ``engine`` or ``accelerator``, ``program``, ``argv``), ``restored``
     (from a snapshot; ``snapshot_id``), ``started`` (the guest starts or
     resumes running), ``snapshot`` (one was saved; ``snapshot_id``,

@@ -64,16 +64,28 @@ class AcceleratorSpec:
 
     ``isas`` lists guest ISAs it can run; ``probe()`` returns ``None`` when
     usable here or raises :class:`vm_core.errors.AcceleratorUnavailable`
-    naming the failed check; ``factory()`` opens the accelerator device (what
-    ``vm boot`` drives). ``user_mode(isa, arch)``, when the accelerator can run
-    user programs under an OS personality (vm-linux), opens one such guest for
-    the ISA named ``isa`` whose :class:`~vm_core.arch.ArchInfo` is ``arch`` (the
-    registered ``IsaSpec.arch``: the ``cpu``'s register file follows it) and
-    returns a context with ``mem`` (an address space with vm-mem's API),
-    ``cpu`` (the registers in the ISA's layout, ``pc``, ``icount``),
-    ``engine`` (``run(cpu, budget)`` returning a :class:`StopReason`, like
-    every engine), ``hwcap`` (the ``AT_HWCAP`` of the CPU the program really
-    runs on, or ``None``), ``stats`` (a dict of counters) and ``close()``.
+    naming the failed check; ``factory()`` opens the accelerator device
+    itself (the raw backend, for library use; the composition root uses the
+    two capabilities below). Each capability is ``None`` when the accelerator
+    lacks it:
+
+    * ``user_mode(isa, arch)`` (``vm run``), when the accelerator can run
+      user programs under an OS personality (vm-linux), opens one such guest
+      for the ISA named ``isa`` whose :class:`~vm_core.arch.ArchInfo` is
+      ``arch`` (the registered ``IsaSpec.arch``: the ``cpu``'s register file
+      follows it) and returns a context with ``mem`` (an address space with
+      vm-mem's API), ``cpu`` (the registers in the ISA's layout, ``pc``,
+      ``icount``), ``engine`` (``run(cpu, budget)`` returning a
+      :class:`StopReason`, like every engine), ``hwcap`` (the ``AT_HWCAP`` of
+      the CPU the program really runs on, or ``None``), ``stats`` (a dict of
+      counters) and ``close()``.
+    * ``system_mode(isa, request)`` (``vm boot``), when the accelerator can
+      boot an operating system kernel for ``isa``, checks the
+      :class:`BootRequest` (kernel, RAM size...), opens the accelerator and
+      returns a context with ``boot()``, which runs the guest with its
+      console on the request's file descriptors until it ends and returns a
+      :class:`BootOutcome`, and ``close()``. Errors in the request raise
+      :class:`vm_core.errors.VmError` subclasses before anything is opened.
     """
 
     name: str
@@ -82,6 +94,49 @@ class AcceleratorSpec:
     isas: tuple[str, ...]
     description: str = ""
     user_mode: Callable[[str, ArchInfo], Any] | None = None
+    system_mode: Callable[[str, BootRequest], Any] | None = None
+
+
+@attrs.frozen
+class BootRequest:
+    """What ``vm boot`` asks an accelerator's ``system_mode`` to boot, as the user gave it.
+
+    ``kernel`` and ``initrd`` are host paths; ``memory`` is the guest RAM as
+    written on the command line (``512M``, ``2G``; the accelerator parses it
+    and says which sizes it takes); ``command_line`` is the kernel's;
+    ``timeout`` (seconds) ends the guest when it runs out. The guest's
+    console writes to ``console_output_fd`` and reads ``console_input_fd``
+    (``None``: no input).
+    """
+
+    kernel: str
+    memory: str = "512M"
+    command_line: str = ""
+    initrd: str | None = None
+    timeout: float | None = None
+    console_output_fd: int = 1
+    console_input_fd: int | None = 0
+
+
+class GuestStopKind(enum.Enum):
+    """How a booted guest ended."""
+
+    POWEROFF = "poweroff"
+    REBOOT = "reboot"
+    QUIT = "quit"  # stopped from the console (Ctrl-A x)
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"  # SIGINT
+    HALTED = "halted"  # halted for good
+    CRASHED = "crashed"  # a triple fault, an exception before the kernel could handle it
+
+
+@attrs.frozen
+class BootOutcome:
+    """How a booted guest ended (``kind``, with what the accelerator saw: ``detail``) after ``wall_s`` seconds."""
+
+    kind: GuestStopKind
+    detail: str
+    wall_s: float
 
 
 @attrs.frozen

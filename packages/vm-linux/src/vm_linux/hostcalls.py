@@ -135,3 +135,10 @@ def fstatfs(fd: int) -> bytes:
     if _libc.fstatfs(fd, buf) != 0:
         _raise_errno()
     return buf.raw
+
+
+def current_umask() -> int:
+    """This process's umask (the guest's: ``umask`` acts on the VM process)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

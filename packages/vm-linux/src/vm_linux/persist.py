@@ -4,8 +4,9 @@ A snapshot of a user-mode guest is its CPU, its memory and what the kernel
 keeps for it. This module does the last part: :func:`capture_process` turns a
 process into a :class:`ProcessImage` (plain values: program, argv/envp, guest
 root and cwd, pid, umask, resource limits, signal dispositions/mask/pending
-signals/altstack, the file-descriptor table) and :func:`restore_process`
-builds a fresh :class:`LinuxProcess` from one, on a caller-provided address
+signals/altstack, the file-descriptor table) and :func:`reopen_files` opens
+its descriptors again for :func:`vm_linux.restore.restore_process`, which
+builds a fresh :class:`LinuxProcess` from one on a caller-provided address
 space (memory and registers are the snapshot layer's business, see
 ``vm_cli.snapshot``). :meth:`ProcessImage.to_json` / :meth:`ProcessImage.from_json`
 convert to and from JSON-compatible dicts; malformed input gives
@@ -52,6 +53,7 @@ from vm_core.logging import get_logger
 
 from vm_linux.fdtable import FdTable, OpenFile
 from vm_linux.guest_errno import GuestErrno
+from vm_linux.hostcalls import current_umask
 from vm_linux.signals import SigAction
 
 log = get_logger("vm_linux.persist")
@@ -352,13 +354,6 @@ def _capture_cwd(fs: Any) -> str:
         raise UnsupportedError("cannot snapshot the guest: its working directory was removed") from None
 
 
-def current_umask() -> int:
-    """This process's umask (the guest's: ``umask`` acts on the VM process)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def capture_process(process: Any, *, std_streams: Sequence[int] = (0, 1, 2)) -> ProcessImage:
     """The :class:`ProcessImage` of ``process`` (a loaded :class:`~vm_linux.process.LinuxProcess`).
 
@@ -408,7 +403,8 @@ def capture_process(process: Any, *, std_streams: Sequence[int] = (0, 1, 2)) -> 
 # ---------------------------------------------------------------------------------- restoring
 
 
-def _errno_of(err: OSError | GuestErrno) -> int:
+def errno_of(err: OSError | GuestErrno) -> int:
+    """The errno a failed reopen reports (a guest path error's own code, else the host's)."""
     return err.code if isinstance(err, GuestErrno) else err.errno or errno.EIO
 
 
@@ -421,7 +417,7 @@ def _reopen(fs: Any, entry: OpenFileImage) -> tuple[int, Any, bool]:
         host_fd, virtual, outside = fs.open(fs.root_node, entry.guest_path, flags, 0)
     except (OSError, GuestErrno) as err:
         raise SnapshotError(
-            f"snapshot: cannot reopen {where}: {os.strerror(_errno_of(err))}",
+            f"snapshot: cannot reopen {where}: {os.strerror(errno_of(err))}",
             hint="the files a snapshotted guest had open must still exist when it is restored",
         ) from None
     if entry.identity is not None and (virtual is not None or _file_identity(os.fstat(host_fd)) != entry.identity):
@@ -467,57 +463,3 @@ def reopen_files(image: ProcessImage, fs: Any, std_streams: Sequence[int] = (0, 
         table.close_all()
         raise
     return table
-
-
-def restore_process(
-    image: ProcessImage,
-    mem: Any,
-    *,
-    std_streams: Sequence[int] = (0, 1, 2),
-    abi: Any = None,
-    syscall_overrides: Any = None,
-) -> Any:
-    """A :class:`~vm_linux.process.LinuxProcess` in the state of ``image``, on address space ``mem``.
-
-    ``mem`` must already hold the snapshot's memory (the process does not
-    load its program again). ``abi`` and ``syscall_overrides`` are the
-    registered ones, as for a new process (default: vm-linux's table of the
-    image's ISA). Sets this host process's umask to the guest's.
-    """
-    from vm_linux.process import LinuxProcess
-
-    if image.root is not None and not os.path.isdir(image.root):
-        raise SnapshotError(f"snapshot: the guest root {image.root} is no longer a directory")
-    process = LinuxProcess(
-        abi if abi is not None else image.isa, mem, image.program, list(image.argv), list(image.envp),
-        root=image.root, syscall_overrides=syscall_overrides,
-    )
-    state = process.state
-    fs = state.fs
-    try:
-        try:
-            fs.chdir(fs.root_node, image.cwd)
-        except (OSError, GuestErrno) as err:
-            raise SnapshotError(
-                f"snapshot: cannot return to the guest's working directory {image.cwd}: {os.strerror(_errno_of(err))}"
-            ) from None
-        fds = reopen_files(image, fs, std_streams)
-    except BaseException:
-        process.close()
-        raise
-    state.fds.close_all()
-    state.fds = fds
-    state.pid = image.pid
-    state.clear_child_tid = image.clear_child_tid
-    state.rlimits = {res: (soft, hard) for res, soft, hard in image.rlimits}
-    state.shared_file_ranges = [(start, end) for start, end in image.shared_file_ranges]
-    state.sigreturn_trampoline = image.sigreturn_trampoline
-    state.inet_allowed = image.inet_allowed
-    signals = state.signals
-    signals.actions = dict(image.signals.actions)
-    signals.set_blocked(image.signals.blocked)
-    signals.pending = dict(image.signals.pending)
-    signals.altstack = image.signals.altstack
-    os.umask(image.umask)
-    log.debug("process_restored", program=image.program, files=len(image.files), pid=image.pid)
-    return process

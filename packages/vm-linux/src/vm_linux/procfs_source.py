@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from vm_linux.hostcalls import current_umask
 from vm_linux.signals import SignalState
 from vm_linux.stack import ExecImage
 
@@ -242,8 +243,6 @@ class StateProcSource:
         return os.getppid()  # what vm's getppid answers
 
     def umask(self) -> int:
-        from vm_linux.persist import current_umask
-
         return current_umask()
 
     def credentials(self) -> Credentials:

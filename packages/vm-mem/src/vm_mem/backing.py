@@ -26,14 +26,7 @@ in the tree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
-
-from vm_mem.regions import Region
-
-if TYPE_CHECKING:
-    from vm_mem.space import AddressSpace
-
-PAGE_SHIFT = 12
+from typing import Protocol
 
 
 class PageBacking(Protocol):
@@ -59,25 +52,3 @@ class PageBacking(Protocol):
     def move(self, moves: Sequence[tuple[int, int]]) -> None:
         """Each ``(old, new)``: page ``old``'s storage is page ``new``'s now (``new`` had none)."""
         ...
-
-
-def allocate_pages(space: AddressSpace, first: int, last: int, prot: int) -> list[bytearray]:
-    """Storage for pages ``[first, last)`` from the space's backing (nothing changes if it fails)."""
-    assert space.backing is not None
-    return space.backing.allocate(range(first, last), prot)
-
-
-def install_region(space: AddressSpace, region: Region, storage: Sequence[bytearray]) -> None:
-    """Install ``storage`` as the pages of ``region`` (mapped already), holding the region's initial bytes."""
-    for pn, page in zip(range(region.start, region.end), storage, strict=True):
-        initial = region.initial_bytes(pn)
-        if initial:
-            page[: len(initial)] = initial
-        space._install(pn, page, region.prot)
-
-
-def refill(space: AddressSpace, first: int, last: int) -> None:
-    """Give every mapped page of ``[first, last)`` fresh storage with its region's initial bytes (``discard``)."""
-    for region in space.regions(first << PAGE_SHIFT, (last - first) << PAGE_SHIFT):
-        storage = allocate_pages(space, region.start, region.end, region.prot)
-        install_region(space, region, storage)

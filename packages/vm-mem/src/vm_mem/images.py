@@ -3,6 +3,7 @@
 :func:`dump_pages` yields the touched pages and the untouched ones that hold a
 region's initial data (a file mapping's bytes): every other mapped page reads
 as zeros, so a region record (``AddressSpace.dump_regions``) is all it needs.
+Both work on the :class:`~vm_mem.page_store.PageStore` under the address space.
 :func:`restore_pages` rebuilds a space from the two, validating everything
 before it changes anything.
 """
@@ -10,18 +11,11 @@ before it changes anything.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
-from vm_mem.backing import install_region
 from vm_mem.errors import GuestMemoryExhausted, InvalidArgument
+from vm_mem.layout import PAGE_SHIFT, PAGE_SIZE, PROT_ALL, Buffer, RegionRecord
+from vm_mem.page_store import PageStore
 from vm_mem.regions import Commit, Region, RegionTable
-
-if TYPE_CHECKING:
-    from vm_mem.space import AddressSpace, Buffer, RegionRecord
-
-PAGE_SIZE = 4096
-PAGE_SHIFT = 12
-_PROT_ALL = 7
 
 
 def _int(what: str, value: object) -> int:
@@ -32,12 +26,12 @@ def _int(what: str, value: object) -> int:
 
 def _prot(value: object) -> int:
     prot = _int("protection", value)
-    if prot & ~_PROT_ALL or prot < 0:
+    if prot & ~PROT_ALL or prot < 0:
         raise InvalidArgument(f"unknown protection bits in {prot:#x}")
     return prot
 
 
-def dump_pages(space: AddressSpace) -> Iterator[tuple[int, int, bytes]]:
+def dump_pages(space: PageStore) -> Iterator[tuple[int, int, bytes]]:
     """``(page number, prot, contents)`` of every touched page and every untouched page holding data."""
     numbers = set(space.pages)
     for region in space._regions:
@@ -55,7 +49,7 @@ def dump_pages(space: AddressSpace) -> Iterator[tuple[int, int, bytes]]:
 
 
 def restore_pages(
-    space: AddressSpace, items: Iterable[tuple[int, int, Buffer]], regions: Iterable[RegionRecord] | None
+    space: PageStore, items: Iterable[tuple[int, int, Buffer]], regions: Iterable[RegionRecord] | None
 ) -> None:
     """Replace all of ``space``'s memory (see ``AddressSpace.restore_pages``)."""
     limit = space.address_limit >> PAGE_SHIFT
@@ -99,7 +93,7 @@ def restore_pages(
     space._committed = committed
     if space.backing is not None:  # eager: every page of every region gets the backing's storage, then its bytes
         for region in table:
-            install_region(space, region, space.backing.allocate(range(region.start, region.end), region.prot))
+            space._install_region(region, space._allocate(region.start, region.end, region.prot))
         for pn, _, page in staged:
             space.pages[pn][:] = page
     else:

@@ -15,18 +15,12 @@ from typing import Any, Protocol
 from vm_core.logging import get_logger
 
 from vm_mem.errors import InvalidArgument, OutOfMemory
+from vm_mem.layout import PAGE_MASK, PAGE_SHIFT, PROT_READ, PROT_WRITE, page_round_up
 from vm_mem.regions import Commit
 
-PAGE_SIZE = 4096
-PAGE_SHIFT = 12
-PAGE_MASK = PAGE_SIZE - 1
-_READ_WRITE = 3
+_READ_WRITE = PROT_READ | PROT_WRITE
 
 _log = get_logger("vm_mem.brk")
-
-
-def _round_up(value: int) -> int:
-    return (value + PAGE_MASK) & ~PAGE_MASK
 
 
 class _Space(Protocol):
@@ -68,9 +62,9 @@ class ProgramBreak:
         """
         if not isinstance(addr, int) or isinstance(addr, bool):
             raise InvalidArgument(f"brk base must be an integer, not {type(addr).__name__}")
-        if addr < 0 or _round_up(addr) > self.address_limit:
+        if addr < 0 or page_round_up(addr) > self.address_limit:
             raise InvalidArgument(f"brk base {addr:#x} is outside the address space")
-        self._brk_start = self._brk = _round_up(addr)
+        self._brk_start = self._brk = page_round_up(addr)
         _log.debug("brk_base", brk=hex(self._brk))
 
     def restore_brk(self: _Space, start: int, current: int) -> None:
@@ -100,8 +94,8 @@ class ProgramBreak:
         old = self._brk
         if start is None or not isinstance(new, int) or new < start or new > self.address_limit:
             return old
-        new_top = _round_up(new)
-        old_top = _round_up(old)
+        new_top = page_round_up(new)
+        old_top = page_round_up(old)
         if new_top == old_top:
             self._brk = new
             return new

@@ -68,56 +68,40 @@ callbacks must not change memory either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from vm_core.errors import MemoryFault
-from vm_core.logging import get_logger
 
-from vm_mem.backing import PageBacking, allocate_pages, install_region, refill
-from vm_mem.errors import GuestMemoryExhausted, InvalidArgument, NotMapped, OutOfAddressSpace, OutOfMemory
+from vm_mem.backing import PageBacking
+from vm_mem.errors import InvalidArgument, NotMapped, OutOfAddressSpace, OutOfMemory
 from vm_mem.images import dump_pages, restore_pages
+from vm_mem.layout import (
+    ADDRESS_LIMIT,
+    DEFAULT_MMAP_BASE,
+    DEFAULT_MMAP_MIN_ADDR,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PROT_ALL,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    Buffer,
+    RegionRecord,
+    page_round_down,
+    page_round_up,
+)
+from vm_mem.page_store import PageStore
 from vm_mem.program_break import ProgramBreak
-from vm_mem.regions import Commit, PageProtections, Region, RegionTable
+from vm_mem.regions import Commit, Region
 
-PAGE_SIZE = 4096
-PAGE_SHIFT = 12
-PAGE_MASK = PAGE_SIZE - 1
-
-PROT_NONE = 0
-PROT_READ = 1
-PROT_WRITE = 2
-PROT_EXEC = 4
-PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
-
-#: One past the highest address any guest address space can hold (the Linux layer sets its ISA's lower ceiling).
-ADDRESS_LIMIT = 1 << 64
-#: Top of the top-down ``mmap`` area: just below vm-linux's stack in a 39-bit user space.
-DEFAULT_MMAP_BASE = 0x3F_0000_0000
-#: Lowest address ``find_free`` hands out (Linux's default ``vm.mmap_min_addr``).
-DEFAULT_MMAP_MIN_ADDR = 0x10000
 #: Access sizes of :meth:`AddressSpace.load` and :meth:`AddressSpace.store`.
 ACCESS_SIZES = (1, 2, 4, 8, 16)
 #: Default byte limit of :meth:`AddressSpace.read_cstring`.
 CSTRING_LIMIT = PAGE_SIZE * 32
 
 _MASKS = {size: (1 << (8 * size)) - 1 for size in ACCESS_SIZES}
-
-CodeWriteCallback = Callable[[int], None]
-MappingChangeCallback = Callable[[int, int], None]
-Buffer = bytes | bytearray | memoryview
-#: A region as snapshots save it: ``(first page, end page, prot, commit)``.
-RegionRecord = tuple[int, int, int, int]
-
-
-def page_round_up(value: int) -> int:
-    """``value`` rounded up to a multiple of :data:`PAGE_SIZE`."""
-    return (value + PAGE_MASK) & ~PAGE_MASK
-
-
-def page_round_down(value: int) -> int:
-    """``value`` rounded down to a multiple of :data:`PAGE_SIZE`."""
-    return value & ~PAGE_MASK
 
 
 def _require_int(what: str, value: Any) -> int:
@@ -133,7 +117,7 @@ def _check_prot(prot: Any) -> int:
     return int(prot)
 
 
-class AddressSpace(ProgramBreak):
+class AddressSpace(PageStore, ProgramBreak):
     """A guest user address space; see the module docstring for the layout contract.
 
     ``mmap_base`` (top of the top-down ``find_free`` area), ``mmap_min_addr``
@@ -152,23 +136,11 @@ class AddressSpace(ProgramBreak):
         max_memory: int | None = None,
         backing: PageBacking | None = None,
     ) -> None:
-        self.backing = backing
-        self.pages: dict[int, bytearray] = {}
-        self.readable: dict[int, bytearray] = {}
-        self.writable: dict[int, bytearray] = {}
-        self._regions = RegionTable()
-        self.prot = PageProtections(self._regions)
-        self.on_code_write: list[CodeWriteCallback] = []
-        self.on_mapping_change: list[MappingChangeCallback] = []
+        super().__init__(address_limit=address_limit, max_memory=max_memory, backing=backing)
         self.mmap_base = mmap_base
         self.mmap_min_addr = mmap_min_addr
-        self.address_limit = address_limit
-        self.max_memory = max_memory
-        self._committed = 0
-        self._watched: set[int] = set()
         self._brk_start: int | None = None
         self._brk = 0
-        self._log = get_logger("vm_mem.space")
 
     # ------------------------------------------------------------------ layout helpers
 
@@ -190,90 +162,6 @@ class AddressSpace(ProgramBreak):
     def _any_mapped(self, first: int, last: int) -> bool:
         return self._regions.any_in(first, last)
 
-    def _materialized_in(self, first: int, last: int) -> list[int]:
-        """The touched pages in ``[first, last)`` (cost bounded by the smaller of the two)."""
-        pages = self.pages
-        if last - first <= len(pages):
-            return [pn for pn in range(first, last) if pn in pages]
-        return [pn for pn in pages if first <= pn < last]
-
-    def _watched_in(self, first: int, last: int) -> list[int]:
-        return sorted(pn for pn in self._watched if first <= pn < last)
-
-    def _mapping_changed(self, first: int, last: int) -> None:
-        for callback in list(self.on_mapping_change):
-            callback(first, last)
-
-    def _release_watch(self, pn: int) -> None:
-        """Un-watch page ``pn`` (restoring ``writable``) and call the code-write callbacks."""
-        self._watched.discard(pn)
-        page = self.pages.get(pn)
-        region = self._regions.find(pn)
-        if page is not None and region is not None and region.prot & PROT_WRITE:
-            self.writable[pn] = page
-            self._mapping_changed(pn, pn + 1)
-        for callback in list(self.on_code_write):
-            callback(pn)
-
-    def _drop(self, pn: int) -> None:
-        del self.pages[pn]
-        self.readable.pop(pn, None)
-        self.writable.pop(pn, None)
-
-    def _drop_pages(self, numbers: list[int], *, replaced: bool = False) -> None:
-        """Drop touched pages ``numbers``; the backing frees their storage (unless new storage ``replaced`` it)."""
-        for pn in numbers:
-            self._drop(pn)
-        if numbers and self.backing is not None and not replaced:
-            self.backing.release(numbers)
-
-    def _install(self, pn: int, page: bytearray, prot: int) -> None:
-        self.pages[pn] = page
-        if prot & PROT_READ:
-            self.readable[pn] = page
-        else:
-            self.readable.pop(pn, None)
-        if prot & PROT_WRITE and pn not in self._watched:
-            self.writable[pn] = page
-        else:
-            self.writable.pop(pn, None)
-
-    def _materialize(self, pn: int, region: Region) -> bytearray:
-        """Create page ``pn`` of ``region`` on its first touch and install it in the dicts."""
-        limit = self.max_memory
-        if limit is not None and (len(self.pages) + 1) * PAGE_SIZE > limit:
-            raise GuestMemoryExhausted(pn << PAGE_SHIFT, len(self.pages) * PAGE_SIZE, limit)
-        try:
-            if self.backing is not None:
-                install_region(self, region.clipped(pn, pn + 1), self.backing.allocate([pn], region.prot))
-                self._mapping_changed(pn, pn + 1)
-                return self.pages[pn]
-            page = region.fresh_page(pn)
-        except MemoryError:
-            raise GuestMemoryExhausted(pn << PAGE_SHIFT, len(self.pages) * PAGE_SIZE, None) from None
-        self._install(pn, page, region.prot)
-        self._mapping_changed(pn, pn + 1)
-        return page
-
-    def _touch(self, addr: int, need: int, access: str) -> bytearray:
-        """The page holding ``addr`` (created on first touch); MemoryFault unless mapped with ``need``."""
-        pn = addr >> PAGE_SHIFT
-        region = self._regions.find(pn)
-        if region is None or not region.prot & need:
-            raise MemoryFault(addr, access)
-        page = self.pages.get(pn)
-        return page if page is not None else self._materialize(pn, region)
-
-    def _page(self, pn: int) -> bytearray:
-        """Page ``pn``, created on first touch (no permission check; it must be mapped)."""
-        page = self.pages.get(pn)
-        if page is not None:
-            return page
-        region = self._regions.find(pn)
-        if region is None:
-            raise NotMapped(pn << PAGE_SHIFT, PAGE_SIZE, pn << PAGE_SHIFT)
-        return self._materialize(pn, region)
-
     def _charge(self, added: int, released: int = 0) -> None:
         """Commit ``added`` bytes while ``released`` go back; OutOfMemory past ``max_memory``."""
         limit = self.max_memory
@@ -281,16 +169,6 @@ class AddressSpace(ProgramBreak):
         if added and limit is not None and committed + added > limit:
             raise OutOfMemory(added, committed, limit)
         self._committed = committed + added
-
-    @property
-    def committed(self) -> int:
-        """Bytes of charged regions (see :class:`~vm_mem.regions.Commit`)."""
-        return self._committed
-
-    @property
-    def touched(self) -> int:
-        """Bytes of touched (materialized) pages: what the guest's memory costs the host."""
-        return len(self.pages) * PAGE_SIZE
 
     # ------------------------------------------------------------------ mapping
 
@@ -319,7 +197,7 @@ class AddressSpace(ProgramBreak):
         storage = None
         if self.backing is not None:
             try:
-                storage = allocate_pages(self, first, last, prot)
+                storage = self._allocate(first, last, prot)
             except BaseException:
                 self._committed = committed
                 raise
@@ -330,7 +208,7 @@ class AddressSpace(ProgramBreak):
         region = Region(first, last, prot, initial, 0, commit)
         self._regions.insert(region)
         if storage is not None:
-            install_region(self, region, storage)
+            self._install_region(region, storage)
         self._mapping_changed(first, last)
         self._log.debug("map", start=hex(addr), end=hex(last << PAGE_SHIFT), prot=prot, commit=commit.name)
 
@@ -396,7 +274,7 @@ class AddressSpace(ProgramBreak):
             self._release_watch(pn)
         self._drop_pages(self._materialized_in(first, last))
         if self.backing is not None:
-            refill(self, first, last)
+            self._refill(first, last)
         self._mapping_changed(first, last)
 
     def remap(self, old: int, old_length: int, new: int, new_length: int, *, keep_old: bool = False) -> None:
@@ -453,9 +331,9 @@ class AddressSpace(ProgramBreak):
             self._install(target + pn - first, page, self.prot[target + pn - first])
         if self.backing is not None:
             if grow:
-                install_region(self, grown, allocate_pages(self, grown.start, grown.end, grown.prot))
+                self._install_region(grown, self._allocate(grown.start, grown.end, grown.prot))
             if keep_old:
-                refill(self, first, last)
+                self._refill(first, last)
         self._mapping_changed(first, last)
         self._mapping_changed(target, target_end)
         self._log.debug("remap", old=hex(old), new=hex(new), length=hex(new_length))
@@ -690,36 +568,6 @@ class AddressSpace(ProgramBreak):
             taken += stop - off
             addr += stop - off
         return b"".join(parts)
-
-    # ------------------------------------------------------------------ code watching
-
-    def watch_code(self, page_number: int) -> None:
-        """Watch mapped page ``page_number`` as translated code (take it out of ``writable``)."""
-        if self._regions.find(page_number) is None:
-            address = page_number << PAGE_SHIFT
-            raise NotMapped(address, PAGE_SIZE, address)
-        self._watched.add(page_number)
-        if self.writable.pop(page_number, None) is not None:
-            self._mapping_changed(page_number, page_number + 1)
-
-    def unwatch_code(self, page_number: int) -> None:
-        """Stop watching ``page_number`` without calling the callbacks (no-op if not watched)."""
-        if page_number in self._watched:
-            self._watched.discard(page_number)
-            page = self.pages.get(page_number)
-            region = self._regions.find(page_number)
-            if page is not None and region is not None and region.prot & PROT_WRITE:
-                self.writable[page_number] = page
-                self._mapping_changed(page_number, page_number + 1)
-
-    def is_code_watched(self, page_number: int) -> bool:
-        """Whether ``page_number`` is currently watched as code."""
-        return page_number in self._watched
-
-    @property
-    def watched_pages(self) -> frozenset[int]:
-        """The page numbers currently watched as code."""
-        return frozenset(self._watched)
 
     # ------------------------------------------------------------------ snapshots
 

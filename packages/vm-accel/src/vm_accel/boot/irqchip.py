@@ -24,7 +24,8 @@ from vm_core.logging import get_logger
 
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm.errors import KvmIoctlError
-from vm_accel.kvm.system import ACCELERATOR_NAME, kvm_ioctl
+from vm_accel.kvm.ioctl import kvm_ioctl
+from vm_accel.kvm.system import ACCELERATOR_NAME
 from vm_accel.kvm.vcpu import KvmVcpu
 from vm_accel.kvm.vm import KvmVm
 

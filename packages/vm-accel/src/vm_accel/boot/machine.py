@@ -47,6 +47,7 @@ from vm_accel.boot.power import GuestStop, GuestStopKind, attach_power_devices
 from vm_accel.boot.uart import COM1_PORT, PORT_COUNT, Uart16550
 from vm_accel.boot.zero_page import build_boot_params
 from vm_accel.kvm import ioctl_numbers as nr
+from vm_accel.kvm.io_bus import DeviceVcpu
 from vm_accel.kvm.long_mode import LongModeLayout, LongModeSystem, setup_long_mode
 from vm_accel.kvm.run_loop import StopKind, VcpuStop
 from vm_accel.kvm.state import Registers
@@ -109,7 +110,7 @@ def boot_linux(kvm: Kvm, config: BootConfig, console: HostConsole) -> BootResult
         uart = Uart16550(console.write, IrqLine(vm, IRQ_COM1).set, COM1_PORT)
         vm.io.add_ports(COM1_PORT, PORT_COUNT, uart)
         attach_power_devices(vm.io)
-        vm.io.add_ports(system.layout.exception_port, 1, _EarlyExceptionReporter(system))
+        vm.io.add_ports(system.layout.exception_port, 1, _EarlyExceptionReporter(system, vcpu))
         timer: threading.Timer | None = None
         start = time.perf_counter()
         try:
@@ -175,16 +176,20 @@ def _enter_64bit_boot(vcpu: KvmVcpu, image: BzImage, layout: MemoryLayout) -> Lo
 
 
 class _EarlyExceptionReporter:
-    """The loader's IDT stubs report here: the guest faulted before installing its own IDT."""
+    """The loader's IDT stubs report here: the guest faulted before installing its own IDT.
 
-    def __init__(self, system: LongModeSystem) -> None:
+    The machine has one vCPU, ``vcpu``, whose memory holds the frame the stub pushed.
+    """
+
+    def __init__(self, system: LongModeSystem, vcpu: KvmVcpu) -> None:
         self.system = system
+        self.vcpu = vcpu
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         return 0
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
-        frame = self.system.read_exception_frame(vcpu)
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
+        frame = self.system.read_exception_frame(self.vcpu)
         vcpu.request_stop(GuestStop(GuestStopKind.CRASHED, f"early {frame.describe()}"))
 
 

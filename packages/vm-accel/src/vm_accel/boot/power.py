@@ -9,21 +9,21 @@
   answer "no data, ready for a command"; port 0x60 reads 0.
 * The PCI reset control register: 0x06 or 0x0e to port 0xcf9 (``reboot=pci``).
 
-Each asks the vCPU to stop with a :class:`GuestStop` saying which; triple
+Each asks the vCPU to stop with a :class:`GuestStop` saying which (its kind
+is vm-core's :class:`~vm_core.types.GuestStopKind`, what ``vm boot`` reports); triple
 faults and KVM system events are told apart by the boot machine's run loop.
 """
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
 import attrs
 from vm_core.logging import get_logger
+from vm_core.types import GuestStopKind
 
 if TYPE_CHECKING:
-    from vm_accel.kvm.io_bus import IoBus
-    from vm_accel.kvm.vcpu import KvmVcpu
+    from vm_accel.kvm.io_bus import DeviceVcpu, IoBus
 
 log = get_logger("vm_accel.boot.power")
 
@@ -35,18 +35,6 @@ I8042_PULSE_RESET = 0xFE
 I8042_STATUS_IDLE = 0x00  # output buffer empty, input buffer empty
 RESET_CONTROL = 0xCF9
 RESET_CONTROL_RESET = 0x04  # RST_CPU: the reset happens on this bit's 0 -> 1 edge
-
-
-class GuestStopKind(enum.Enum):
-    """How a booted guest ended."""
-
-    POWEROFF = "poweroff"
-    REBOOT = "reboot"
-    QUIT = "quit"
-    TIMEOUT = "timeout"
-    INTERRUPTED = "interrupted"
-    HALTED = "halted"
-    CRASHED = "crashed"
 
 
 @attrs.frozen
@@ -63,10 +51,10 @@ class GuestStop:
 class AcpiPowerControl:
     """``PM1a_CNT``: poweroff on SLP_EN; other writes (SCI_EN...) and reads are harmless."""
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         return 0
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
         if value & ACPI_SLP_EN:
             vcpu.request_stop(GuestStop(GuestStopKind.POWEROFF, f"ACPI sleep control port {port:#x} <- {value:#x}"))
 
@@ -74,10 +62,10 @@ class AcpiPowerControl:
 class KeyboardControllerReset:
     """Just enough of the i8042 for its reset line: command 0xfe on port 0x64."""
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         return I8042_STATUS_IDLE
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
         if port == I8042_COMMAND and value & 0xFF == I8042_PULSE_RESET:
             vcpu.request_stop(GuestStop(GuestStopKind.REBOOT, "i8042 reset: port 0x64 <- 0xfe"))
         else:
@@ -90,10 +78,10 @@ class ResetControlRegister:
     def __init__(self) -> None:
         self.value = 0
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         return self.value
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
         value &= 0xFF
         if value & RESET_CONTROL_RESET and not self.value & RESET_CONTROL_RESET:
             vcpu.request_stop(GuestStop(GuestStopKind.REBOOT, f"reset control register: port 0xcf9 <- {value:#x}"))

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from vm_core.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from vm_accel.kvm.vcpu import KvmVcpu
+    from vm_accel.kvm.io_bus import DeviceVcpu
 
 COM1_PORT = 0x3F8
 PORT_COUNT = 8
@@ -123,13 +123,13 @@ class Uart16550:
 
     # -- PortHandler ------------------------------------------------------------------------------
 
-    def port_read(self, vcpu: KvmVcpu | None, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu | None, port: int, size: int) -> int:
         with self._lock:
             value = self._read(port - self.base)
             self._update_irq()
             return value
 
-    def port_write(self, vcpu: KvmVcpu | None, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu | None, port: int, size: int, value: int) -> None:
         with self._lock:
             self._write(port - self.base, value & 0xFF)
             self._update_irq()

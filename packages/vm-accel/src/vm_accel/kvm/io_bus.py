@@ -4,8 +4,8 @@ A device registers a :class:`PortHandler` for a range of I/O ports or an
 :class:`MmioHandler` for a range of guest-physical addresses that are not
 RAM. The run loop calls them on ``KVM_EXIT_IO`` / ``KVM_EXIT_MMIO``, one
 call per element of a string instruction (``rep outsb``), passing the vCPU
-so a handler can read or change its registers (a hypercall port) or ask it
-to stop (``vcpu.request_stop(value)``).
+(as a :class:`DeviceVcpu`) so a handler can read or change its registers (a
+hypercall port) or ask it to stop (``vcpu.request_stop(value)``).
 
 Values are unsigned integers of ``size`` bytes (little-endian in the
 kvm_run data area). With ``strict`` (the default) an access nobody handles
@@ -15,32 +15,50 @@ all ones and writes are dropped, as on a PC bus with nothing attached.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import attrs
 from vm_core.errors import ConfigurationError, UnsupportedError
 from vm_core.logging import get_logger
 
-if TYPE_CHECKING:
-    from vm_accel.kvm.vcpu import KvmVcpu
+from vm_accel.kvm.state import Registers, SpecialRegisters
 
 log = get_logger("vm_accel.kvm.io_bus")
+
+
+class DeviceVcpu(Protocol):
+    """The vCPU whose access a handler answers (a :class:`vm_accel.kvm.vcpu.KvmVcpu`)."""
+
+    @property
+    def index(self) -> int: ...
+
+    def get_regs(self) -> Registers: ...
+
+    def set_regs(self, registers: Registers) -> None: ...
+
+    def get_sregs(self) -> SpecialRegisters: ...
+
+    def set_sregs(self, special: SpecialRegisters) -> None: ...
+
+    def request_stop(self, value: object = None) -> None:
+        """Make the run loop return ``StopKind.STOPPED`` with ``value`` once the handler returns."""
+        ...
 
 
 class PortHandler(Protocol):
     """Answers ``in`` and ``out`` on its ports."""
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int: ...
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int: ...
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None: ...
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None: ...
 
 
 class MmioHandler(Protocol):
     """Answers loads and stores to its guest-physical addresses."""
 
-    def mmio_read(self, vcpu: KvmVcpu, address: int, size: int) -> int: ...
+    def mmio_read(self, vcpu: DeviceVcpu, address: int, size: int) -> int: ...
 
-    def mmio_write(self, vcpu: KvmVcpu, address: int, size: int, value: int) -> None: ...
+    def mmio_write(self, vcpu: DeviceVcpu, address: int, size: int, value: int) -> None: ...
 
 
 @attrs.frozen
@@ -94,7 +112,7 @@ class IoBus:
                 return entry.handler
         return None
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         handler = self._find(self._ports, port)
         if handler is None:
             self._unhandled(f"guest read {size} byte(s) from I/O port {port:#x}", vcpu)
@@ -102,14 +120,14 @@ class IoBus:
         value: int = handler.port_read(vcpu, port, size)  # type: ignore[attr-defined]
         return value & ((1 << (8 * size)) - 1)
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
         handler = self._find(self._ports, port)
         if handler is None:
             self._unhandled(f"guest wrote {value:#x} ({size} byte(s)) to I/O port {port:#x}", vcpu)
             return
         handler.port_write(vcpu, port, size, value)  # type: ignore[attr-defined]
 
-    def mmio_read(self, vcpu: KvmVcpu, address: int, size: int) -> int:
+    def mmio_read(self, vcpu: DeviceVcpu, address: int, size: int) -> int:
         handler = self._find(self._mmio, address)
         if handler is None:
             self._unhandled(f"guest read {size} byte(s) from unmapped physical address {address:#x}", vcpu)
@@ -117,7 +135,7 @@ class IoBus:
         value: int = handler.mmio_read(vcpu, address, size)  # type: ignore[attr-defined]
         return value & ((1 << (8 * size)) - 1)
 
-    def mmio_write(self, vcpu: KvmVcpu, address: int, size: int, value: int) -> None:
+    def mmio_write(self, vcpu: DeviceVcpu, address: int, size: int, value: int) -> None:
         handler = self._find(self._mmio, address)
         if handler is None:
             self._unhandled(
@@ -126,7 +144,7 @@ class IoBus:
             return
         handler.mmio_write(vcpu, address, size, value)  # type: ignore[attr-defined]
 
-    def _unhandled(self, what: str, vcpu: KvmVcpu) -> None:
+    def _unhandled(self, what: str, vcpu: DeviceVcpu) -> None:
         if self.strict:
             raise UnsupportedError(what, hint="no device is attached there")
         log.debug("unhandled_access", access=what, vcpu=vcpu.index)

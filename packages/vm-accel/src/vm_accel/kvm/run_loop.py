@@ -19,6 +19,9 @@ reported and the saved register state are consistent.
 
 A failed VM entry, a KVM internal error or any other exit raises
 :class:`vm_accel.kvm.errors.KvmExitError` with the register state.
+
+The loop sees the vCPU as a :class:`vm_accel.kvm.protocols.RunnableVcpu`
+(:class:`vm_accel.kvm.vcpu.KvmVcpu` is one, and calls the loop from ``run``).
 """
 
 from __future__ import annotations
@@ -26,18 +29,15 @@ from __future__ import annotations
 import enum
 import fcntl
 import signal
-from typing import TYPE_CHECKING
 
 import attrs
 from vm_core.logging import get_logger
 
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm.errors import KvmExitError, KvmIoctlError
+from vm_accel.kvm.io_bus import IoBus
+from vm_accel.kvm.protocols import RunnableVcpu
 from vm_accel.kvm.state import Registers, SpecialRegisters
-
-if TYPE_CHECKING:
-    from vm_accel.kvm.io_bus import IoBus
-    from vm_accel.kvm.vcpu import KvmVcpu
 
 log = get_logger("vm_accel.kvm.run_loop")
 
@@ -76,26 +76,26 @@ class VcpuStop:
         return f"{head}\n{self.registers.describe()}\n{self.special.describe()}"
 
 
-def run_vcpu(vcpu: KvmVcpu) -> VcpuStop:
+def run_vcpu(vcpu: RunnableVcpu) -> VcpuStop:
     """Run ``vcpu`` until it stops (see the module documentation)."""
     blocked_before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         vcpu.set_signal_mask(blocked_before - {signal.SIGINT})
-        vcpu._begin_run()
+        vcpu.begin_run()
         try:
             return _loop(vcpu)
         finally:
-            vcpu._end_run()
+            vcpu.end_run()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked_before)
 
 
-def _loop(vcpu: KvmVcpu) -> VcpuStop:
+def _loop(vcpu: RunnableVcpu) -> VcpuStop:
     run = vcpu.run_page
-    bus = vcpu.vm.io
+    bus = vcpu.io
     io_pending = False
     while True:
-        requested, value = vcpu._take_stop()
+        requested, value = vcpu.take_stop()
         if requested:
             if io_pending:
                 _complete_pending_io(vcpu)
@@ -104,8 +104,8 @@ def _loop(vcpu: KvmVcpu) -> VcpuStop:
             fcntl.ioctl(vcpu.fd, nr.KVM_RUN, 0)
         except InterruptedError:
             io_pending = False
-            if vcpu._consume_interrupt():
-                requested, value = vcpu._take_stop()
+            if vcpu.consume_interrupt():
+                requested, value = vcpu.take_stop()
                 if requested:
                     return _stop(vcpu, StopKind.STOPPED, value=value)
                 log.info("vcpu_interrupted", vcpu=vcpu.index)
@@ -137,7 +137,7 @@ def _loop(vcpu: KvmVcpu) -> VcpuStop:
             raise _exit_error(vcpu, reason)
 
 
-def _port_io(vcpu: KvmVcpu, bus: IoBus) -> None:
+def _port_io(vcpu: RunnableVcpu, bus: IoBus) -> None:
     io = vcpu.run_page.exit.io
     size, port, count, offset = io.size, io.port, io.count, io.data_offset
     data = vcpu.run_data(offset, size * count)
@@ -149,7 +149,7 @@ def _port_io(vcpu: KvmVcpu, bus: IoBus) -> None:
             cell[:] = bus.port_read(vcpu, port, size).to_bytes(size, "little")
 
 
-def _mmio(vcpu: KvmVcpu, bus: IoBus) -> None:
+def _mmio(vcpu: RunnableVcpu, bus: IoBus) -> None:
     mmio = vcpu.run_page.exit.mmio
     size = mmio.len
     if mmio.is_write:
@@ -161,7 +161,7 @@ def _mmio(vcpu: KvmVcpu, bus: IoBus) -> None:
             mmio.data[i] = byte
 
 
-def _complete_pending_io(vcpu: KvmVcpu) -> None:
+def _complete_pending_io(vcpu: RunnableVcpu) -> None:
     """Finish the I/O instruction the last exit reported without running guest code."""
     run = vcpu.run_page
     run.immediate_exit = 1
@@ -175,15 +175,15 @@ def _complete_pending_io(vcpu: KvmVcpu) -> None:
         run.immediate_exit = 0
 
 
-def _stop(vcpu: KvmVcpu, kind: StopKind, *, value: object = None, detail: str = "") -> VcpuStop:
+def _stop(vcpu: RunnableVcpu, kind: StopKind, *, value: object = None, detail: str = "") -> VcpuStop:
     return VcpuStop(kind, vcpu.get_regs(), vcpu.get_sregs(), value=value, detail=detail)
 
 
-def _state(vcpu: KvmVcpu) -> str:
+def _state(vcpu: RunnableVcpu) -> str:
     return f"{vcpu.get_regs().describe()}\n{vcpu.get_sregs().describe()}"
 
 
-def _exit_error(vcpu: KvmVcpu, reason: int) -> KvmExitError:
+def _exit_error(vcpu: RunnableVcpu, reason: int) -> KvmExitError:
     run = vcpu.run_page
     name = nr.EXIT_REASON_NAMES.get(reason, f"#{reason}")
     if reason == nr.KVM_EXIT_FAIL_ENTRY:
@@ -202,7 +202,7 @@ def _exit_error(vcpu: KvmVcpu, reason: int) -> KvmExitError:
     return KvmExitError(name, detail, _state(vcpu))
 
 
-def _internal_error_detail(vcpu: KvmVcpu) -> str:
+def _internal_error_detail(vcpu: RunnableVcpu) -> str:
     internal = vcpu.run_page.exit.internal
     suberror = internal.suberror
     text = f"suberror {suberror}: {nr.INTERNAL_ERROR_NAMES.get(suberror, 'unknown')}"

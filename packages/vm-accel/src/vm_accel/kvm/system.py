@@ -4,16 +4,16 @@
 version 12, user memory regions); every failure to do so raises
 :class:`vm_core.errors.AcceleratorUnavailable` naming the failed check and
 what to do about it. :func:`probe_kvm` runs the same checks plus a
-throw-away ``KVM_CREATE_VM`` for the plugin's probe.
+throw-away ``KVM_CREATE_VM`` for the plugin's probe. The VM is made here and
+knows the device only as a :class:`vm_accel.kvm.protocols.KvmDevice`, so the
+modules import downwards only: system, vm, vcpu, run_loop.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
-from typing import TYPE_CHECKING, Any
 
 from vm_core.errors import AcceleratorUnavailable
 from vm_core.logging import get_logger
@@ -21,10 +21,9 @@ from vm_core.logging import get_logger
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import structures as st
 from vm_accel.kvm.errors import KvmIoctlError
+from vm_accel.kvm.ioctl import kvm_ioctl
 from vm_accel.kvm.state import CpuidEntry
-
-if TYPE_CHECKING:
-    from vm_accel.kvm.vm import KvmVm
+from vm_accel.kvm.vm import KvmVm
 
 DEFAULT_DEVICE_PATH = "/dev/kvm"
 ACCELERATOR_NAME = "kvm"
@@ -36,32 +35,6 @@ _HINT_NO_DEVICE = (
     "firmware, or enable nested virtualization when this host is itself a VM"
 )
 _HINT_PERMISSION = "add yourself to the kvm group (sudo usermod -aG kvm $USER) and log in again"
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc_ioctl = _libc.ioctl
-_libc_ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong)
-_libc_ioctl.restype = ctypes.c_int
-
-
-def kvm_ioctl(fd: int, request: int, argument: Any = 0, *, name: str) -> int:
-    """``ioctl(fd, request, argument)``; a ctypes structure argument is read and written in place.
-
-    An integer argument is passed as an unsigned long (``fcntl.ioctl`` only
-    takes a C ``int``, too small for addresses such as the TSS address).
-    """
-    try:
-        if isinstance(argument, int):
-            if 0 <= argument <= 0x7FFF_FFFF:
-                return int(fcntl.ioctl(fd, request, argument))
-            result = int(_libc_ioctl(fd, request, argument & 0xFFFF_FFFF_FFFF_FFFF))
-            if result < 0:
-                code = ctypes.get_errno()
-                raise OSError(code, os.strerror(code))
-            return result
-        return int(fcntl.ioctl(fd, request, argument, True))
-    except OSError as exc:
-        raise KvmIoctlError(name, exc) from exc
 
 
 class Kvm:
@@ -130,8 +103,6 @@ class Kvm:
 
     def create_vm(self, *, strict_io: bool = True) -> KvmVm:
         """``KVM_CREATE_VM``: a new, empty :class:`vm_accel.kvm.vm.KvmVm`."""
-        from vm_accel.kvm.vm import KvmVm
-
         try:
             vm_fd = int(fcntl.ioctl(self.fd, nr.KVM_CREATE_VM, 0))
         except OSError as exc:

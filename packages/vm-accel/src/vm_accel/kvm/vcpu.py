@@ -14,24 +14,22 @@ import os
 import signal
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from vm_core.errors import ConfigurationError
 
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import structures as st
+from vm_accel.kvm.io_bus import IoBus
+from vm_accel.kvm.ioctl import kvm_ioctl
+from vm_accel.kvm.protocols import VcpuParent
+from vm_accel.kvm.run_loop import VcpuStop, run_vcpu
 from vm_accel.kvm.state import CpuidEntry, FpuState, Registers, SpecialRegisters
-from vm_accel.kvm.system import kvm_ioctl
-
-if TYPE_CHECKING:
-    from vm_accel.kvm.run_loop import VcpuStop
-    from vm_accel.kvm.vm import KvmVm
 
 
 class KvmVcpu:
-    """One vCPU of a :class:`vm_accel.kvm.vm.KvmVm`."""
+    """One vCPU of a :class:`vm_accel.kvm.vm.KvmVm` (which it sees as a :class:`~vm_accel.kvm.protocols.VcpuParent`)."""
 
-    def __init__(self, vm: KvmVm, index: int, fd: int) -> None:
+    def __init__(self, vm: VcpuParent, index: int, fd: int) -> None:
         self.vm = vm
         self.index = index
         self.fd = fd
@@ -48,6 +46,11 @@ class KvmVcpu:
         self.set_cpuid(vm.kvm.supported_cpuid())
 
     # -- the kvm_run page -------------------------------------------------------------------------
+
+    @property
+    def io(self) -> IoBus:
+        """The VM's I/O bus, which answers this vCPU's port I/O and MMIO exits."""
+        return self.vm.io
 
     @property
     def run_page(self) -> st.KvmRun:
@@ -133,8 +136,6 @@ class KvmVcpu:
 
     def run(self) -> VcpuStop:
         """Run the guest until it stops; see :func:`vm_accel.kvm.run_loop.run_vcpu`."""
-        from vm_accel.kvm.run_loop import run_vcpu
-
         return run_vcpu(self)
 
     def request_stop(self, value: object = None) -> None:
@@ -155,11 +156,14 @@ class KvmVcpu:
                 signal.pthread_kill(thread, signal.SIGINT)
                 self._kicked = True
 
-    def _begin_run(self) -> None:
+    # -- the run loop's side of stopping (see vm_accel.kvm.run_loop) ------------------------------
+
+    def begin_run(self) -> None:
+        """The calling thread is about to run this vCPU (another thread's ``request_stop`` kicks it)."""
         with self._lock:
             self._running_thread = threading.get_ident()
 
-    def _take_stop(self) -> tuple[bool, object]:
+    def take_stop(self) -> tuple[bool, object]:
         """(whether a stop was requested, its value); clears the request."""
         with self._lock:
             requested, value = self._stop_requested, self._stop_value
@@ -168,7 +172,7 @@ class KvmVcpu:
                 self._run_page.immediate_exit = 0
             return requested, value
 
-    def _consume_interrupt(self) -> bool:
+    def consume_interrupt(self) -> bool:
         """Take a pending SIGINT (blocked in this thread); True when it was a real interrupt, not a kick."""
         with self._lock:
             took = signal.sigtimedwait([signal.SIGINT], 0) is not None
@@ -177,7 +181,8 @@ class KvmVcpu:
                 return False
             return took
 
-    def _end_run(self) -> None:
+    def end_run(self) -> None:
+        """The run loop returned: forget the running thread and take a kick's leftover SIGINT."""
         with self._lock:
             self._running_thread = None
             if self._kicked:

@@ -1,6 +1,7 @@
 """A KVM virtual machine: its guest-physical memory, its I/O bus and its vCPUs.
 
-Made by :meth:`vm_accel.kvm.system.Kvm.create_vm`. Guest RAM is added with
+Made by :meth:`vm_accel.kvm.system.Kvm.create_vm`; it sees the device as a
+:class:`vm_accel.kvm.protocols.KvmDevice`. Guest RAM is added with
 :meth:`KvmVm.add_memory` (anonymous host memory registered with
 ``KVM_SET_USER_MEMORY_REGION``) and reached through :attr:`KvmVm.memory`;
 devices attach to :attr:`KvmVm.io`.
@@ -9,7 +10,6 @@ devices attach to :attr:`KvmVm.io`.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from vm_core.errors import ConfigurationError
 from vm_core.logging import get_logger
@@ -18,12 +18,10 @@ from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import structures as st
 from vm_accel.kvm.errors import KvmIoctlError
 from vm_accel.kvm.io_bus import IoBus
+from vm_accel.kvm.ioctl import kvm_ioctl
 from vm_accel.kvm.memory import GuestMemoryRegion, GuestPhysicalMemory
-from vm_accel.kvm.system import kvm_ioctl
-
-if TYPE_CHECKING:
-    from vm_accel.kvm.system import Kvm
-    from vm_accel.kvm.vcpu import KvmVcpu
+from vm_accel.kvm.protocols import KvmDevice
+from vm_accel.kvm.vcpu import KvmVcpu
 
 log = get_logger("vm_accel.kvm.vm")
 
@@ -34,7 +32,7 @@ DEFAULT_TSS_ADDRESS = 0xFFFB_D000
 class KvmVm:
     """One KVM virtual machine."""
 
-    def __init__(self, kvm: Kvm, fd: int, *, strict_io: bool = True) -> None:
+    def __init__(self, kvm: KvmDevice, fd: int, *, strict_io: bool = True) -> None:
         self.kvm = kvm
         self.fd = fd
         self.memory = GuestPhysicalMemory()
@@ -78,8 +76,6 @@ class KvmVm:
 
     def create_vcpu(self) -> KvmVcpu:
         """``KVM_CREATE_VCPU`` with the next index; its CPUID is KVM's supported set."""
-        from vm_accel.kvm.vcpu import KvmVcpu
-
         index = len(self.vcpus)
         fd = kvm_ioctl(self.fd, nr.KVM_CREATE_VCPU, index, name="KVM_CREATE_VCPU")
         try:

@@ -27,6 +27,7 @@ import attrs
 from vm_core.logging import get_logger
 
 from vm_accel.kvm import ioctl_numbers as nr
+from vm_accel.kvm.ioctl import kvm_ioctl
 from vm_accel.kvm.long_mode import USER_DS, LongModeLayout
 from vm_accel.kvm.page_tables import (
     PTE_ACCESSED,
@@ -37,7 +38,6 @@ from vm_accel.kvm.page_tables import (
     PTE_WRITABLE,
 )
 from vm_accel.kvm.state import CpuidEntry, FpuState, Segment
-from vm_accel.kvm.system import kvm_ioctl
 from vm_accel.kvm.vcpu import KvmVcpu
 from vm_accel.usermode.page_tables import UserPageTables
 

@@ -41,6 +41,7 @@ from vm_mem import PAGE_SHIFT, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
 
 from vm_accel.kvm import ioctl_numbers as nr
 from vm_accel.kvm import kernel_stubs
+from vm_accel.kvm.io_bus import DeviceVcpu
 from vm_accel.kvm.long_mode import USER_CS, USER_DS, ExceptionFrame, LongModeSystem
 from vm_accel.kvm.run_loop import StopKind as VcpuStopKind
 from vm_accel.kvm.state import Registers
@@ -102,10 +103,10 @@ class _Ports:
         self.hypercall = system.layout.hypercall_port
         self.last_port: int | None = None
 
-    def port_read(self, vcpu: KvmVcpu, port: int, size: int) -> int:
+    def port_read(self, vcpu: DeviceVcpu, port: int, size: int) -> int:
         raise VmError(f"the CPL 0 stubs never read I/O port {port:#x}")
 
-    def port_write(self, vcpu: KvmVcpu, port: int, size: int, value: int) -> None:
+    def port_write(self, vcpu: DeviceVcpu, port: int, size: int, value: int) -> None:
         self.last_port = port
         vcpu.request_stop(port)
 

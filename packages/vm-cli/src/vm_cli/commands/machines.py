@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -27,15 +26,15 @@ from uuid import UUID
 
 from rich.console import Console
 from rich.table import Table
-from vm_core.application import VmApplication, VmEventRecord
-from vm_core.domainmodel import VirtualMachine, VmState
+from vm_core.application import VmEventRecord
+from vm_core.domainmodel import VirtualMachine
 from vm_core.errors import VmError
-from vm_core.runner import RunnerLiveness, runner_liveness
 
 from vm_cli.messages import error_line
-
-#: The state ``vm ls`` shows for a VM recorded running whose process is gone.
-LOST = "lost"
+from vm_cli.registry import is_live_here, is_lost, open_registry, shown_state
+from vm_cli.snapshot import SnapshotStore
+from vm_cli.snapshot_pruning import remove_snapshots
+from vm_cli.stopping import STOP_TIMEOUT, stop_vm
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,30 +51,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     rm.add_argument("vms", metavar="VM", nargs="+", help="name, id or unique id prefix")
     rm.add_argument("-f", "--force", action="store_true", help="also remove running (stopped first) or paused VMs")
     rm.set_defaults(func=run_rm)
-
-
-@contextmanager
-def open_registry() -> Iterator[VmApplication]:
-    app = VmApplication()
-    try:
-        yield app
-    finally:
-        app.close()
-
-
-def is_lost(vm: VirtualMachine) -> bool:
-    """Whether ``vm`` is recorded running but the process that ran it is gone (see :mod:`vm_core.runner`)."""
-    return vm.state is VmState.RUNNING and vm.runner is not None and runner_liveness(vm.runner) is RunnerLiveness.GONE
-
-
-def is_live_here(vm: VirtualMachine) -> bool:
-    """Whether ``vm`` is running in a live process on this host (one ``vm stop`` can signal)."""
-    return vm.state is VmState.RUNNING and vm.runner is not None and runner_liveness(vm.runner) is RunnerLiveness.ALIVE
-
-
-def shown_state(vm: VirtualMachine) -> str:
-    """The state ``vm ls`` shows: the recorded one, or ``lost`` for a running VM whose process vanished."""
-    return LOST if is_lost(vm) else vm.state.value
 
 
 def jsonable(value: Any) -> Any:
@@ -217,10 +192,6 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_rm(args: argparse.Namespace) -> int:
-    from vm_cli.commands.stop import STOP_TIMEOUT, stop_vm
-    from vm_cli.snapshot import SnapshotStore
-    from vm_cli.snapshot_pruning import remove_snapshots
-
     failures: list[VmError] = []
     removed: list[str] = []
     with open_registry() as app:

@@ -17,8 +17,8 @@ import sys
 from vm_core.domainmodel import VmState
 from vm_core.errors import VmError
 
-from vm_cli.commands.machines import is_lost, open_registry
 from vm_cli.messages import error_line
+from vm_cli.registry import is_lost, open_registry
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -30,6 +30,9 @@ import attrs
 from vm_core.errors import ConfigurationError, IllegalInstruction
 from vm_core.logging import get_logger
 
+from vm_translate.riscv.encoding import sign_extend
+from vm_translate.riscv.rvc import expand
+
 if TYPE_CHECKING:
     from vm_translate.riscv.builder import Builder
 
@@ -90,12 +93,6 @@ class Decoded:
     word: int
     length: int
     name: str
-
-
-def sign_extend(value: int, bits: int) -> int:
-    """Interpret the low ``bits`` of ``value`` as a two's complement number."""
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) & 1 else value
 
 
 def _rd(w: int) -> int:
@@ -303,8 +300,6 @@ class Decoder:
 
     def decode_compressed(self, half: int) -> Decoded:
         """Decode a 16-bit (C extension) instruction word."""
-        from vm_translate.riscv.rvc import expand
-
         cache = self._cache16
         try:
             decoded = cache[half]

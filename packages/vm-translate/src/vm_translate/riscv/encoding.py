@@ -1,12 +1,20 @@
-"""Instruction encoders for the RISC-V base formats (R, R4, I, S, B, U, J).
+"""Instruction encoders for the RISC-V base formats (R, R4, I, S, B, U, J), and sign extension.
 
 The compressed-instruction expander builds 32-bit words with these, and the
 tests use them to generate instruction words; they are the inverse of the
 field extraction in :mod:`vm_translate.riscv.decoder`. Immediates are
 Python ints (negative allowed) and are truncated to the field width.
+:func:`sign_extend` reads a field back as a signed number (the decoder's
+and the expander's immediates).
 """
 
 from __future__ import annotations
+
+
+def sign_extend(value: int, bits: int) -> int:
+    """Interpret the low ``bits`` of ``value`` as a two's complement number."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) & 1 else value
 
 
 def enc_r(opcode: int, rd: int, funct3: int, rs1: int, rs2: int, funct7: int) -> int:

@@ -24,8 +24,7 @@ from collections.abc import Callable, Sequence
 import attrs
 from vm_core.errors import ConfigurationError
 
-from vm_translate.riscv.decoder import sign_extend
-from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s, enc_u
+from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s, enc_u, sign_extend
 
 
 @attrs.frozen
