@@ -52,6 +52,7 @@ from vm_linux.signals import (
     SA_NODEFER,
     SA_ONSTACK,
     SA_RESETHAND,
+    SA_RESTART,
     SEGV_ACCERR,
     SEGV_MAPERR,
     SIG_DFL,
@@ -71,6 +72,7 @@ from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
 from vm_linux.syscalls.registry import Handler
 from vm_linux.vfs import VirtualFiles
+from vm_linux.waiting import Restart
 
 DEFAULT_SLICE = 100_000
 
@@ -177,6 +179,7 @@ class LinuxProcess:
     def close(self) -> None:
         """Release every host descriptor the process holds (its files, root, working directory, program)."""
         self.state.fds.close_all()
+        self.state.close_waker()
         self.state.fs.close()
         self.state.fs.vfs.close()
 
@@ -238,7 +241,12 @@ class LinuxProcess:
                 kind = reason.kind
                 if kind is StopKind.SYSCALL:
                     self.dispatcher.dispatch(self.state, cpu)
+                    self.state.timers.fire_due(self.state)
                     self.deliver_pending(cpu)
+                elif kind is StopKind.BUDGET:
+                    if self.state.timers.armed:  # guest timers are deadlines checked between slices
+                        self.state.timers.fire_due(self.state)
+                        self.deliver_pending(cpu)
                 elif kind is StopKind.FAULT:
                     fault = reason.fault
                     if not isinstance(fault, GuestFault):
@@ -265,10 +273,44 @@ class LinuxProcess:
     # ------------------------------------------------------------------ signals
 
     def deliver_pending(self, cpu: Any) -> None:
-        """Deliver every pending, unblocked signal (each may run a handler or end the process)."""
-        while (item := self.state.signals.take_deliverable()) is not None:
+        """Deliver every pending, unblocked signal (each may run a handler or end the process).
+
+        A system call a signal interrupted (``state.interrupted``, :mod:`vm_linux.waiting`) returns
+        ``-EINTR`` or is restarted, decided by the first handler that runs; when none runs it is
+        restarted. A mask a waiting call swapped in (``saved_mask``) goes into that handler's frame,
+        or is restored here.
+        """
+        state = self.state
+        while (item := state.signals.take_deliverable()) is not None:
             signo, siginfo = item
             self.deliver(cpu, signo, siginfo)
+        if state.interrupted is not None:  # no handler ran (a stop signal): Linux restarts
+            if state.interrupted[0] is Restart.NEVER:
+                state.interrupted = None
+            else:
+                self.restart_syscall(cpu)
+        if state.signals.saved_mask is not None:
+            state.signals.set_blocked(state.signals.saved_mask)
+            state.signals.saved_mask = None
+
+    def restart_syscall(self, cpu: Any) -> None:
+        """Put the interrupted system call back so it runs again: pc on its instruction, registers restored."""
+        assert self.state.interrupted is not None
+        _how, number, first_arg = self.state.interrupted
+        self.state.interrupted = None
+        cpu.pc -= self.abi.syscall_insn_length
+        cpu.regs[self.abi.nr_register] = number
+        cpu.regs[self.abi.arg_registers[0]] = first_arg
+
+    def settle_interrupted(self, cpu: Any, act: SigAction) -> None:
+        """Before a handler's frame is built: restart the interrupted call, or leave its ``-EINTR``."""
+        if self.state.interrupted is None:
+            return
+        how = self.state.interrupted[0]
+        if how is Restart.NOINTR or (how is Restart.SYS and act.flags & SA_RESTART):
+            self.restart_syscall(cpu)
+        else:
+            self.state.interrupted = None
 
     def fault_siginfo(self, fault: GuestFault, pc: int) -> bytes:
         """The ``siginfo_t`` Linux builds for a synchronous fault."""
@@ -315,9 +357,12 @@ class LinuxProcess:
         if act.flags & SA_ONSTACK and altstack[1] == 0:
             frame_sp = signals.altstack[0] + signals.altstack[2]
         restorer = act.restorer or self.state.sigreturn_trampoline
+        self.settle_interrupted(cpu, act)
+        old_mask = signals.blocked if signals.saved_mask is None else signals.saved_mask
+        signals.saved_mask = None
         try:
             self.abi.signal_frames.push_frame(
-                cpu, sp=frame_sp, signo=signo, siginfo=siginfo, old_mask=signals.blocked,
+                cpu, sp=frame_sp, signo=signo, siginfo=siginfo, old_mask=old_mask,
                 altstack=altstack, handler=act.handler, restorer=restorer,
             )
         except MemoryFault:  # no room for the frame: Linux forces SIGSEGV with the default action

@@ -23,6 +23,8 @@ from vm_linux.fs import GuestFilesystem, Node, Parent, host_node
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.signals import SignalState
 from vm_linux.stack import ExecImage
+from vm_linux.timers import GuestTimers
+from vm_linux.waiting import Restart, Waker
 
 AT_FDCWD = -100
 RLIM_INFINITY = 2**64 - 1
@@ -55,8 +57,13 @@ class ProcessState:
         self.fs = fs
         self.fds = fds
         self.signals = SignalState()
+        self.timers = GuestTimers()
+        self._waker: Waker | None = None
+        #: set by the dispatcher when a blocking call was interrupted: (how to restart it, number, first argument)
+        self.interrupted: tuple[Restart, int, int] | None = None
         self.pid = os.getpid()
         self.clear_child_tid = 0
+        self.personality = 0  # PER_LINUX; personality(2)
         self.rlimits: dict[int, tuple[int, int]] = {}
         soft, _hard = self.rlimit(resource.RLIMIT_NOFILE)
         fds.limit = min(soft, NR_OPEN)
@@ -68,6 +75,26 @@ class ProcessState:
         self.start_boottime_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         self.peak_mapped_pages = 0
         self.log = get_logger("vm_linux.syscalls", isa=abi.isa)
+
+    # ------------------------------------------------------------------ waiting (vm_linux.waiting)
+
+    @property
+    def waker(self) -> Waker:
+        """vm's wake-up pipe for blocking calls (made on first use; never a guest descriptor)."""
+        if self._waker is None:
+            self._waker = Waker()
+        return self._waker
+
+    def refresh_waitables(self) -> None:
+        """Bring the host objects behind guest signalfds up to date with the pending signals."""
+        for entry in self.fds.files.values():
+            if entry.special is not None:
+                entry.special.refresh(self, entry.host_fd)
+
+    def close_waker(self) -> None:
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
 
     # ------------------------------------------------------------------ guest arguments
 
