@@ -137,13 +137,21 @@ def sys_poll(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     return count
 
 
+def _table_size(st: ProcessState) -> int:
+    """Linux's ``max_fds``: the descriptor table's size (64, grown to powers of two), past which bits are ignored."""
+    size = 64
+    while size <= max(st.fds.files, default=0):
+        size *= 2
+    return size
+
+
 def do_select(
     st: ProcessState, nfds: int, sets: tuple[int, int, int], timeout_ns: int | None
 ) -> tuple[int, int | None]:
     """The common part of select and pselect6: (ready count, the deadline used)."""
     if nfds < 0:
         raise GuestErrno(errno.EINVAL)
-    nfds = min(nfds, max(st.fds.files, default=-1) + 1)
+    nfds = min(nfds, _table_size(st))
     size = (nfds + 63) // 64 * 8
     bits = [int.from_bytes(st.mem.read(ptr, size), "little") if ptr and size else 0 for ptr in sets]
     wanted: dict[int, int] = {}
