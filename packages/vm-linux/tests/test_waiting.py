@@ -149,11 +149,11 @@ def test_posix_timer_signal_carries_id_value_and_overrun(sys_harness) -> None:
     timers: GuestTimers = h.state.timers
     timer = timers.create(1, SIGUSR1, 0, 0xABC)
     timer.arm(monotonic_ns() - 1, 0, absolute=True)
-    timers.fire_due(h.state)
+    timers.fire_due(h.state.signals)
     info = h.state.signals.pending[SIGUSR1]
     assert struct.unpack_from("<iiiiiiQ", info) == (SIGUSR1, 0, SI_TIMER, 0, timer.timer_id, 0, 0xABC)
     timer.arm(monotonic_ns() - 1, 0, absolute=True)
-    timers.fire_due(h.state)  # still pending: an overrun, not a second signal
+    timers.fire_due(h.state.signals)  # still pending: an overrun, not a second signal
     assert timer.overrun == 1
 
 

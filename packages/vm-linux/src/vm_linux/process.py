@@ -241,11 +241,11 @@ class LinuxProcess:
                 kind = reason.kind
                 if kind is StopKind.SYSCALL:
                     self.dispatcher.dispatch(self.state, cpu)
-                    self.state.timers.fire_due(self.state)
+                    self.state.timers.fire_due(self.state.signals)
                     self.deliver_pending(cpu)
                 elif kind is StopKind.BUDGET:
                     if self.state.timers.armed:  # guest timers are deadlines checked between slices
-                        self.state.timers.fire_due(self.state)
+                        self.state.timers.fire_due(self.state.signals)
                         self.deliver_pending(cpu)
                 elif kind is StopKind.FAULT:
                     fault = reason.fault

@@ -24,14 +24,10 @@ from __future__ import annotations
 import resource
 import struct
 import time
-from typing import TYPE_CHECKING
 
 import attrs
 
-from vm_linux.signals import SIGALRM, SIGINFO_SIZE
-
-if TYPE_CHECKING:
-    from vm_linux.state import ProcessState
+from vm_linux.signals import SIGALRM, SIGINFO_SIZE, SignalState
 
 NSEC = 1_000_000_000
 ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
@@ -136,15 +132,14 @@ class GuestTimers:
         self.next_id = (self.next_id + 1) & 0x7FFFFFFF
         return timer
 
-    def fire_due(self, st: ProcessState) -> None:
-        """Queue the signal of every expired timer (module docstring)."""
+    def fire_due(self, signals: SignalState) -> None:
+        """Queue the signal of every expired timer on ``signals`` (module docstring)."""
         for timer in self.all():
             if not timer.expires_ns:
                 continue
             periods = timer.expire(clock_now(timer.clock))
             if not periods or timer.notify == SIGEV_NONE:
                 continue
-            signals = st.signals
             if timer.posix:
                 if timer.signo in signals.pending:  # still pending: this expiry is an overrun
                     timer.overrun = min(timer.overrun + periods, DELAYTIMER_MAX)
@@ -152,7 +147,11 @@ class GuestTimers:
                 timer.last_overrun = min(timer.overrun + periods - 1, DELAYTIMER_MAX)
                 timer.overrun = 0
                 info = timer_siginfo(
-                    timer.signo, SI_TIMER, timer_id=timer.timer_id, overrun=timer.last_overrun, value=timer.value
+                    timer.signo,
+                    SI_TIMER,
+                    timer_id=timer.timer_id,
+                    overrun=timer.last_overrun,
+                    value=timer.value,
                 )
             else:
                 info = timer_siginfo(timer.signo, SI_KERNEL)
@@ -171,4 +170,3 @@ class GuestTimers:
                 when = when - clock_now(timer.clock) + clock_now(CLOCK_MONOTONIC)
             best = when if best is None else min(best, when)
         return best
-

@@ -48,12 +48,10 @@ import os
 import select
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from vm_linux.signals import DEFAULT_IGNORED, SIG_DFL, SIG_IGN, sigbit
-
-if TYPE_CHECKING:
-    from vm_linux.state import ProcessState
+from vm_linux.signals import DEFAULT_IGNORED, SIG_DFL, SIG_IGN, SignalState, sigbit
+from vm_linux.timers import GuestTimers
 
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
 NSEC = 1_000_000_000
@@ -103,6 +101,18 @@ class Waker:
         os.close(self.write_fd)
 
 
+class ProcessState(Protocol):
+    """What waiting needs of :class:`vm_linux.state.ProcessState` (which imports this module)."""
+
+    signals: SignalState
+    timers: GuestTimers
+
+    @property
+    def waker(self) -> Waker: ...
+
+    def refresh_waitables(self) -> None: ...
+
+
 def monotonic_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
@@ -142,13 +152,13 @@ def wait(
     """Wait as the module docstring says; ``deadline_ns`` is on ``CLOCK_MONOTONIC`` (None: no limit)."""
     poller = select.poll()
     registered = False
-    for host_fd, events in fds:
-        poller.register(host_fd, events)
+    for host_fd, mask in fds:
+        poller.register(host_fd, mask)
         registered = True
     waker = st.waker
     poller.register(waker.read_fd, POLLIN)
     while True:
-        st.timers.fire_due(st)
+        st.timers.fire_due(st.signals)
         st.refresh_waitables()
         satisfied = until is not None and until()
         interrupted = interrupting_signal(st) is not None
@@ -156,13 +166,12 @@ def wait(
             timeout = 0
         else:
             timeout = _timeout_ms(st, deadline_ns)
+        events: list[tuple[int, int]] = []
         if registered or timeout != 0:
             try:
                 events = poller.poll(timeout)
             except InterruptedError:  # a host signal whose handler returned: look again
-                events = []
-        else:
-            events = []
+                pass
         ready = [(fd, ev) for fd, ev in events if fd != waker.read_fd]
         if len(ready) < len(events):
             waker.drain()
@@ -191,9 +200,13 @@ def blocking(host_fd: int) -> bool:
 
 def wait_ready(st: ProcessState, host_fd: int, events: int) -> None:
     """Before a blocking ``read``/``write`` on a pipe, tty, socket or event object: wait until it would
-    not block (``SA_RESTART`` restarts it). Non-blocking descriptors return at once."""
-    if blocking(host_fd):
-        wait(st, fds=[(host_fd, events)], restart=Restart.SYS)
+    not block (``SA_RESTART`` restarts it). A ready or non-blocking descriptor returns at once (no
+    signal check: Linux interrupts only a call that sleeps)."""
+    poller = select.poll()
+    poller.register(host_fd, events)
+    if poller.poll(0) or not blocking(host_fd):
+        return
+    wait(st, fds=[(host_fd, events)], restart=Restart.SYS)
 
 
 def swap_mask(st: ProcessState, mask: int) -> None:
@@ -214,4 +227,3 @@ def restore_mask(st: ProcessState) -> None:
 def deadline_after(timeout_ns: int | None) -> int | None:
     """The ``CLOCK_MONOTONIC`` deadline ``timeout_ns`` from now (None stays None)."""
     return None if timeout_ns is None else monotonic_ns() + timeout_ns
-

@@ -114,8 +114,23 @@ def signalfd_siginfo(info: bytes) -> bytes:
         if code == SI_QUEUE:
             (ptr,) = struct.unpack_from("<Q", info, 24)
     head = struct.pack(
-        "<IiiIIiIIIIiiQQQQ", signo, err, code, pid & 0xFFFFFFFF, uid, 0, tid & 0xFFFFFFFF, 0,
-        overrun & 0xFFFFFFFF, 0, status, ptr & 0xFFFFFFFF, ptr, 0, 0, addr,
+        "<IiiIIiIIIIiiQQQQ",
+        signo,
+        err,
+        code,
+        pid & 0xFFFFFFFF,
+        uid,
+        0,
+        tid & 0xFFFFFFFF,
+        0,
+        overrun & 0xFFFFFFFF,
+        0,
+        status,
+        ptr & 0xFFFFFFFF,
+        ptr,
+        0,
+        0,
+        addr,
     )
     return head.ljust(SIGNALFD_SIGINFO_SIZE, b"\0")
 

@@ -190,7 +190,9 @@ def sys_sync_file_range(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 def sys_times(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     now = os.times()
     if a[0]:
-        ticks = [round(value * USER_HZ) for value in (now.user, now.system, now.children_user, now.children_system)]
+        ticks = [
+            round(value * USER_HZ) for value in (now.user, now.system, now.children_user, now.children_system)
+        ]
         st.mem.write(a[0], struct.pack("<4q", *ticks))
     return round(now.elapsed * USER_HZ)
 
@@ -220,8 +222,14 @@ def sys_capget(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 def sys_membarrier(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     if _HOST_MEMBARRIER is None:
         raise GuestErrno(errno.ENOSYS)
-    return _check(_libc.syscall(_HOST_MEMBARRIER, ctypes.c_int(s32(a[0])), ctypes.c_uint(a[1] & 0xFFFFFFFF),
-                                ctypes.c_int(s32(a[2]))))
+    return _check(
+        _libc.syscall(
+            _HOST_MEMBARRIER,
+            ctypes.c_int(s32(a[0])),
+            ctypes.c_uint(a[1] & 0xFFFFFFFF),
+            ctypes.c_int(s32(a[2])),
+        )
+    )
 
 
 @syscall("mincore")

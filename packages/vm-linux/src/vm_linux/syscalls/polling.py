@@ -331,4 +331,3 @@ def sys_epoll_pwait2(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     timeout = read_timespec(st, a[3]) if a[3] else None
     _epoll_mask(st, a[4], a[5])
     return do_epoll_wait(st, a, timeout)
-

@@ -101,7 +101,12 @@ def sys_rt_sigtimedwait(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     def first_wanted() -> int | None:
         return min((signo for signo in signals.pending if wanted & sigbit(signo)), default=None)
 
-    wait(st, deadline_ns=deadline_after(timeout), restart=Restart.NEVER, until=lambda: first_wanted() is not None)
+    wait(
+        st,
+        deadline_ns=deadline_after(timeout),
+        restart=Restart.NEVER,
+        until=lambda: first_wanted() is not None,
+    )
     signo = first_wanted()
     if signo is None:
         raise GuestErrno(errno.EAGAIN)

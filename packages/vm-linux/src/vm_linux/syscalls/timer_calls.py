@@ -129,7 +129,10 @@ def sys_timer_create(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     if event_ptr:
         value, signo, notify, tid = SIGEVENT.unpack(st.mem.read(event_ptr, SIGEVENT.size))
         kind = notify & ~SIGEV_THREAD_ID
-        if notify not in (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID) or kind not in (SIGEV_SIGNAL, SIGEV_NONE):
+        if notify not in (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID) or kind not in (
+            SIGEV_SIGNAL,
+            SIGEV_NONE,
+        ):
             raise GuestErrno(errno.EINVAL)
         if notify == SIGEV_THREAD_ID and tid != st.pid:
             raise GuestErrno(errno.EINVAL)
