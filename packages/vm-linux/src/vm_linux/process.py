@@ -10,7 +10,13 @@ does at ``execve``; :meth:`LinuxProcess.run` drives an engine slice by slice:
   is forced: delivered to the guest's handler if it has one and the signal is
   not blocked, otherwise it terminates the process (Linux's
   ``force_sig_fault``);
-* ``BUDGET``: continue, or stop when the total instruction limit is reached.
+* ``BUDGET``: fire the guest timers that expired (:mod:`vm_linux.timers`) and
+  deliver their signals, then continue, or stop when the total instruction
+  limit is reached.
+
+A system call that a signal interrupted (:mod:`vm_linux.waiting`) returns
+``-EINTR`` or is restarted, decided in :meth:`LinuxProcess.deliver_pending`
+by the handler that runs (``SA_RESTART``) as Linux's ``handle_signal`` does.
 
 A signal's default action terminates the process with that signal unless the
 signal is one Linux ignores by default (see :mod:`vm_linux.signals`). The
