@@ -77,6 +77,7 @@ from vm_linux.stack import STACK_SIZE, ExecImage, InitialStack, build_initial_st
 from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
 from vm_linux.syscalls.registry import Handler
+from vm_linux.timers import SI_KERNEL
 from vm_linux.vfs import VirtualFiles
 from vm_linux.waiting import Restart
 
@@ -250,7 +251,8 @@ class LinuxProcess:
                     self.state.timers.fire_due(self.state.signals)
                     self.deliver_pending(cpu)
                 elif kind is StopKind.BUDGET:
-                    if self.state.timers.armed:  # guest timers are deadlines checked between slices
+                    # guest timers are deadlines checked between slices; a host signal may have queued one
+                    if self.state.timers.armed or self.state.signals.pending:
                         self.state.timers.fire_due(self.state.signals)
                         self.deliver_pending(cpu)
                 elif kind is StopKind.FAULT:
@@ -277,6 +279,22 @@ class LinuxProcess:
             self.state.fds.close_all()
 
     # ------------------------------------------------------------------ signals
+
+    def accept_host_signal(self, signo: int) -> bool:
+        """Offer the guest a signal sent to the vm process (by a Python signal handler of the embedder).
+
+        A guest that catches ``signo`` gets it (pending, ``si_code`` ``SI_KERNEL``: vm does not know
+        the sender) and a blocking call it is in ends as :mod:`vm_linux.waiting` says; one that ignores
+        it loses it. Either way the answer is True. With the default action the answer is False: the
+        embedder ends the run (``vm run`` records it as interrupted).
+        """
+        handler = self.state.signals.action(signo).handler
+        if handler == SIG_DFL:
+            return False
+        if handler != SIG_IGN:
+            self.state.signals.queue(signo, make_siginfo(signo, SI_KERNEL))
+            self.state.waker.wake()
+        return True
 
     def deliver_pending(self, cpu: Any) -> None:
         """Deliver every pending, unblocked signal (each may run a handler or end the process).
