@@ -1,7 +1,8 @@
 /* long_tail: the calls C libraries and coreutils make around the edges. getrandom, prlimit64,
  * sched_getaffinity/sched_yield, getrusage, times, umask, flock, fcntl and OFD locks, pipe2, dup3,
  * memfd_create, sendfile, copy_file_range, splice, tee, fallocate, fsync/fdatasync/sync/syncfs,
- * statfs/fstatfs, tty ioctls on a non-tty, capget, membarrier, mincore, personality.
+ * statfs/fstatfs, tty ioctls on a non-tty, capget, membarrier, mincore, personality, and the
+ * /proc/self/fd links of eventfd, epoll, signalfd, timerfd and memfd descriptors.
  *
  * Works in its current directory (leaves long_tail.b: spliced text, fallocated to 8 KiB); prints only
  * deterministic facts.
@@ -17,6 +18,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
+#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -259,6 +265,19 @@ int main(void)
     int prev = personality(ADDR_NO_RANDOMIZE);
     printf("personality: %#x, set returns %#x, now %#x\n", persona, prev, personality(0xffffffff));
     personality(persona);
+
+    /* what /proc/self/fd shows for descriptors without a path */
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    int anon[] = {eventfd(0, 0), epoll_create1(0), signalfd(-1, &usr1, 0), timerfd_create(CLOCK_MONOTONIC, 0), mfd};
+    for (unsigned i = 0; i < sizeof anon / sizeof anon[0]; i++) {
+        char path[64], target[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", anon[i]);
+        n = readlink(path, target, sizeof target - 1);
+        target[n < 0 ? 0 : n] = 0;
+        printf("fd link: %s\n", target);
+    }
 
     close(fd);
     close(out);

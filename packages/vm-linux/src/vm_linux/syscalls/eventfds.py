@@ -138,6 +138,9 @@ def signalfd_siginfo(info: bytes) -> bytes:
 class SignalFd:
     """A guest signalfd (module docstring): its mask and whether its host eventfd reads as ready."""
 
+    #: what ``readlink("/proc/self/fd/N")`` shows, as Linux
+    link_text = "anon_inode:[signalfd]"
+
     def __init__(self, mask: int) -> None:
         self.mask = mask
         self.signalled = False
