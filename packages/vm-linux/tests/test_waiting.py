@@ -57,6 +57,26 @@ def test_nanosleep_interrupted_by_itimer_reports_time_left(sys_harness) -> None:
     assert h.state.interrupted == (Restart.BLOCK, h.abi.syscall_number("nanosleep"), request)
 
 
+def test_sleep_without_a_handler_goes_on_for_the_time_left(sys_harness) -> None:
+    """A stop signal (no handler) interrupts nanosleep: it is restarted as restart_syscall, which sleeps
+    only what was left (Linux's restart block), not the whole request again."""
+    h = sys_harness
+    _handle(h, SIGALRM)
+    _arm_real(h, 200_000)
+    request = h.alloc(struct.pack("<qq", 0, 300_000_000))
+    start = time.monotonic()
+    h.cpu.pc = 0x3004
+    assert h.call("nanosleep", request, 0) == -errno.EINTR
+    h.state.signals.pending.clear()  # as if the signal had stopped and continued the process
+    _process(h).restart_syscall(h.cpu)
+    assert h.cpu.pc == 0x3000
+    assert h.cpu.regs[h.abi.nr_register] == h.abi.syscall_number("restart_syscall")
+    h.dispatcher.dispatch(h.state, h.cpu)
+    assert h.cpu.regs[h.abi.result_register] == 0
+    assert 0.3 <= time.monotonic() - start < 0.45  # 0.3 s in all, not 0.2 + 0.3
+    assert h.call("restart_syscall") == -errno.EINTR  # nothing left to restart
+
+
 def test_sleep_ends_at_its_deadline_without_signals(sys_harness) -> None:
     h = sys_harness
     start = time.monotonic()

@@ -320,9 +320,11 @@ class LinuxProcess:
     def restart_syscall(self, cpu: Any) -> None:
         """Put the interrupted system call back so it runs again: pc on its instruction, registers restored."""
         assert self.state.interrupted is not None
-        _how, number, first_arg = self.state.interrupted
+        how, number, first_arg = self.state.interrupted
         self.state.interrupted = None
         cpu.pc -= self.abi.syscall_insn_length
+        if how is Restart.BLOCK and self.state.restart_block is not None:
+            number = self.abi.syscall_number("restart_syscall")  # goes on where it was (time left)
         cpu.regs[self.abi.nr_register] = number
         cpu.regs[self.abi.arg_registers[0]] = first_arg
 
@@ -335,6 +337,7 @@ class LinuxProcess:
             self.restart_syscall(cpu)
         else:
             self.state.interrupted = None
+            self.state.restart_block = None
 
     def fault_siginfo(self, fault: GuestFault, pc: int) -> bytes:
         """The ``siginfo_t`` Linux builds for a synchronous fault."""

@@ -13,6 +13,7 @@ import os
 import resource
 import stat
 import time
+from collections.abc import Callable
 from typing import Any
 
 from vm_core.logging import get_logger
@@ -61,6 +62,8 @@ class ProcessState:
         self._waker: Waker | None = None
         #: set by the dispatcher when a blocking call was interrupted: (how to restart it, number, first argument)
         self.interrupted: tuple[Restart, int, int] | None = None
+        #: how ``restart_syscall`` continues a call interrupted with Restart.BLOCK (Linux's restart_block)
+        self.restart_block: Callable[[], int] | None = None
         self.pid = os.getpid()
         self.clear_child_tid = 0
         self.personality = 0  # PER_LINUX; personality(2)

@@ -65,7 +65,7 @@ class Restart(enum.IntEnum):
     SYS = 512  # ERESTARTSYS: restarted if the handler has SA_RESTART, else EINTR
     NOINTR = 513  # ERESTARTNOINTR: always restarted
     NOHAND = 514  # ERESTARTNOHAND: EINTR if a handler runs, restarted otherwise
-    BLOCK = 516  # ERESTART_RESTARTBLOCK: as NOHAND (vm restarts with the original arguments)
+    BLOCK = 516  # ERESTART_RESTARTBLOCK: as NOHAND, restarted as ``restart_syscall`` (state.restart_block)
     NEVER = 4  # EINTR itself: never restarted (rt_sigtimedwait)
 
 

@@ -3,7 +3,8 @@
 They block through :func:`vm_linux.waiting.wait`, so a guest signal (a
 timer's, one the guest sends itself) interrupts them as in Linux: ``nanosleep``
 and a relative ``clock_nanosleep`` write the time left to ``rem`` and return
-``EINTR`` when a handler runs (restarted otherwise); ``pause`` and
+``EINTR`` when a handler runs (otherwise, after a stop signal, they go on for
+the time left through ``restart_syscall``, as Linux's restart block); ``pause`` and
 ``rt_sigsuspend`` return ``EINTR`` after the handler; ``rt_sigtimedwait``
 takes a signal of its set off the pending ones (``EAGAIN`` at the timeout,
 ``EINTR`` when another signal's handler runs).
@@ -39,15 +40,29 @@ def read_timespec(st: ProcessState, ptr: int) -> int:
     return sec * NSEC + nsec
 
 
-def _sleep_relative(st: ProcessState, ns: int, rem_ptr: int) -> int:
-    deadline = monotonic_ns() + ns
+def _sleep_until_deadline(st: ProcessState, deadline: int, rem_ptr: int) -> int:
+    """A relative sleep's wait; interrupted, it writes the time left and can go on (``restart_syscall``)."""
     try:
         sleep_until(st, deadline, Restart.BLOCK)
     except Interrupted:
         if rem_ptr:
             st.mem.write(rem_ptr, pack_timespec_ns(max(deadline - monotonic_ns(), 0)))
+        st.restart_block = lambda: _sleep_until_deadline(st, deadline, rem_ptr)
         raise
     return 0
+
+
+def _sleep_relative(st: ProcessState, ns: int, rem_ptr: int) -> int:
+    return _sleep_until_deadline(st, monotonic_ns() + ns, rem_ptr)
+
+
+@syscall("restart_syscall")
+def sys_restart_syscall(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
+    """Continue the call a signal without a handler interrupted (Linux: ``-EINTR`` when there is none)."""
+    resume, st.restart_block = st.restart_block, None
+    if resume is None:
+        raise GuestErrno(errno.EINTR)
+    return resume()
 
 
 @syscall("nanosleep")
