@@ -56,7 +56,9 @@ GUEST_UMASK = 0o022
 DEFAULT_RUN_TIMEOUT_S = 60.0
 _BUILD_KEY_SUFFIX = ".buildkey"
 _ENDINGS = ("exit", "signal")
-_MANIFEST_KEYS = {"name", "source", "cflags", "args", "bench_args", "writable_cwd", "ending", "status", "heavy"}
+_MANIFEST_KEYS = {
+    "name", "source", "cflags", "args", "bench_args", "writable_cwd", "ending", "status", "heavy", "no_snapshot",
+}
 
 
 class ToolchainMissing(NotFoundError):
@@ -84,6 +86,8 @@ class GuestProgram:
     bench_args: tuple[str, ...] = ()
     writable_cwd: bool = False
     heavy: bool = False
+    #: the program holds what snapshots refuse (pipes, event descriptors, timers): no snapshot chain
+    no_snapshot: bool = False
 
     @property
     def source_path(self) -> Path:
@@ -123,7 +127,7 @@ def _program_from_entry(entry: Mapping[str, Any], where: str) -> GuestProgram:
         raise ConfigurationError(f"{where}: 'ending' must be one of {_ENDINGS}, got {ending!r}")
     if not isinstance(status, int) or not 0 <= status <= 255 or (ending == "signal" and not 0 < status < 65):
         raise ConfigurationError(f"{where}: 'status' {status!r} is not a valid exit status or signal")
-    flags = {key: entry.get(key, False) for key in ("writable_cwd", "heavy")}
+    flags = {key: entry.get(key, False) for key in ("writable_cwd", "heavy", "no_snapshot")}
     for key, flag in flags.items():
         if not isinstance(flag, bool):
             raise ConfigurationError(f"{where}: {key!r} must be true or false")
@@ -137,6 +141,7 @@ def _program_from_entry(entry: Mapping[str, Any], where: str) -> GuestProgram:
         bench_args=_string_tuple(entry, "bench_args", where),
         writable_cwd=flags["writable_cwd"],
         heavy=flags["heavy"],
+        no_snapshot=flags["no_snapshot"],
     )
 
 

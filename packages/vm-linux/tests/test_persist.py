@@ -117,6 +117,19 @@ def test_pipes_and_sockets_are_refused(kind: str, streams: list[int]) -> None:
     process.state.fds.close_all()
 
 
+@pytest.mark.parametrize("kind", ["itimer", "posix"])
+def test_guest_timers_are_refused(kind: str, streams: list[int]) -> None:
+    process = new_process(streams)
+    timers = process.state.timers
+    if kind == "itimer":
+        timers.itimers[0].arm(10**12, 0)
+    else:
+        timers.create(1, 10, 1, 0)  # a disarmed POSIX timer still exists
+    with pytest.raises(UnsupportedError, match="it has timers"):
+        capture_process(process, std_streams=(streams[0], streams[3], streams[5]))
+    process.state.fds.close_all()
+
+
 def test_renamed_and_vanished_files(tmp_path: Path, streams: list[int]) -> None:
     process = new_process(streams)
     path = tmp_path / "f"

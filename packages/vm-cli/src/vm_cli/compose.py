@@ -205,6 +205,9 @@ class ComposedVm:
         if self.process is None:
             raise ConfigurationError("this VM has no program to run (a bare machine runs with Machine.run)")
         self.event("started", instructions=self.cpu.icount)
+        from vm_cli.recording import GUARD
+
+        GUARD.forward = self.process.accept_host_signal  # SIGINT/SIGTERM/SIGHUP the guest catches: its own
         try:
             if snapshot_at is None:
                 outcome = self.process.run(self.engine, self.cpu)
@@ -221,6 +224,8 @@ class ComposedVm:
         except BaseException as err:
             self.event("stopped", reason=f"{type(err).__name__}: {err}", instructions=self.cpu.icount)
             raise
+        finally:
+            GUARD.forward = None
         self.event("exited", exit_status=outcome.exit_status, signal=outcome.signal, instructions=self.cpu.icount)
         return outcome
 

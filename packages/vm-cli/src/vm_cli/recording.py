@@ -8,7 +8,9 @@ a run ends is recorded before the process ends:
 
 * the guest exited or was killed by a signal: :meth:`RecordedRun.guest_ended`
   (the caller then ends ``vm`` with the guest's signal, :func:`die_like_the_guest`);
-* ``vm`` got SIGINT, SIGTERM or SIGHUP: the handlers installed by
+* ``vm`` got SIGINT, SIGTERM or SIGHUP that the guest does not catch or
+  ignore (a guest that does gets it, through :attr:`InterruptGuard.forward`,
+  as under qemu-user): the handlers installed by
   :class:`InterruptGuard` raise :class:`RunInterrupted`, the VM is recorded
   ``interrupted`` with that signal, and :mod:`vm_cli.main` ends the process
   as the signal's default action would (SIGINT: ``vm: interrupted``, 130);
@@ -72,8 +74,12 @@ class InterruptGuard:
         self.depth = 0
         self.pending: int | None = None
         self.previous: dict[int, Any] = {}
+        #: while a guest runs: offers it the signal (True: the guest took it, the run goes on)
+        self.forward: Callable[[int], bool] | None = None
 
     def handle(self, signo: int, frame: FrameType | None) -> None:
+        if self.forward is not None and self.forward(signo):
+            return
         if self.depth:
             self.pending = self.pending or signo
             return

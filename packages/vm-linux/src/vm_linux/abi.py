@@ -61,6 +61,10 @@ class LinuxAbi:
     at_minsigstksz: int = 2048
     hwcap_override: int | None = None
     address_limit_override: int | None = None
+    #: bytes of the system-call instruction (``ecall``: 4; ``syscall``: 2): a restarted call goes back this far
+    syscall_insn_length: int = 4
+    #: ``struct epoll_event`` is packed (12 bytes: x86-64) rather than padded to 16
+    epoll_event_packed: bool = False
     isa: str = attrs.field(init=False)
     elf_machine: int = attrs.field(init=False)
     nr_register: int = attrs.field(init=False)

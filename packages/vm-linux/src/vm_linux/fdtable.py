@@ -40,6 +40,8 @@ class OpenFile:
     cloexec: bool = False
     inside_root: bool = False
     virtual: Any = None
+    #: a signalfd's state (vm_linux.syscalls.signalfd): reads come from it, the host fd only signals readiness
+    special: Any = None
 
 
 class FdTable:
@@ -69,7 +71,14 @@ class FdTable:
         return fd
 
     def install(
-        self, host_fd: int, *, cloexec: bool = False, lowest: int = 0, inside_root: bool = False, virtual: Any = None
+        self,
+        host_fd: int,
+        *,
+        cloexec: bool = False,
+        lowest: int = 0,
+        inside_root: bool = False,
+        virtual: Any = None,
+        special: Any = None,
     ) -> int:
         """Give host fd ``host_fd`` the lowest free guest number >= ``lowest``; the table owns it."""
         try:
@@ -77,7 +86,7 @@ class FdTable:
         except GuestErrno:
             os.close(host_fd)
             raise
-        self.files[fd] = OpenFile(host_fd, cloexec, inside_root, virtual)
+        self.files[fd] = OpenFile(host_fd, cloexec, inside_root, virtual, special)
         return fd
 
     def get(self, fd: int) -> OpenFile:
@@ -100,7 +109,7 @@ class FdTable:
     def dup(self, fd: int, *, lowest: int = 0, cloexec: bool = False) -> int:
         entry = self.get(fd)
         new = self._lowest_free(lowest)
-        self.files[new] = OpenFile(os.dup(entry.host_fd), cloexec, entry.inside_root, entry.virtual)
+        self.files[new] = OpenFile(os.dup(entry.host_fd), cloexec, entry.inside_root, entry.virtual, entry.special)
         return new
 
     def dup_to(self, fd: int, new: int, *, cloexec: bool = False) -> int:
@@ -110,7 +119,7 @@ class FdTable:
             raise GuestErrno(errno.EBADF)
         host_copy = os.dup(entry.host_fd)
         old = self.files.get(new)
-        self.files[new] = OpenFile(host_copy, cloexec, entry.inside_root, entry.virtual)
+        self.files[new] = OpenFile(host_copy, cloexec, entry.inside_root, entry.virtual, entry.special)
         if old is not None:
             os.close(old.host_fd)
         return new

@@ -359,9 +359,15 @@ def capture_process(process: Any, *, std_streams: Sequence[int] = (0, 1, 2)) -> 
 
     ``std_streams`` are the host fds the process was given as its standard
     streams. Raises :class:`UnsupportedError` for descriptors that cannot be
-    reopened elsewhere (pipes, sockets, renamed or removed files).
+    reopened elsewhere (pipes, sockets, event descriptors, renamed or removed
+    files) and for guest timers.
     """
     state = process.state
+    if state.timers.armed or state.timers.posix:
+        raise UnsupportedError(
+            "cannot snapshot the guest: it has timers (setitimer, alarm or timer_create), which snapshots do not keep",
+            hint="take the snapshot before the program arms a timer or after it deletes them",
+        )
     std_ids: list[tuple[int, tuple[int, int, int]]] = []
     for std_fd in std_streams:
         try:

@@ -10,7 +10,13 @@ does at ``execve``; :meth:`LinuxProcess.run` drives an engine slice by slice:
   is forced: delivered to the guest's handler if it has one and the signal is
   not blocked, otherwise it terminates the process (Linux's
   ``force_sig_fault``);
-* ``BUDGET``: continue, or stop when the total instruction limit is reached.
+* ``BUDGET``: fire the guest timers that expired (:mod:`vm_linux.timers`) and
+  deliver their signals, then continue, or stop when the total instruction
+  limit is reached.
+
+A system call that a signal interrupted (:mod:`vm_linux.waiting`) returns
+``-EINTR`` or is restarted, decided in :meth:`LinuxProcess.deliver_pending`
+by the handler that runs (``SA_RESTART``) as Linux's ``handle_signal`` does.
 
 A signal's default action terminates the process with that signal unless the
 signal is one Linux ignores by default (see :mod:`vm_linux.signals`). The
@@ -52,6 +58,7 @@ from vm_linux.signals import (
     SA_NODEFER,
     SA_ONSTACK,
     SA_RESETHAND,
+    SA_RESTART,
     SEGV_ACCERR,
     SEGV_MAPERR,
     SIG_DFL,
@@ -70,7 +77,9 @@ from vm_linux.stack import STACK_SIZE, ExecImage, InitialStack, build_initial_st
 from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
 from vm_linux.syscalls.registry import Handler
+from vm_linux.timers import SI_KERNEL
 from vm_linux.vfs import VirtualFiles
+from vm_linux.waiting import Restart
 
 DEFAULT_SLICE = 100_000
 
@@ -180,6 +189,7 @@ class LinuxProcess:
     def close(self) -> None:
         """Release every host descriptor the process holds (its files, root, working directory, program)."""
         self.state.fds.close_all()
+        self.state.close_waker()
         self.state.fs.close()
         self.state.fs.vfs.close()
 
@@ -241,7 +251,13 @@ class LinuxProcess:
                 kind = reason.kind
                 if kind is StopKind.SYSCALL:
                     self.dispatcher.dispatch(self.state, cpu)
+                    self.state.timers.fire_due(self.state.signals)
                     self.deliver_pending(cpu)
+                elif kind is StopKind.BUDGET:
+                    # guest timers are deadlines checked between slices; a host signal may have queued one
+                    if self.state.timers.armed or self.state.signals.pending:
+                        self.state.timers.fire_due(self.state.signals)
+                        self.deliver_pending(cpu)
                 elif kind is StopKind.FAULT:
                     fault = reason.fault
                     if not isinstance(fault, GuestFault):
@@ -267,11 +283,64 @@ class LinuxProcess:
 
     # ------------------------------------------------------------------ signals
 
+    def accept_host_signal(self, signo: int) -> bool:
+        """Offer the guest a signal sent to the vm process (by a Python signal handler of the embedder).
+
+        A guest that catches ``signo`` gets it (pending, ``si_code`` ``SI_KERNEL``: vm does not know
+        the sender) and a blocking call it is in ends as :mod:`vm_linux.waiting` says; one that ignores
+        it loses it. Either way the answer is True. With the default action the answer is False: the
+        embedder ends the run (``vm run`` records it as interrupted).
+        """
+        handler = self.state.signals.action(signo).handler
+        if handler == SIG_DFL:
+            return False
+        if handler != SIG_IGN:
+            self.state.signals.queue(signo, make_siginfo(signo, SI_KERNEL))
+            self.state.waker.wake()
+        return True
+
     def deliver_pending(self, cpu: Any) -> None:
-        """Deliver every pending, unblocked signal (each may run a handler or end the process)."""
-        while (item := self.state.signals.take_deliverable()) is not None:
+        """Deliver every pending, unblocked signal (each may run a handler or end the process).
+
+        A system call a signal interrupted (``state.interrupted``, :mod:`vm_linux.waiting`) returns
+        ``-EINTR`` or is restarted, decided by the first handler that runs; when none runs it is
+        restarted. A mask a waiting call swapped in (``saved_mask``) goes into that handler's frame,
+        or is restored here.
+        """
+        state = self.state
+        while (item := state.signals.take_deliverable()) is not None:
             signo, siginfo = item
             self.deliver(cpu, signo, siginfo)
+        if state.interrupted is not None:  # no handler ran (a stop signal): Linux restarts
+            if state.interrupted[0] is Restart.NEVER:
+                state.interrupted = None
+            else:
+                self.restart_syscall(cpu)
+        if state.signals.saved_mask is not None:
+            state.signals.set_blocked(state.signals.saved_mask)
+            state.signals.saved_mask = None
+
+    def restart_syscall(self, cpu: Any) -> None:
+        """Put the interrupted system call back so it runs again: pc on its instruction, registers restored."""
+        assert self.state.interrupted is not None
+        how, number, first_arg = self.state.interrupted
+        self.state.interrupted = None
+        cpu.pc -= self.abi.syscall_insn_length
+        if how is Restart.BLOCK and self.state.restart_block is not None:
+            number = self.abi.syscall_number("restart_syscall")  # goes on where it was (time left)
+        cpu.regs[self.abi.nr_register] = number
+        cpu.regs[self.abi.arg_registers[0]] = first_arg
+
+    def settle_interrupted(self, cpu: Any, act: SigAction) -> None:
+        """Before a handler's frame is built: restart the interrupted call, or leave its ``-EINTR``."""
+        if self.state.interrupted is None:
+            return
+        how = self.state.interrupted[0]
+        if how is Restart.NOINTR or (how is Restart.SYS and act.flags & SA_RESTART):
+            self.restart_syscall(cpu)
+        else:
+            self.state.interrupted = None
+            self.state.restart_block = None
 
     def fault_siginfo(self, fault: GuestFault, pc: int) -> bytes:
         """The ``siginfo_t`` Linux builds for a synchronous fault."""
@@ -318,9 +387,12 @@ class LinuxProcess:
         if act.flags & SA_ONSTACK and altstack[1] == 0:
             frame_sp = signals.altstack[0] + signals.altstack[2]
         restorer = act.restorer or self.state.sigreturn_trampoline
+        self.settle_interrupted(cpu, act)
+        old_mask = signals.blocked if signals.saved_mask is None else signals.saved_mask
+        signals.saved_mask = None
         try:
             self.abi.signal_frames.push_frame(
-                cpu, sp=frame_sp, signo=signo, siginfo=siginfo, old_mask=signals.blocked,
+                cpu, sp=frame_sp, signo=signo, siginfo=siginfo, old_mask=old_mask,
                 altstack=altstack, handler=act.handler, restorer=restorer,
             )
         except MemoryFault:  # no room for the frame: Linux forces SIGSEGV with the default action

@@ -95,6 +95,8 @@ class SignalState:
         self.blocked = 0
         self.pending: dict[int, bytes] = {}
         self.altstack: tuple[int, int, int] = (0, SS_DISABLE, 0)  # (ss_sp, ss_flags, ss_size)
+        #: the mask to restore after a call that waits with another one (sigsuspend, ppoll; vm_linux.waiting)
+        self.saved_mask: int | None = None
 
     def action(self, signo: int) -> SigAction:
         return self.actions.get(signo, SigAction())

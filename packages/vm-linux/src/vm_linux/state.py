@@ -13,6 +13,7 @@ import os
 import resource
 import stat
 import time
+from collections.abc import Callable
 from typing import Any
 
 from vm_core.logging import get_logger
@@ -24,6 +25,8 @@ from vm_linux.guest_errno import GuestErrno
 from vm_linux.signals import SignalState
 from vm_linux.sockaddr import UnixNames
 from vm_linux.stack import ExecImage
+from vm_linux.timers import GuestTimers
+from vm_linux.waiting import Restart, Waker
 
 AT_FDCWD = -100
 RLIM_INFINITY = 2**64 - 1
@@ -56,8 +59,15 @@ class ProcessState:
         self.fs = fs
         self.fds = fds
         self.signals = SignalState()
+        self.timers = GuestTimers()
+        self._waker: Waker | None = None
+        #: set by the dispatcher when a blocking call was interrupted: (how to restart it, number, first argument)
+        self.interrupted: tuple[Restart, int, int] | None = None
+        #: how ``restart_syscall`` continues a call interrupted with Restart.BLOCK (Linux's restart_block)
+        self.restart_block: Callable[[], int] | None = None
         self.pid = os.getpid()
         self.clear_child_tid = 0
+        self.personality = 0  # PER_LINUX; personality(2)
         self.rlimits: dict[int, tuple[int, int]] = {}
         soft, _hard = self.rlimit(resource.RLIMIT_NOFILE)
         fds.limit = min(soft, NR_OPEN)
@@ -72,6 +82,26 @@ class ProcessState:
         self.inet_allowed = True
         self.unix_names = UnixNames()
         self.log = get_logger("vm_linux.syscalls", isa=abi.isa)
+
+    # ------------------------------------------------------------------ waiting (vm_linux.waiting)
+
+    @property
+    def waker(self) -> Waker:
+        """vm's wake-up pipe for blocking calls (made on first use; never a guest descriptor)."""
+        if self._waker is None:
+            self._waker = Waker()
+        return self._waker
+
+    def refresh_waitables(self) -> None:
+        """Bring the host objects behind guest signalfds up to date with the pending signals."""
+        for entry in self.fds.files.values():
+            if entry.special is not None:
+                entry.special.refresh(self, entry.host_fd)
+
+    def close_waker(self) -> None:
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
 
     # ------------------------------------------------------------------ guest arguments
 

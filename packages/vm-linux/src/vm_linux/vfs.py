@@ -244,6 +244,9 @@ class VirtualFiles:
             raise GuestErrno(errno.ENOENT)
         if entry.virtual is not None:
             return str(entry.virtual.guest_path)
+        link_text = getattr(entry.special, "link_text", None)  # a signalfd over a host eventfd
+        if link_text is not None:
+            return str(link_text)
         fs = self.process.state.fs
         if entry.inside_root:
             path = fs.guest_path_of_fd(entry.host_fd)
@@ -255,8 +258,8 @@ class VirtualFiles:
             raise GuestErrno(errno.ENOENT) from None
         if not text.startswith("/") or not fs.confined:
             return text
-        if text.startswith("/dev/pts/") or text in ("/dev/null", "/dev/tty", "/dev/zero", "/dev/urandom"):
-            return text  # the same for every process: no host secret
+        if text.startswith(("/dev/pts/", "/memfd:")) or text in ("/dev/null", "/dev/tty", "/dev/zero", "/dev/urandom"):
+            return text  # the same for every process (a memfd: the guest's own name): no host secret
         return OUTSIDE_ROOT_LINK
 
 

@@ -15,14 +15,19 @@ from vm_core.arch import ArchInfo
 from vm_linux.abi import LinuxAbi
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.syscalls import (  # noqa: F401  (registration)
+    eventfds,
     fileio,
+    long_tail,
     memory,
     pathmods,
     paths,
+    polling,
     process_time,
     signal_calls,
+    sleeping,
     socket_messages,
     sockets,
+    timer_calls,
 )
 from vm_linux.syscalls.dispatch import SyscallDispatcher
 from vm_linux.syscalls.registry import HANDLERS, syscall

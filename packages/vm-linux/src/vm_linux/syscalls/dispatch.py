@@ -4,7 +4,9 @@ Errors become negative errno values, as the kernel returns them: a handler's
 :class:`~vm_linux.guest_errno.GuestErrno`, a host :class:`OSError` (same
 errno), a bad guest pointer (:class:`~vm_core.errors.MemoryFault` ->
 ``EFAULT``), memory that cannot be committed (vm-mem's ``OutOfMemory``, or a
-host ``MemoryError``: ``ENOMEM``) and out-of-range integers (``EINVAL``). A number without a
+host ``MemoryError``: ``ENOMEM``) and out-of-range integers (``EINVAL``); a blocking call a signal
+interrupted (:class:`~vm_linux.waiting.Interrupted`) returns ``-EINTR`` and leaves in
+``state.interrupted`` how the process restarts it instead. A number without a
 handler returns ``-ENOSYS`` and is logged once per number, like qemu's
 "Unsupported syscall".
 
@@ -28,6 +30,7 @@ from vm_linux.abi import LinuxAbi
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.state import ProcessState
 from vm_linux.syscalls.registry import HANDLERS, MASK64, Handler
+from vm_linux.waiting import Interrupted
 
 
 class SyscallDispatcher:
@@ -63,6 +66,9 @@ class SyscallDispatcher:
             result = handler(state, cpu, args)
         except GuestErrno as exc:
             result = -exc.code
+        except Interrupted as stop:  # EINTR unless the signal's delivery restarts it (vm_linux.waiting)
+            state.interrupted = (stop.restart, number, args[0])
+            result = -errno.EINTR
         except MemoryFault:
             result = -errno.EFAULT
         except (OutOfMemory, MemoryError):  # guest memory the limit or the host cannot give: ENOMEM, never a traceback
@@ -71,6 +77,11 @@ class SyscallDispatcher:
             result = -(exc.errno or errno.EIO)
         except (OverflowError, ValueError):
             result = -errno.EINVAL
+        if state.signals.saved_mask is not None and state.interrupted is None:
+            # a call that swapped the mask (ppoll, pselect6, epoll_pwait) and was not interrupted: back now,
+            # before any signal is delivered (a signal only the temporary mask let through stays pending)
+            state.signals.set_blocked(state.signals.saved_mask)
+            state.signals.saved_mask = None
         state.log.debug("syscall", name=name, args=[hex(a) for a in args], result=result)
         return result
 

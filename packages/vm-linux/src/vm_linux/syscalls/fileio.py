@@ -5,7 +5,10 @@ Data moves between guest memory and the host descriptor in chunks of at most
 time. A read never consumes input it cannot store: the destination pages are
 checked first (``EFAULT`` when the first chunk's are bad, a short count
 later). Writing to a pipe with no reader returns ``-EPIPE`` and makes
-``SIGPIPE`` pending, as the kernel does.
+``SIGPIPE`` pending, as the kernel does. A blocking ``read``/``write`` on
+anything but a regular file (pipe, tty, socket, eventfd, timerfd) first waits
+in :func:`vm_linux.waiting.wait_ready`, so a guest signal interrupts it
+(``EINTR``, or a restart under ``SA_RESTART``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from vm_linux.syscalls import openflags
 from vm_linux.syscalls.registry import s32, s64, syscall
 from vm_linux.syscalls.structs import FLOCK_SIZE, IOVEC, TERMIOS_SIZE, WINSIZE_SIZE
 from vm_linux.vfs import virtual_dirents
+from vm_linux.waiting import POLLIN, POLLOUT, wait_ready
 
 CHUNK = 1 << 20
 MAX_RW_COUNT = 0x7FFFF000
@@ -64,6 +68,8 @@ def read_to_guest(st: ProcessState, host_fd: int, buf: int, count: int, offset: 
         os.read(host_fd, 0) if offset is None else os.pread(host_fd, 0, offset)
         return 0
     regular = _is_regular(host_fd)
+    if not regular and offset is None:  # a pipe, tty, socket or event object: wait, interruptibly
+        wait_ready(st, host_fd, POLLIN)
     total = 0
     while total < count:
         want = min(count - total, CHUNK)
@@ -88,6 +94,8 @@ def write_from_guest(st: ProcessState, host_fd: int, buf: int, count: int, offse
     """Write ``count`` bytes from guest ``buf`` to ``host_fd``; the byte count written."""
     count = min(count, MAX_RW_COUNT)
     total = 0
+    if offset is None and not _is_regular(host_fd):
+        wait_ready(st, host_fd, POLLOUT)
     try:
         while total < count or count == 0:
             want = min(count - total, CHUNK)
@@ -109,7 +117,10 @@ def write_from_guest(st: ProcessState, host_fd: int, buf: int, count: int, offse
 
 @syscall("read")
 def sys_read(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    return read_to_guest(st, st.fds.host(s32(a[0])), a[1], a[2])
+    entry = st.fds.get(s32(a[0]))
+    if entry.special is not None:  # a signalfd: records of the guest's pending signals
+        return int(entry.special.read(st, entry.host_fd, a[1], a[2]))
+    return read_to_guest(st, entry.host_fd, a[1], a[2])
 
 
 @syscall("write")
@@ -158,6 +169,8 @@ def sys_writev(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
                     raise
                 break
             size += length
+    if not _is_regular(host_fd):
+        wait_ready(st, host_fd, POLLOUT)
     try:
         return os.writev(host_fd, parts) if parts else os.write(host_fd, b"")
     except BrokenPipeError:
@@ -172,6 +185,8 @@ def sys_readv(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
         if not writable(st.mem, base, min(length, CHUNK)):
             raise GuestErrno(errno.EFAULT)
     total = min(sum(length for _b, length in vecs), CHUNK)
+    if not _is_regular(host_fd):
+        wait_ready(st, host_fd, POLLIN)
     data = os.read(host_fd, total)
     done = 0
     for base, length in vecs:

@@ -39,7 +39,6 @@ from vm_linux.syscalls.structs import (
 RLIM_NLIMITS = 16
 GRND_NONBLOCK, GRND_RANDOM, GRND_INSECURE = 1, 2, 4
 GETRANDOM_MAX = 33554431
-TIMER_ABSTIME = 1
 NSEC = 1_000_000_000
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE = 0, 1, 3, 4
 FUTEX_WAKE_OP, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 5, 9, 10
@@ -249,24 +248,6 @@ def _read_timespec(st: ProcessState, ptr: int) -> int:
 def _sleep_ns(ns: int) -> None:
     if ns > 0:
         time.sleep(ns / NSEC)
-
-
-@syscall("nanosleep")
-def sys_nanosleep(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    _sleep_ns(_read_timespec(st, a[0]))
-    return 0
-
-
-@syscall("clock_nanosleep")
-def sys_clock_nanosleep(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    clock, flags = s32(a[0]), s32(a[1])
-    if clock not in (time.CLOCK_REALTIME, time.CLOCK_MONOTONIC, time.CLOCK_BOOTTIME, 11, 2):
-        raise GuestErrno(errno.EINVAL)
-    ns = _read_timespec(st, a[2])
-    if flags & TIMER_ABSTIME:
-        ns -= time.clock_gettime_ns(clock)
-    _sleep_ns(ns)
-    return 0
 
 
 @syscall("futex")

@@ -350,6 +350,8 @@ def x86_64_abi(arch: ArchInfo) -> LinuxAbi:
         arch=arch,
         syscall_names=X86_64_SYSCALLS,
         uname_machine="x86_64",
+        syscall_insn_length=2,
+        epoll_event_packed=True,
         pack_stat=pack_x86_64_stat,
         signal_frames=X86_64SignalFrames(arch),
         sigaction_has_restorer=True,

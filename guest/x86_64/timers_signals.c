@@ -1,0 +1,1 @@
+../rv64/timers_signals.c

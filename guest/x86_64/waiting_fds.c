@@ -1,0 +1,1 @@
+../rv64/waiting_fds.c
