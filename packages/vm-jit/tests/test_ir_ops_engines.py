@@ -118,6 +118,21 @@ def put(stmts: list[ir.Stmt], reg: int, v: ir.Temp, tid: int) -> None:
     stmts += [ir.Ext(wide, v), ir.PutReg(reg, wide)]
 
 
+def vector_from(stmts: list[ir.Stmt], low_reg: int, tid: int) -> ir.Temp:
+    """A 128-bit value from registers ``low_reg`` (low half) and ``low_reg + 1`` (temps from ``tid``)."""
+    lo, hi = value(stmts, low_reg, 128, tid), value(stmts, low_reg + 1, 128, tid + 2)
+    shifted, out = ir.Temp(tid + 4, 128), ir.Temp(tid + 5, 128)
+    stmts += [ir.BinOp(shifted, "shl", hi, ir.Const(64, 8)), ir.BinOp(out, "or", shifted, lo)]
+    return out
+
+
+def put_vector(stmts: list[ir.Stmt], reg: int, v: ir.Temp, tid: int) -> None:
+    high = ir.Temp(tid, 128)
+    stmts.append(ir.BinOp(high, "shr", v, ir.Const(64, 8)))
+    put(stmts, reg, v, tid + 1)
+    put(stmts, reg + 1, high, tid + 2)
+
+
 WIDTHS = (1, 8, 16, 32, 64)
 NEW_UNARY = ("clz", "ctz", "popcount", "bswap", "bitrev")
 
@@ -177,17 +192,25 @@ def test_carry_arith(op: str, width: int, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("op", sorted(ir.DIVISION_OPS))
-@pytest.mark.parametrize("width", (8, 32, 64))
+@pytest.mark.parametrize("width", (8, 32, 64, 128))
 @EXAMPLES
 @given(data=st.data())
 def test_division_traps_exactly_where_the_ir_says(op: str, width: int, data: st.DataObject) -> None:
+    """At 128 bits (tier 2: its own long division) operands and result are register pairs."""
     stmts: list[ir.Stmt] = []
-    a, d = value(stmts, 0, width, 1), value(stmts, 1, width, 3)
-    out = ir.Temp(10, width)
+    if width == 128:
+        a, d = vector_from(stmts, 0, 1), vector_from(stmts, 2, 10)
+    else:
+        a, d = value(stmts, 0, width, 1), value(stmts, 2, width, 10)
+    out = ir.Temp(30, width)
     stmts.append(ir.BinOp(out, op, a, d))
-    put(stmts, 2, out, 11)
-    divisor = data.draw(st.one_of(st.sampled_from([0, ir.mask(width)]), edge(width)))
-    regs = [data.draw(edge(width)), divisor] + [0] * (NREGS - 2)
+    if width == 128:
+        put_vector(stmts, 4, out, 31)
+    else:
+        put(stmts, 4, out, 31)
+    divisor = data.draw(st.one_of(st.sampled_from([0, ir.mask(width), 1, 3]), edge(width)))
+    dividend = data.draw(st.one_of(edge(width), st.integers(0, ir.mask(width)).map(lambda v: v >> (v % width))))
+    regs = [dividend & ir.mask(64), dividend >> 64, divisor & ir.mask(64), divisor >> 64, 0, 0, 0, 0]
     result = check(("divide", op, width), block(stmts), regs)
     if divisor == 0:
         assert result == ("DivideError", 8, PC)
@@ -236,35 +259,32 @@ def test_atomic_rmw(op: str, size: int, data: st.DataObject) -> None:
     check(("rmw", op, size, order), block(stmts), regs, image(data.draw(st.integers(0, 99))), deferred(addr, size))
 
 
-@pytest.mark.parametrize("size", (1, 2, 4, 8))
+@pytest.mark.parametrize("size", (1, 2, 4, 8, 16))
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_compare_swap(size: int, data: st.DataObject) -> None:
+    """Sizes 1-8 from one register each; 16 bytes (``cmpxchg i128``) from register pairs."""
     order = data.draw(st.sampled_from(ir.ORDERINGS))
     addr = data.draw(addresses(size))
     mem = image(data.draw(st.integers(0, 99)))
     stmts: list[ir.Stmt] = [ir.GetReg(ir.Temp(1), 0)]
-    expected, new = value(stmts, 1, size * 8, 2), value(stmts, 2, size * 8, 4)
-    old, ok = ir.Temp(10, size * 8), ir.Temp(11, 1)
+    old, ok = ir.Temp(30, size * 8), ir.Temp(40, 1)
+    if size == 16:
+        expected, new = vector_from(stmts, 1, 2), vector_from(stmts, 3, 10)
+    else:
+        expected, new = value(stmts, 1, size * 8, 2), value(stmts, 3, size * 8, 10)
     stmts += [ir.CompareSwap(old, ir.Temp(1), expected, new, size, order), ir.BinOp(ok, "eq", old, expected)]
-    put(stmts, 3, old, 12)
-    put(stmts, 4, ok, 13)
+    if size == 16:
+        put_vector(stmts, 5, old, 31)
+    else:
+        put(stmts, 5, old, 31)
+    put(stmts, 7, ok, 41)
     offset = addr - DATA
     current = int.from_bytes(mem[offset : offset + size], "little") if 0 <= offset <= 0x2000 - size else 0
     guess = data.draw(st.one_of(st.just(current), edge(size * 8)))  # succeed often
-    regs = [addr, guess, data.draw(edge(64))] + [0] * (NREGS - 3)
+    replacement = data.draw(edge(size * 8))
+    regs = [addr, guess & ir.mask(64), guess >> 64, replacement & ir.mask(64), replacement >> 64, 0, 0, 0]
     check(("cas", size, order), block(stmts), regs, mem, deferred(addr, size))
-
-
-def test_compare_swap_of_16_bytes_stays_in_tier_one() -> None:
-    stmts: list[ir.Stmt] = [ir.GetReg(ir.Temp(1), 0)]
-    e, n = value(stmts, 1, 128, 2), value(stmts, 2, 128, 4)
-    stmts.append(ir.CompareSwap(ir.Temp(10, 128), ir.Temp(1), e, n, 16))
-    b = block(stmts)
-    assert not native_supported(b)
-    regs = [DATA + 16, 0, 5] + [0] * (NREGS - 3)
-    assert reference(b, regs, bytes(0x2000)) == python_tier(b, regs, bytes(0x2000))
-    assert reference(b, regs, bytes(0x2000))[2][16:32] == (5).to_bytes(16, "little")
 
 
 def test_native_code_knows_helpers_by_their_declared_lowering_not_by_name() -> None:
@@ -281,21 +301,6 @@ def test_native_code_knows_helpers_by_their_declared_lowering_not_by_name() -> N
         assert set(FLOAT_OPS) <= declared
     kinds = {h.native.kind for h in HELPERS.values() if h.native is not None}
     assert kinds <= llvm_ir.NATIVE_LOWERINGS
-
-
-def vector_from(stmts: list[ir.Stmt], low_reg: int, tid: int) -> ir.Temp:
-    """A 128-bit value from registers ``low_reg`` (low half) and ``low_reg + 1`` (temps from ``tid``)."""
-    lo, hi = value(stmts, low_reg, 128, tid), value(stmts, low_reg + 1, 128, tid + 2)
-    shifted, out = ir.Temp(tid + 4, 128), ir.Temp(tid + 5, 128)
-    stmts += [ir.BinOp(shifted, "shl", hi, ir.Const(64, 8)), ir.BinOp(out, "or", shifted, lo)]
-    return out
-
-
-def put_vector(stmts: list[ir.Stmt], reg: int, v: ir.Temp, tid: int) -> None:
-    high = ir.Temp(tid, 128)
-    stmts.append(ir.BinOp(high, "shr", v, ir.Const(64, 8)))
-    put(stmts, reg, v, tid + 1)
-    put(stmts, reg + 1, high, tid + 2)
 
 
 VECTOR_CASES = [
