@@ -16,7 +16,8 @@
   watched code) leaves for the slow path, where the reference executor
   performs the access (and raises the fault). A 16-byte compare-and-swap
   is ``cmpxchg i128`` (x86-64 ``LOCK CMPXCHG16B``: the target machine is
-  the host CPU's, whose ``cx16`` every x86-64 since 2006 has).
+  the host CPU's; an x86-64 host without ``cx16``, where LLVM would call
+  libatomic instead, keeps such blocks in tier 1).
 * Division wider than 64 bits: LLVM lowers ``udiv i128`` to a call of
   compiler-rt's ``__udivti3``, which the MCJIT engines cannot link, so
   :meth:`BitLowering.wide_division` calls ``@vm.udivrem<w>``, a
@@ -28,6 +29,8 @@
 
 from __future__ import annotations
 
+import functools
+import platform
 from typing import Any
 
 from vm_translate import ir
@@ -73,8 +76,20 @@ out:
 }}"""
 
 
+@functools.cache
+def _host_has_cas16() -> bool:
+    """Whether LLVM lowers ``cmpxchg i128`` inline here (x86-64 needs ``cx16``; other 64-bit hosts have it)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return True
+    from vm_jit.native.compiler import host_cpu_features
+
+    return host_cpu_features().get("cx16", False)
+
+
 def bit_stmt_supported(stmt: ir.Stmt) -> bool:
-    """Whether tier 2 compiles ``stmt`` (all of them: see the module docstring for how)."""
+    """Whether tier 2 compiles ``stmt`` (every statement; 16-byte compare-and-swap where the host has it)."""
+    if isinstance(stmt, ir.CompareSwap) and stmt.size == 16:
+        return _host_has_cas16()
     return True
 
 
