@@ -21,12 +21,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_core.errors import GuestFault
+from vm_jit.native.float_ops import HOST_HAS_MXCSR
 from vm_jit.native.llvm_ir import LEFT, SLOW, native_supported
 from vm_jit.pysource import compile_block
 from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
 from vm_translate import ir
+from vm_translate import softfloat as sf
 from vm_translate.cpu import CpuState
 from vm_translate.executor import execute_block
+from vm_translate.helpers import HELPERS, NativeLowering, register_helper
 
 from .native_harness import RegionRunner
 
@@ -35,6 +38,7 @@ NEXT = 0x9000
 DATA = 0x20000  # one read-write page, then a read-only one
 NREGS = 8
 EXAMPLES = settings(max_examples=20, deadline=None)
+host_mxcsr = pytest.mark.skipif(not HOST_HAS_MXCSR, reason="native floating point needs an x86-64 host")
 
 
 def edge(width: int) -> st.SearchStrategy[int]:
@@ -92,7 +96,9 @@ def native_tier(key: Any, b: ir.Block, regs: list[int], image: bytes) -> tuple[i
     return status, out, mem.peek(DATA, 0x2000)
 
 
-def check(key: Any, b: ir.Block, regs: list[int], image: bytes = bytes(0x2000), defer_ok: bool = False) -> Any:
+def check(
+    key: Any, b: ir.Block, regs: list[int], image: bytes = bytes(0x2000), defer_ok: bool = False
+) -> Any:
     """All three engines agree; returns the reference result. ``defer_ok``: native code may go slow."""
     expected = reference(b, regs, image)
     assert python_tier(b, regs, image) == expected, f"python tier differs\n{b}"
@@ -209,7 +215,9 @@ def test_division_traps_exactly_where_the_ir_says(op: str, width: int, data: st.
     else:
         put(stmts, 4, out, 31)
     divisor = data.draw(st.one_of(st.sampled_from([0, ir.mask(width), 1, 3]), edge(width)))
-    dividend = data.draw(st.one_of(edge(width), st.integers(0, ir.mask(width)).map(lambda v: v >> (v % width))))
+    dividend = data.draw(
+        st.one_of(edge(width), st.integers(0, ir.mask(width)).map(lambda v: v >> (v % width)))
+    )
     regs = [dividend & ir.mask(64), dividend >> 64, divisor & ir.mask(64), divisor >> 64, 0, 0, 0, 0]
     result = check(("divide", op, width), block(stmts), regs)
     if divisor == 0:
@@ -256,7 +264,13 @@ def test_atomic_rmw(op: str, size: int, data: st.DataObject) -> None:
     stmts.append(ir.AtomicRMW(old, op, ir.Temp(1), src, size, order))
     put(stmts, 2, old, 11)
     regs = [addr, data.draw(edge(64))] + [0] * (NREGS - 2)
-    check(("rmw", op, size, order), block(stmts), regs, image(data.draw(st.integers(0, 99))), deferred(addr, size))
+    check(
+        ("rmw", op, size, order),
+        block(stmts),
+        regs,
+        image(data.draw(st.integers(0, 99))),
+        deferred(addr, size),
+    )
 
 
 @pytest.mark.parametrize("size", (1, 2, 4, 8, 16))
@@ -346,3 +360,82 @@ def test_vector_ops(op: str, lane: int, data: st.DataObject) -> None:
     first = data.draw(lanes(lane))
     regs = [first & ir.mask(64), first >> 64, *b_regs] + [0] * (NREGS - 4)
     check(("vector", op, lane, width), block(stmts), regs)
+
+
+# -- floating point under a front end's FloatPolicy -------------------------------------------------
+
+
+def _policy_helper(name: str, op: str, policy: sf.FloatPolicy, fn: Any) -> str:
+    """Register (once) a two-result float helper ``name`` whose native lowering is ``op`` under ``policy``."""
+    if name not in HELPERS:
+        register_helper(name, results=2, native=NativeLowering("float", op, policy))(fn)
+    return name
+
+
+#: Default NaNs (what native code lowers) with AArch64's FPSR flag layout, and with x86's invalid conversions.
+FPSR_LAYOUT = sf.FloatPolicy(sf.DEFAULT_NAN, sf.AARCH64.conversion, sf.AARCH64.flags)
+X86_CONVERSIONS = sf.FloatPolicy(sf.DEFAULT_NAN, sf.X86_SSE.conversion, sf.X86_SSE.flags)
+
+
+def _add_fpsr(a: int, b: int, rm: int, word: int) -> tuple[int, int]:
+    value, flags = sf.add(sf.F64, a, b, rm, nan=FPSR_LAYOUT.nan)
+    return value, FPSR_LAYOUT.flags.encode(flags)
+
+
+def _to_int_x86(a: int, rm: int, word: int) -> tuple[int, int]:
+    value, flags = sf.to_int(sf.F64, a, rm, 64, True, X86_CONVERSIONS.conversion)
+    return value, X86_CONVERSIONS.flags.encode(flags)
+
+
+def _add_propagating(a: int, b: int, rm: int, word: int) -> tuple[int, int]:
+    value, flags = sf.add(sf.F64, a, b, rm, nan=sf.X86_SSE.nan)
+    return value, sf.X86_SSE.flags.encode(flags)
+
+
+def float_block(helper: str, nargs: int, rm: int) -> ir.Block:
+    stmts: list[ir.Stmt] = []
+    args = [value(stmts, i, 64, 1 + 2 * i) for i in range(nargs)]
+    out, flags = ir.Temp(20), ir.Temp(21)
+    stmts.append(ir.Call((out, flags), helper, (*args, ir.Const(rm), ir.Const(0))))
+    stmts += [ir.PutReg(4, out), ir.PutReg(5, flags)]
+    return block(stmts)
+
+
+def doubles() -> st.SearchStrategy[int]:
+    special = [0, 1 << 63, 0x7FF0 << 48, 0xFFF0 << 48, 0x7FF8 << 48, 0x7FF0 << 48 | 1, 0x3FF0 << 48, 0x43E0 << 48,
+               0xC3E0 << 48, 0x43DF_FFFF_FFFF_FFFF, 0x0010 << 48, 0x7FEF_FFFF_FFFF_FFFF]  # fmt: skip
+    return st.one_of(st.sampled_from(special), st.integers(0, ir.mask(64)))
+
+
+@host_mxcsr
+@settings(max_examples=60, deadline=None)
+@given(a=doubles(), b=doubles(), rm=st.integers(0, 3))
+def test_native_float_flags_in_the_policys_layout(a: int, b: int, rm: int) -> None:
+    """fadd.d with AArch64's FPSR layout: the python and llvm tiers give the helper's (value, flags)."""
+    b_ = float_block(_policy_helper("test.fadd.d.fpsr", "fadd.d", FPSR_LAYOUT, _add_fpsr), 2, rm)
+    assert native_supported(b_)
+    value_, flags = _add_fpsr(a, b, rm, 0)
+    nan_operand = any(x & ir.mask(63) > 0x7FF0 << 48 for x in (a, b))
+    tiny = value_ & ir.mask(63) <= 0x0010 << 48 and flags & FPSR_LAYOUT.flags.inexact
+    check(("fpsr", rm), b_, [a, b] + [0] * (NREGS - 2), defer_ok=nan_operand or bool(tiny))
+
+
+@host_mxcsr
+@settings(max_examples=60, deadline=None)
+@given(a=doubles(), rm=st.integers(0, 3))
+def test_native_float_to_int_under_the_policys_invalid_results(a: int, rm: int) -> None:
+    """fcvt.l.d with x86's integer indefinite: in range natively, out of range through the helper (slow path)."""
+    b_ = float_block(_policy_helper("test.fcvt.l.d.x86", "fcvt.l.d", X86_CONVERSIONS, _to_int_x86), 1, rm)
+    regs = [a] + [0] * (NREGS - 1)
+    expected = reference(b_, regs, bytes(0x2000))
+    status, native_regs, _ = native_tier(("x86cvt", rm), b_, regs, bytes(0x2000))
+    if expected[1][5] & X86_CONVERSIONS.flags.invalid:
+        assert status == SLOW and native_regs == regs  # the slow path's helper gives 0x8000...
+        assert expected[1][4] == 1 << 63
+    else:
+        assert (status, native_regs) == (LEFT, expected[1])
+
+
+def test_a_propagating_nan_policy_keeps_its_blocks_in_tier_one() -> None:
+    b_ = float_block(_policy_helper("test.fadd.d.x86", "fadd.d", sf.X86_SSE, _add_propagating), 2, 0)
+    assert not native_supported(b_)

@@ -115,7 +115,7 @@ def _stmt_supported(stmt: ir.Stmt) -> bool:
         if lowering is None or lowering.kind not in NATIVE_LOWERINGS:
             return False
         if lowering.kind == "float":
-            return float_call_supported(stmt, lowering.op)
+            return float_call_supported(stmt, lowering)
         if lowering.kind == "retired_count":
             return len(stmt.args) == 1 and isinstance(stmt.args[0], ir.Const) and len(stmt.dsts) == 1
         if lowering.kind == "alignment_check":
@@ -328,7 +328,7 @@ class _RegionEmitter:
         lowering = _lowering(s)
         assert lowering is not None
         if lowering.kind == "float":
-            self.fp.call(s, lowering.op, slow)
+            self.fp.call(s, lowering, slow)
             return
         if lowering.kind == "retired_count":
             assert isinstance(s.args[0], ir.Const)

@@ -94,7 +94,8 @@ def instruction_word(match: int, f: Fields) -> int:
 
 def register(name: str, fn: Helper, results: int) -> str:
     """Register ``fn`` as the pure helper ``riscv.<op>``, natively the ``float`` lowering of ``op``."""
-    register_helper(name, results=results, native=NativeLowering("float", name.removeprefix("riscv.")))(fn)
+    lowering = NativeLowering("float", name.removeprefix("riscv."), FLOAT_POLICY)
+    register_helper(name, results=results, native=lowering)(fn)
     return name
 
 
