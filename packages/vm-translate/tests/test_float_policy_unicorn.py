@@ -46,7 +46,11 @@ GARBAGE = 0x1234_5678_9ABC_DEF0
 
 def values(fmt: sf.Format) -> st.SearchStrategy[int]:
     """NaNs, infinities, zeros, integers near the 32- and 64-bit limits, subnormals and anything, either sign."""
-    near = [float(v) for k in (31, 32, 63, 64) for v in (2**k - 1, 2**k, 2**k + 2**(k - 20))] + [0.5, 1.5, 2.5]
+    near = [float(v) for k in (31, 32, 63, 64) for v in (2**k - 1, 2**k, 2**k + 2 ** (k - 20))] + [
+        0.5,
+        1.5,
+        2.5,
+    ]
     pack = "<f" if fmt is sf.F32 else "<d"
     unpack = "<I" if fmt is sf.F32 else "<Q"
     special = [struct.unpack(unpack, struct.pack(pack, v))[0] for v in near]
@@ -111,7 +115,9 @@ def fcvtz(width: int, bits: int, signed: bool) -> int:
 @pytest.mark.parametrize("width", (32, 64))
 @EXAMPLES
 @given(data=st.data())
-def test_aarch64_fcvtz_saturates_and_flags_in_fpsr(width: int, bits: int, signed: bool, data: st.DataObject) -> None:
+def test_aarch64_fcvtz_saturates_and_flags_in_fpsr(
+    width: int, bits: int, signed: bool, data: st.DataObject
+) -> None:
     fmt = FORMATS[width]
     a = data.draw(values(fmt))
     value, flags = sf.to_int(fmt, a, sf.RTZ, bits, signed, sf.AARCH64.conversion)
@@ -140,11 +146,13 @@ def test_aarch64_arithmetic_flags_and_nans(op: str, a: int, b: int) -> None:
 HOST_IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 host_only = pytest.mark.skipif(not HOST_IS_X86_64, reason="runs SSE instructions on the host CPU")
 #: f(mxcsr*, a*, b*): save MXCSR; load *mxcsr; xmm0 = *a; <op> xmm0, [b]; *a = xmm0; *mxcsr = MXCSR; restore.
-_PROLOGUE = "0fae5c24f8" "0fae17" "f20f1006"
-_EPILOGUE = "f20f1106" "0fae1f" "0fae5424f8" "c3"
+_PROLOGUE = "".join(("0fae5c24f8", "0fae17", "f20f1006"))  # stmxcsr [rsp-8]; ldmxcsr [rdi]; movsd xmm0, [rsi]
+_EPILOGUE = "".join(
+    ("f20f1106", "0fae1f", "0fae5424f8", "c3")
+)  # movsd [rsi], xmm0; stmxcsr [rdi]; ldmxcsr [rsp-8]
 _HOST_OPS = {"add": "f20f5802", "sub": "f20f5c02", "mul": "f20f5902", "div": "f20f5e02"}
 #: f(mxcsr*, a*, out*): save MXCSR; load *mxcsr; rax = CVTTSD2SI [a]; *out = rax; *mxcsr = MXCSR; restore.
-_HOST_CVTT = "0fae5c24f8" "0fae17" "f2480f2c06" "488902" "0fae1f" "0fae5424f8" "c3"
+_HOST_CVTT = "".join(("0fae5c24f8", "0fae17", "f2480f2c06", "488902", "0fae1f", "0fae5424f8", "c3"))
 _FUNCTION = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 _pages: list[mmap.mmap] = []
 

@@ -7,12 +7,9 @@ executable definition.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import attrs
 
-if TYPE_CHECKING:
-    from vm_translate.ir import Operand, Temp
+from vm_translate.ir_values import Operand, Temp
 
 #: Wrapping lane arithmetic.
 VECTOR_ARITH = frozenset({"add", "sub", "mul"})
@@ -100,7 +97,7 @@ class VecOp:
             raise ValueError(f"unknown vector op {self.op!r}")
         if self.lane not in _OP_LANES.get(self.op, LANES):
             raise ValueError(f"vector op {self.op} on {self.lane}-bit lanes")
-        wide = [self.dst]
+        wide: list[Operand] = [self.dst]
         if self.op not in VECTOR_SCALAR_A:
             wide.append(self.a)
         if self.op not in VECTOR_SCALAR_B | VECTOR_SCALAR_A:

@@ -44,9 +44,9 @@ from typing import Protocol
 
 import attrs
 from vm_translate import ir
+from vm_translate import softfloat as sf
 from vm_translate.helpers import NativeLowering
 from vm_translate.ir import to_signed
-from vm_translate import softfloat as sf
 from vm_translate.softfloat.policy import FlagLayout
 
 #: Whether the host is x86-64, whose MXCSR this lowering reads and writes.

@@ -140,7 +140,7 @@ class VectorLowering:
         return str(out)
 
     def _shift(self, s: ir.VecOp, a: str, vt: str, et: str) -> str:
-        e, lane, n = self.e, s.lane, 128 // s.lane
+        e, lane = self.e, s.lane
         amount = e.resize(e.op(s.b), s.b.width, 128)
         too_far, clamped = e.tmp(), e.tmp()
         e.emit(f"{too_far} = icmp uge i128 {amount}, {lane}")
