@@ -317,12 +317,7 @@ def test_native_code_knows_helpers_by_their_declared_lowering_not_by_name() -> N
     assert kinds <= llvm_ir.NATIVE_LOWERINGS
 
 
-VECTOR_CASES = [
-    (op, lane)
-    for op in sorted(ir.VECTOR_OPS - {"shuffle"})
-    for lane in ir.LANES
-    if op not in ir.VECTOR_PACKS or lane > 8
-] + [("shuffle", 8)]
+VECTOR_CASES = [(op, lane) for op in sorted(ir.VECTOR_OPS) for lane in ir.vector_lanes(op)]
 
 
 def lanes(lane: int) -> st.SearchStrategy[int]:

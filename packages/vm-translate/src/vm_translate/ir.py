@@ -86,6 +86,7 @@ from vm_translate.ir_vector import (  # noqa: F401  (the IR's API)
     VECTOR_SCALAR_B,
     VECTOR_SHIFTS,
     VecOp,
+    vector_lanes,
 )
 
 DIVISION_OPS = frozenset({"divu", "divs", "remu", "rems"})

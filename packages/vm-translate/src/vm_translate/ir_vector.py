@@ -36,6 +36,11 @@ LANES = (8, 16, 32, 64)
 _OP_LANES = {"shuffle": (8,), **{op: (16, 32, 64) for op in VECTOR_PACKS}}
 
 
+def vector_lanes(op: str) -> tuple[int, ...]:
+    """The lane widths :class:`VecOp` ``op`` accepts (``shuffle``: 8; packs: their 16-, 32- or 64-bit sources)."""
+    return _OP_LANES.get(op, LANES)
+
+
 @attrs.frozen
 class VecOp:
     """A lane-wise operation on 128-bit vectors: ``dst``, ``a`` and ``b`` are 128 bits unless said otherwise.
@@ -95,7 +100,7 @@ class VecOp:
     def __attrs_post_init__(self) -> None:
         if self.op not in VECTOR_OPS:
             raise ValueError(f"unknown vector op {self.op!r}")
-        if self.lane not in _OP_LANES.get(self.op, LANES):
+        if self.lane not in vector_lanes(self.op):
             raise ValueError(f"vector op {self.op} on {self.lane}-bit lanes")
         wide: list[Operand] = [self.dst]
         if self.op not in VECTOR_SCALAR_A:
