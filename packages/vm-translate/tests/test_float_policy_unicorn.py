@@ -189,3 +189,12 @@ def test_x86_sse_arithmetic_on_the_host(op: str, a: int, b: int) -> None:
 def test_x86_cvttsd2si_on_the_host(a: int) -> None:
     value, flags = sf.to_int(sf.F64, a, sf.RTZ, 64, True, sf.X86_SSE.conversion)
     assert (value, sf.X86_SSE.flags.encode(flags)) == run_host(_HOST_CVTT, a, 0)
+
+
+def test_riscv_fflags_layout_is_softfloats_own() -> None:
+    """The RISC-V helpers return softfloat's flags unencoded: that is only right while the layouts agree."""
+    from vm_translate.riscv.rv64f import FLOAT_POLICY
+
+    assert FLOAT_POLICY is sf.RISCV
+    assert [sf.RISCV.flags.encode(bits) for bits in range(32)] == list(range(32))
+    assert (sf.NV, sf.DZ, sf.OF, sf.UF, sf.NX) == (0x10, 0x08, 0x04, 0x02, 0x01)  # fflags, RISC-V manual

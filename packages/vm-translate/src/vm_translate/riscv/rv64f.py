@@ -231,8 +231,8 @@ def integer_conversion_rows(suffix: str, fmt: int, helpers: dict[str, str]) -> l
 FLOAT_POLICY = sf.RISCV
 #: RISC-V's NaN results: always the canonical NaN (positive, quiet, zero payload), never a propagated one.
 NAN_POLICY = FLOAT_POLICY.nan
-#: softfloat's own flag bits are fflags' layout, so the helpers return them as they are.
-assert all(FLOAT_POLICY.flags.encode(bits) == bits for bits in range(32))
+#: softfloat's own flag bits are fflags' layout (``test_float_policy_unicorn.py`` checks it), so the
+#: helpers return them as they are.
 #: RISC-V's fmin/fmax: IEEE 754-2019 minimumNumber/maximumNumber (a number beats any NaN).
 MINMAX_NANS = "number_wins"
 
