@@ -304,7 +304,7 @@ def test_compare_swap(size: int, data: st.DataObject) -> None:
 def test_native_code_knows_helpers_by_their_declared_lowering_not_by_name() -> None:
     """llvm_ir names no ISA; every floating-point lowering op has a helper declaring it, and vice versa."""
     import vm_jit.native.llvm_ir as llvm_ir
-    import vm_translate.riscv  # noqa: F401  (registers the RISC-V helpers)
+    import vm_translate.riscv.rv64d  # noqa: F401  (registers the RISC-V F and D helpers)
     from vm_jit.native.float_ops import FLOAT_OPS, HOST_HAS_MXCSR
     from vm_translate.helpers import HELPERS
 
@@ -407,7 +407,7 @@ def doubles() -> st.SearchStrategy[int]:
 @given(a=doubles(), b=doubles(), rm=st.integers(0, 3))
 def test_native_float_flags_in_the_policys_layout(a: int, b: int, rm: int) -> None:
     """fadd.d with AArch64's FPSR layout: the python and llvm tiers give the helper's (value, flags)."""
-    b_ = float_block(_policy_helper("test.fadd.d.fpsr", "fadd.d", FPSR_LAYOUT, _add_fpsr), 2, rm)
+    b_ = float_block(_policy_helper("test.fadd.d.fpsr", "add.f64", FPSR_LAYOUT, _add_fpsr), 2, rm)
     assert native_supported(b_)
     value_, flags = _add_fpsr(a, b, rm, 0)
     nan_operand = any(x & ir.mask(63) > 0x7FF0 << 48 for x in (a, b))
@@ -420,7 +420,7 @@ def test_native_float_flags_in_the_policys_layout(a: int, b: int, rm: int) -> No
 @given(a=doubles(), rm=st.integers(0, 3))
 def test_native_float_to_int_under_the_policys_invalid_results(a: int, rm: int) -> None:
     """fcvt.l.d with x86's integer indefinite: in range natively, out of range through the helper (slow path)."""
-    b_ = float_block(_policy_helper("test.fcvt.l.d.x86", "fcvt.l.d", X86_CONVERSIONS, _to_int_x86), 1, rm)
+    b_ = float_block(_policy_helper("test.fcvt.l.d.x86", "to_i64.f64", X86_CONVERSIONS, _to_int_x86), 1, rm)
     regs = [a] + [0] * (NREGS - 1)
     expected = reference(b_, regs, bytes(0x2000))
     status, native_regs, _ = native_tier(("x86cvt", rm), b_, regs, bytes(0x2000))
@@ -432,5 +432,5 @@ def test_native_float_to_int_under_the_policys_invalid_results(a: int, rm: int) 
 
 
 def test_a_propagating_nan_policy_keeps_its_blocks_in_tier_one() -> None:
-    b_ = float_block(_policy_helper("test.fadd.d.x86", "fadd.d", sf.X86_SSE, _add_propagating), 2, 0)
+    b_ = float_block(_policy_helper("test.fadd.d.x86", "add.f64", sf.X86_SSE, _add_propagating), 2, 0)
     assert not native_supported(b_)

@@ -31,7 +31,7 @@ tier 2 keeps a block that calls a helper with no lowering it knows in tier
     ``addr`` is misaligned or not writable) and the result is 0.
 ``float``
     ``op`` names an IEEE 754 operation in vm-jit's ``native.float_ops``
-    table (``fadd.d``, ``fcvt.w.s``...), with the conventions that module
+    table (``add.f64``, ``to_i32.f32``...), with the conventions that module
     documents (softfloat rounding-mode and instruction-word operands,
     ``(value, flags)`` results, NaN-boxed binary32), and ``policy`` is the
     front end's :class:`~vm_translate.softfloat.policy.FloatPolicy`: the

@@ -1,10 +1,24 @@
 """Tier 2 floating point: the ``float`` helper lowering as host SSE arithmetic with exact flags.
 
 A helper declares ``NativeLowering("float", op, policy)`` with ``op`` one of
-:data:`FLOAT_OPS` (``fadd.d``, ``fcvt.w.s`` ...) and ``policy`` its front
-end's :class:`~vm_translate.softfloat.policy.FloatPolicy`: a pure softfloat
-helper returning ``(value, flags)`` with the conventions below. Native code
-computes the same pair with the host's own IEEE 754 arithmetic:
+:data:`FLOAT_OPS` and ``policy`` its front end's
+:class:`~vm_translate.softfloat.policy.FloatPolicy`: a pure softfloat helper
+returning ``(value, flags)`` with the conventions below. The operations, on
+``f32`` or ``f64``: ``add sub mul div sqrt``; ``fma`` (``a * b + c``, one
+rounding) and ``fma_negate_addend``, ``fma_negate_product``,
+``fma_negate_both``; ``minimum_number``/``maximum_number`` (IEEE 754-2019);
+``eq_quiet``, ``lt``, ``le`` (0 or 1; ``lt``/``le`` signal on any NaN);
+``to_i32 to_u32 to_i64 to_u64`` and ``from_i32 ...`` (integer conversions);
+``copysign``, ``copysign_negated``, ``xorsign`` (``f32``);
+``convert.f64.f32`` and ``convert.f32.f64`` (source, then result format).
+Operands are 64-bit register values, then (rounded operations) the
+softfloat rounding mode and an instruction word; ``f32`` values travel
+NaN-boxed (the upper 32 bits all ones, anything else reads as the default
+quiet NaN) and 32-bit integer results sign-extended to 64 bits, the
+register conventions of the one front end that declares these lowerings
+(RISC-V's; another front end's helpers adapt their operands or declare
+none). Native code computes the same pair with the host's own IEEE 754
+arithmetic:
 
 - the rounding mode (static, or ``frm`` for DYN) goes into the x86 MXCSR
   rounding-control field with every exception flag cleared and every
@@ -95,25 +109,27 @@ class FloatOp:
 
 
 def _helpers() -> dict[str, FloatOp]:
+    """The operations by their ISA-neutral names (``<operation>.<f32|f64>``, see the module docstring)."""
     table: dict[str, FloatOp] = {}
-    for s, fmt in _FORMATS.items():
-        for stem in ("fadd", "fsub", "fmul", "fdiv"):
-            table[f"{stem}.{s}"] = FloatOp("arith", fmt, stem)
-        table[f"fsqrt.{s}"] = FloatOp("sqrt", fmt)
-        for stem, product, addend in (("fmadd", False, False), ("fmsub", False, True),
-                                      ("fnmsub", True, False), ("fnmadd", True, True)):  # fmt: skip
-            table[f"{stem}.{s}"] = FloatOp("fma", fmt, negate_product=product, negate_addend=addend)
-        table[f"fmin.{s}"] = FloatOp("minmax", fmt, "min")
-        table[f"fmax.{s}"] = FloatOp("minmax", fmt, "max")
-        for stem in ("feq", "flt", "fle"):
-            table[f"{stem}.{s}"] = FloatOp("compare", fmt, stem[1:])
-        for kind, bits, signed in (("w", 32, True), ("wu", 32, False), ("l", 64, True), ("lu", 64, False)):
-            table[f"fcvt.{kind}.{s}"] = FloatOp("to_int", fmt, bits=bits, signed=signed)
-            table[f"fcvt.{s}.{kind}"] = FloatOp("from_int", fmt, bits=bits, signed=signed)
-    for stem in ("fsgnj", "fsgnjn", "fsgnjx"):
-        table[f"{stem}.s"] = FloatOp("sign", _F32, stem)
-    table["fcvt.s.d"] = FloatOp("convert", _F32, source=_F64)
-    table["fcvt.d.s"] = FloatOp("convert", _F64, source=_F32)
+    for fmt in (_F32, _F64):
+        f = fmt.suffix
+        for stem in ("add", "sub", "mul", "div"):
+            table[f"{stem}.{f}"] = FloatOp("arith", fmt, f"f{stem}")
+        table[f"sqrt.{f}"] = FloatOp("sqrt", fmt)
+        for stem, product, addend in (("fma", False, False), ("fma_negate_addend", False, True),
+                                      ("fma_negate_product", True, False), ("fma_negate_both", True, True)):  # fmt: skip
+            table[f"{stem}.{f}"] = FloatOp("fma", fmt, negate_product=product, negate_addend=addend)
+        table[f"minimum_number.{f}"] = FloatOp("minmax", fmt, "min")
+        table[f"maximum_number.{f}"] = FloatOp("minmax", fmt, "max")
+        for stem, op in (("eq_quiet", "eq"), ("lt", "lt"), ("le", "le")):
+            table[f"{stem}.{f}"] = FloatOp("compare", fmt, op)
+        for kind, bits, signed in (("i32", 32, True), ("u32", 32, False), ("i64", 64, True), ("u64", 64, False)):
+            table[f"to_{kind}.{f}"] = FloatOp("to_int", fmt, bits=bits, signed=signed)
+            table[f"from_{kind}.{f}"] = FloatOp("from_int", fmt, bits=bits, signed=signed)
+    for stem, op in (("copysign", "fsgnj"), ("copysign_negated", "fsgnjn"), ("xorsign", "fsgnjx")):
+        table[f"{stem}.f32"] = FloatOp("sign", _F32, op)
+    table["convert.f64.f32"] = FloatOp("convert", _F32, source=_F64)
+    table["convert.f32.f64"] = FloatOp("convert", _F64, source=_F32)
     return table
 
 

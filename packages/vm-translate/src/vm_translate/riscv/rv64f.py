@@ -92,9 +92,33 @@ def instruction_word(match: int, f: Fields) -> int:
     return match | f.rd << 7 | f.rm << 12 | f.rs1 << 15 | f.rs2 << 20 | f.rs3 << 27
 
 
+#: Mnemonic stems (before the format) and their ISA-neutral ``float`` lowering operation.
+_LOWERING_STEMS = {
+    "fadd": "add", "fsub": "sub", "fmul": "mul", "fdiv": "div", "fsqrt": "sqrt", "fmadd": "fma",
+    "fmsub": "fma_negate_addend", "fnmsub": "fma_negate_product", "fnmadd": "fma_negate_both",
+    "fmin": "minimum_number", "fmax": "maximum_number", "feq": "eq_quiet", "flt": "lt", "fle": "le",
+    "fsgnj": "copysign", "fsgnjn": "copysign_negated", "fsgnjx": "xorsign",
+}  # fmt: skip
+_FORMAT_NAMES = {"s": "f32", "d": "f64"}
+_INTEGER_NAMES = {"w": "i32", "wu": "u32", "l": "i64", "lu": "u64"}
+
+
+def lowering_op(mnemonic: str) -> str:
+    """The ``float`` native lowering op of a RISC-V F/D mnemonic (``fadd.d``: ``add.f64``, ``fcvt.w.s``: ``to_i32.f32``)."""
+    parts = mnemonic.split(".")
+    if parts[0] != "fcvt":
+        return f"{_LOWERING_STEMS[parts[0]]}.{_FORMAT_NAMES[parts[1]]}"
+    dst, src = parts[1], parts[2]
+    if dst in _INTEGER_NAMES:
+        return f"to_{_INTEGER_NAMES[dst]}.{_FORMAT_NAMES[src]}"
+    if src in _INTEGER_NAMES:
+        return f"from_{_INTEGER_NAMES[src]}.{_FORMAT_NAMES[dst]}"
+    return f"convert.{_FORMAT_NAMES[src]}.{_FORMAT_NAMES[dst]}"
+
+
 def register(name: str, fn: Helper, results: int) -> str:
-    """Register ``fn`` as the pure helper ``riscv.<op>``, natively the ``float`` lowering of ``op``."""
-    lowering = NativeLowering("float", name.removeprefix("riscv."), FLOAT_POLICY)
+    """Register ``fn`` as the pure helper ``riscv.<mnemonic>``, natively its ``float`` lowering (:func:`lowering_op`)."""
+    lowering = NativeLowering("float", lowering_op(name.removeprefix("riscv.")), FLOAT_POLICY)
     register_helper(name, results=results, native=lowering)(fn)
     return name
 
