@@ -63,7 +63,8 @@ class VectorLowering:
             e.bind(s.dst, e.resize(bits, n, 128))
             return
         if s.op == "dup":
-            e.emit(f"{out} = bitcast {vt} {self._splat(e.resize(e.op(s.a), s.a.width, lane), vt, et)} to i128")
+            splat = self._splat(e.resize(e.op(s.a), s.a.width, lane), vt, et)
+            e.emit(f"{out} = bitcast {vt} {splat} to i128")
             e.bind(s.dst, out)
             return
         if s.op == "shuffle":
