@@ -21,12 +21,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_core.errors import GuestFault
+from vm_jit.native.float_ops import HOST_HAS_MXCSR
 from vm_jit.native.llvm_ir import LEFT, SLOW, native_supported
 from vm_jit.pysource import compile_block
 from vm_mem import PROT_READ, PROT_WRITE, AddressSpace
 from vm_translate import ir
+from vm_translate import softfloat as sf
 from vm_translate.cpu import CpuState
 from vm_translate.executor import execute_block
+from vm_translate.helpers import HELPERS, NativeLowering, register_helper
 
 from .native_harness import RegionRunner
 
@@ -35,6 +38,7 @@ NEXT = 0x9000
 DATA = 0x20000  # one read-write page, then a read-only one
 NREGS = 8
 EXAMPLES = settings(max_examples=20, deadline=None)
+host_mxcsr = pytest.mark.skipif(not HOST_HAS_MXCSR, reason="native floating point needs an x86-64 host")
 
 
 def edge(width: int) -> st.SearchStrategy[int]:
@@ -92,7 +96,9 @@ def native_tier(key: Any, b: ir.Block, regs: list[int], image: bytes) -> tuple[i
     return status, out, mem.peek(DATA, 0x2000)
 
 
-def check(key: Any, b: ir.Block, regs: list[int], image: bytes = bytes(0x2000), defer_ok: bool = False) -> Any:
+def check(
+    key: Any, b: ir.Block, regs: list[int], image: bytes = bytes(0x2000), defer_ok: bool = False
+) -> Any:
     """All three engines agree; returns the reference result. ``defer_ok``: native code may go slow."""
     expected = reference(b, regs, image)
     assert python_tier(b, regs, image) == expected, f"python tier differs\n{b}"
@@ -116,6 +122,21 @@ def value(stmts: list[ir.Stmt], reg: int, width: int, tid: int) -> ir.Temp:
 def put(stmts: list[ir.Stmt], reg: int, v: ir.Temp, tid: int) -> None:
     wide = ir.Temp(tid)
     stmts += [ir.Ext(wide, v), ir.PutReg(reg, wide)]
+
+
+def vector_from(stmts: list[ir.Stmt], low_reg: int, tid: int) -> ir.Temp:
+    """A 128-bit value from registers ``low_reg`` (low half) and ``low_reg + 1`` (temps from ``tid``)."""
+    lo, hi = value(stmts, low_reg, 128, tid), value(stmts, low_reg + 1, 128, tid + 2)
+    shifted, out = ir.Temp(tid + 4, 128), ir.Temp(tid + 5, 128)
+    stmts += [ir.BinOp(shifted, "shl", hi, ir.Const(64, 8)), ir.BinOp(out, "or", shifted, lo)]
+    return out
+
+
+def put_vector(stmts: list[ir.Stmt], reg: int, v: ir.Temp, tid: int) -> None:
+    high = ir.Temp(tid, 128)
+    stmts.append(ir.BinOp(high, "shr", v, ir.Const(64, 8)))
+    put(stmts, reg, v, tid + 1)
+    put(stmts, reg + 1, high, tid + 2)
 
 
 WIDTHS = (1, 8, 16, 32, 64)
@@ -177,17 +198,27 @@ def test_carry_arith(op: str, width: int, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("op", sorted(ir.DIVISION_OPS))
-@pytest.mark.parametrize("width", (8, 32, 64))
+@pytest.mark.parametrize("width", (8, 32, 64, 128))
 @EXAMPLES
 @given(data=st.data())
 def test_division_traps_exactly_where_the_ir_says(op: str, width: int, data: st.DataObject) -> None:
+    """At 128 bits (tier 2: its own long division) operands and result are register pairs."""
     stmts: list[ir.Stmt] = []
-    a, d = value(stmts, 0, width, 1), value(stmts, 1, width, 3)
-    out = ir.Temp(10, width)
+    if width == 128:
+        a, d = vector_from(stmts, 0, 1), vector_from(stmts, 2, 10)
+    else:
+        a, d = value(stmts, 0, width, 1), value(stmts, 2, width, 10)
+    out = ir.Temp(30, width)
     stmts.append(ir.BinOp(out, op, a, d))
-    put(stmts, 2, out, 11)
-    divisor = data.draw(st.one_of(st.sampled_from([0, ir.mask(width)]), edge(width)))
-    regs = [data.draw(edge(width)), divisor] + [0] * (NREGS - 2)
+    if width == 128:
+        put_vector(stmts, 4, out, 31)
+    else:
+        put(stmts, 4, out, 31)
+    divisor = data.draw(st.one_of(st.sampled_from([0, ir.mask(width), 1, 3]), edge(width)))
+    dividend = data.draw(
+        st.one_of(edge(width), st.integers(0, ir.mask(width)).map(lambda v: v >> (v % width)))
+    )
+    regs = [dividend & ir.mask(64), dividend >> 64, divisor & ir.mask(64), divisor >> 64, 0, 0, 0, 0]
     result = check(("divide", op, width), block(stmts), regs)
     if divisor == 0:
         assert result == ("DivideError", 8, PC)
@@ -233,44 +264,47 @@ def test_atomic_rmw(op: str, size: int, data: st.DataObject) -> None:
     stmts.append(ir.AtomicRMW(old, op, ir.Temp(1), src, size, order))
     put(stmts, 2, old, 11)
     regs = [addr, data.draw(edge(64))] + [0] * (NREGS - 2)
-    check(("rmw", op, size, order), block(stmts), regs, image(data.draw(st.integers(0, 99))), deferred(addr, size))
+    check(
+        ("rmw", op, size, order),
+        block(stmts),
+        regs,
+        image(data.draw(st.integers(0, 99))),
+        deferred(addr, size),
+    )
 
 
-@pytest.mark.parametrize("size", (1, 2, 4, 8))
+@pytest.mark.parametrize("size", (1, 2, 4, 8, 16))
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_compare_swap(size: int, data: st.DataObject) -> None:
+    """Sizes 1-8 from one register each; 16 bytes (``cmpxchg i128``) from register pairs."""
     order = data.draw(st.sampled_from(ir.ORDERINGS))
     addr = data.draw(addresses(size))
     mem = image(data.draw(st.integers(0, 99)))
     stmts: list[ir.Stmt] = [ir.GetReg(ir.Temp(1), 0)]
-    expected, new = value(stmts, 1, size * 8, 2), value(stmts, 2, size * 8, 4)
-    old, ok = ir.Temp(10, size * 8), ir.Temp(11, 1)
+    old, ok = ir.Temp(30, size * 8), ir.Temp(40, 1)
+    if size == 16:
+        expected, new = vector_from(stmts, 1, 2), vector_from(stmts, 3, 10)
+    else:
+        expected, new = value(stmts, 1, size * 8, 2), value(stmts, 3, size * 8, 10)
     stmts += [ir.CompareSwap(old, ir.Temp(1), expected, new, size, order), ir.BinOp(ok, "eq", old, expected)]
-    put(stmts, 3, old, 12)
-    put(stmts, 4, ok, 13)
+    if size == 16:
+        put_vector(stmts, 5, old, 31)
+    else:
+        put(stmts, 5, old, 31)
+    put(stmts, 7, ok, 41)
     offset = addr - DATA
     current = int.from_bytes(mem[offset : offset + size], "little") if 0 <= offset <= 0x2000 - size else 0
     guess = data.draw(st.one_of(st.just(current), edge(size * 8)))  # succeed often
-    regs = [addr, guess, data.draw(edge(64))] + [0] * (NREGS - 3)
+    replacement = data.draw(edge(size * 8))
+    regs = [addr, guess & ir.mask(64), guess >> 64, replacement & ir.mask(64), replacement >> 64, 0, 0, 0]
     check(("cas", size, order), block(stmts), regs, mem, deferred(addr, size))
-
-
-def test_compare_swap_of_16_bytes_stays_in_tier_one() -> None:
-    stmts: list[ir.Stmt] = [ir.GetReg(ir.Temp(1), 0)]
-    e, n = value(stmts, 1, 128, 2), value(stmts, 2, 128, 4)
-    stmts.append(ir.CompareSwap(ir.Temp(10, 128), ir.Temp(1), e, n, 16))
-    b = block(stmts)
-    assert not native_supported(b)
-    regs = [DATA + 16, 0, 5] + [0] * (NREGS - 3)
-    assert reference(b, regs, bytes(0x2000)) == python_tier(b, regs, bytes(0x2000))
-    assert reference(b, regs, bytes(0x2000))[2][16:32] == (5).to_bytes(16, "little")
 
 
 def test_native_code_knows_helpers_by_their_declared_lowering_not_by_name() -> None:
     """llvm_ir names no ISA; every floating-point lowering op has a helper declaring it, and vice versa."""
     import vm_jit.native.llvm_ir as llvm_ir
-    import vm_translate.riscv  # noqa: F401  (registers the RISC-V helpers)
+    import vm_translate.riscv.rv64d  # noqa: F401  (registers the RISC-V F and D helpers)
     from vm_jit.native.float_ops import FLOAT_OPS, HOST_HAS_MXCSR
     from vm_translate.helpers import HELPERS
 
@@ -283,22 +317,7 @@ def test_native_code_knows_helpers_by_their_declared_lowering_not_by_name() -> N
     assert kinds <= llvm_ir.NATIVE_LOWERINGS
 
 
-def vector_from(stmts: list[ir.Stmt], low_reg: int, tid: int) -> ir.Temp:
-    """A 128-bit value from registers ``low_reg`` (low half) and ``low_reg + 1`` (temps from ``tid``)."""
-    lo, hi = value(stmts, low_reg, 128, tid), value(stmts, low_reg + 1, 128, tid + 2)
-    shifted, out = ir.Temp(tid + 4, 128), ir.Temp(tid + 5, 128)
-    stmts += [ir.BinOp(shifted, "shl", hi, ir.Const(64, 8)), ir.BinOp(out, "or", shifted, lo)]
-    return out
-
-
-def put_vector(stmts: list[ir.Stmt], reg: int, v: ir.Temp, tid: int) -> None:
-    high = ir.Temp(tid, 128)
-    stmts.append(ir.BinOp(high, "shr", v, ir.Const(64, 8)))
-    put(stmts, reg, v, tid + 1)
-    put(stmts, reg + 1, high, tid + 2)
-
-
-VECTOR_CASES = [(op, lane) for op in sorted(ir.VECTOR_OPS - {"shuffle"}) for lane in ir.LANES] + [("shuffle", 8)]
+VECTOR_CASES = [(op, lane) for op in sorted(ir.VECTOR_OPS) for lane in ir.vector_lanes(op)]
 
 
 def lanes(lane: int) -> st.SearchStrategy[int]:
@@ -314,6 +333,10 @@ def lanes(lane: int) -> st.SearchStrategy[int]:
 def test_vector_ops(op: str, lane: int, data: st.DataObject) -> None:
     stmts: list[ir.Stmt] = []
     a = vector_from(stmts, 0, 1)
+    width = 128
+    if op == "dup":  # a scalar of any width
+        width = data.draw(st.sampled_from((8, 16, 32, 64, 128)))
+        a = value(stmts, 0, width, 40) if width < 128 else a
     if op in ir.VECTOR_SHIFTS:
         b: ir.Operand = value(stmts, 2, 64, 10)
         second = data.draw(st.one_of(st.integers(0, lane + 2), edge(64)))
@@ -331,4 +354,83 @@ def test_vector_ops(op: str, lane: int, data: st.DataObject) -> None:
     put_vector(stmts, 4, out, 31)
     first = data.draw(lanes(lane))
     regs = [first & ir.mask(64), first >> 64, *b_regs] + [0] * (NREGS - 4)
-    check(("vector", op, lane), block(stmts), regs)
+    check(("vector", op, lane, width), block(stmts), regs)
+
+
+# -- floating point under a front end's FloatPolicy -------------------------------------------------
+
+
+def _policy_helper(name: str, op: str, policy: sf.FloatPolicy, fn: Any) -> str:
+    """Register (once) a two-result float helper ``name`` whose native lowering is ``op`` under ``policy``."""
+    if name not in HELPERS:
+        register_helper(name, results=2, native=NativeLowering("float", op, policy))(fn)
+    return name
+
+
+#: Default NaNs (what native code lowers) with AArch64's FPSR flag layout, and with x86's invalid conversions.
+FPSR_LAYOUT = sf.FloatPolicy(sf.DEFAULT_NAN, sf.AARCH64.conversion, sf.AARCH64.flags)
+X86_CONVERSIONS = sf.FloatPolicy(sf.DEFAULT_NAN, sf.X86_SSE.conversion, sf.X86_SSE.flags)
+
+
+def _add_fpsr(a: int, b: int, rm: int, word: int) -> tuple[int, int]:
+    value, flags = sf.add(sf.F64, a, b, rm, nan=FPSR_LAYOUT.nan)
+    return value, FPSR_LAYOUT.flags.encode(flags)
+
+
+def _to_int_x86(a: int, rm: int, word: int) -> tuple[int, int]:
+    value, flags = sf.to_int(sf.F64, a, rm, 64, True, X86_CONVERSIONS.conversion)
+    return value, X86_CONVERSIONS.flags.encode(flags)
+
+
+def _add_propagating(a: int, b: int, rm: int, word: int) -> tuple[int, int]:
+    value, flags = sf.add(sf.F64, a, b, rm, nan=sf.X86_SSE.nan)
+    return value, sf.X86_SSE.flags.encode(flags)
+
+
+def float_block(helper: str, nargs: int, rm: int) -> ir.Block:
+    stmts: list[ir.Stmt] = []
+    args = [value(stmts, i, 64, 1 + 2 * i) for i in range(nargs)]
+    out, flags = ir.Temp(20), ir.Temp(21)
+    stmts.append(ir.Call((out, flags), helper, (*args, ir.Const(rm), ir.Const(0))))
+    stmts += [ir.PutReg(4, out), ir.PutReg(5, flags)]
+    return block(stmts)
+
+
+def doubles() -> st.SearchStrategy[int]:
+    special = [0, 1 << 63, 0x7FF0 << 48, 0xFFF0 << 48, 0x7FF8 << 48, 0x7FF0 << 48 | 1, 0x3FF0 << 48, 0x43E0 << 48,
+               0xC3E0 << 48, 0x43DF_FFFF_FFFF_FFFF, 0x0010 << 48, 0x7FEF_FFFF_FFFF_FFFF]  # fmt: skip
+    return st.one_of(st.sampled_from(special), st.integers(0, ir.mask(64)))
+
+
+@host_mxcsr
+@settings(max_examples=60, deadline=None)
+@given(a=doubles(), b=doubles(), rm=st.integers(0, 3))
+def test_native_float_flags_in_the_policys_layout(a: int, b: int, rm: int) -> None:
+    """fadd.d with AArch64's FPSR layout: the python and llvm tiers give the helper's (value, flags)."""
+    b_ = float_block(_policy_helper("test.fadd.d.fpsr", "add.f64", FPSR_LAYOUT, _add_fpsr), 2, rm)
+    assert native_supported(b_)
+    value_, flags = _add_fpsr(a, b, rm, 0)
+    nan_operand = any(x & ir.mask(63) > 0x7FF0 << 48 for x in (a, b))
+    tiny = value_ & ir.mask(63) <= 0x0010 << 48 and flags & FPSR_LAYOUT.flags.inexact
+    check(("fpsr", rm), b_, [a, b] + [0] * (NREGS - 2), defer_ok=nan_operand or bool(tiny))
+
+
+@host_mxcsr
+@settings(max_examples=60, deadline=None)
+@given(a=doubles(), rm=st.integers(0, 3))
+def test_native_float_to_int_under_the_policys_invalid_results(a: int, rm: int) -> None:
+    """fcvt.l.d with x86's integer indefinite: in range natively, out of range through the helper (slow path)."""
+    b_ = float_block(_policy_helper("test.fcvt.l.d.x86", "to_i64.f64", X86_CONVERSIONS, _to_int_x86), 1, rm)
+    regs = [a] + [0] * (NREGS - 1)
+    expected = reference(b_, regs, bytes(0x2000))
+    status, native_regs, _ = native_tier(("x86cvt", rm), b_, regs, bytes(0x2000))
+    if expected[1][5] & X86_CONVERSIONS.flags.invalid:
+        assert status == SLOW and native_regs == regs  # the slow path's helper gives 0x8000...
+        assert expected[1][4] == 1 << 63
+    else:
+        assert (status, native_regs) == (LEFT, expected[1])
+
+
+def test_a_propagating_nan_policy_keeps_its_blocks_in_tier_one() -> None:
+    b_ = float_block(_policy_helper("test.fadd.d.x86", "add.f64", sf.X86_SSE, _add_propagating), 2, 0)
+    assert not native_supported(b_)

@@ -92,7 +92,7 @@ def blocks(draw: st.DrawFn) -> ir.Block:
         elif kind == "vec":
             t = temp(128)
             op = draw(st.sampled_from(sorted(ir.VECTOR_OPS)))
-            lane = 8 if op == "shuffle" else draw(st.sampled_from(ir.LANES))
+            lane = draw(st.sampled_from(ir.vector_lanes(op)))
             b = operand(width) if op in ir.VECTOR_SHIFTS else operand(128)
             stmts.append(ir.VecOp(t, op, lane, operand(128), b))
             values.append(t)

@@ -20,10 +20,10 @@ from unicorn import arm64_const as a64
 from unicorn import x86_const as x86
 from unicorn.unicorn_const import UC_ARCH_ARM64, UC_ARCH_X86, UC_MODE_64, UC_MODE_ARM
 from vm_translate import softfloat as sf
-from vm_translate.softfloat.nan import NanPolicy
 
-X86_SSE = NanPolicy("first", negative_default=True)
-AARCH64 = NanPolicy("signalling_first")
+#: The front ends' presets (:mod:`vm_translate.softfloat.policy`) are what is checked.
+X86_SSE = sf.X86_SSE.nan
+AARCH64 = sf.AARCH64.nan
 CODE = 0x10000
 OPS = {"add": sf.add, "sub": sf.sub, "mul": sf.mul, "div": sf.div}
 X86_CODES = {"add": "f20f58c1", "sub": "f20f5cc1", "mul": "f20f59c1", "div": "f20f5ec1", "cvt": "f20f5ac1"}

@@ -17,7 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_core.errors import ConfigurationError, VmError
 from vm_translate import softfloat as sf
+from vm_translate.riscv.fclass import classify
 from vm_translate.softfloat import arith
+
+#: RISC-V's invalid float-to-integer results (saturation; NaN to the maximum).
+RISCV_INVALID = sf.RISCV.conversion
 
 
 def f64(x: float) -> int:
@@ -89,30 +93,44 @@ def test_overflow_and_underflow_flags() -> None:
 
 @pytest.mark.parametrize(
     ("bits", "signed", "high", "low"),
-    [(32, True, 0x7FFFFFFF, 0x80000000), (32, False, 0xFFFFFFFF, 0), (64, True, 2**63 - 1, 2**63), (64, False, 2**64 - 1, 0)],
+    [
+        (32, True, 0x7FFFFFFF, 0x80000000),
+        (32, False, 0xFFFFFFFF, 0),
+        (64, True, 2**63 - 1, 2**63),
+        (64, False, 2**64 - 1, 0),
+    ],
 )
 def test_float_to_int_saturation_table(bits: int, signed: bool, high: int, low: int) -> None:
     """The ISA manual's table of invalid fcvt inputs: NaN and +inf give the maximum, -inf the minimum."""
     for fmt in (sf.F32, sf.F64):
-        assert sf.to_int(fmt, fmt.canonical_nan, sf.RNE, bits, signed) == (high, sf.NV)
-        assert sf.to_int(fmt, fmt.infinity | fmt.sign_bit | 1, sf.RNE, bits, signed) == (high, sf.NV)
-        assert sf.to_int(fmt, fmt.infinity, sf.RTZ, bits, signed) == (high, sf.NV)
-        assert sf.to_int(fmt, fmt.infinity | fmt.sign_bit, sf.RTZ, bits, signed) == (low, sf.NV)
-        assert sf.to_int(fmt, fmt.max_finite, sf.RTZ, bits, signed) == (high, sf.NV)
-        assert sf.to_int(fmt, fmt.max_finite | fmt.sign_bit, sf.RTZ, bits, signed) == (low, sf.NV)
+        assert sf.to_int(fmt, fmt.canonical_nan, sf.RNE, bits, signed, RISCV_INVALID) == (high, sf.NV)
+        assert sf.to_int(fmt, fmt.infinity | fmt.sign_bit | 1, sf.RNE, bits, signed, RISCV_INVALID) == (
+            high,
+            sf.NV,
+        )
+        assert sf.to_int(fmt, fmt.infinity, sf.RTZ, bits, signed, RISCV_INVALID) == (high, sf.NV)
+        assert sf.to_int(fmt, fmt.infinity | fmt.sign_bit, sf.RTZ, bits, signed, RISCV_INVALID) == (
+            low,
+            sf.NV,
+        )
+        assert sf.to_int(fmt, fmt.max_finite, sf.RTZ, bits, signed, RISCV_INVALID) == (high, sf.NV)
+        assert sf.to_int(fmt, fmt.max_finite | fmt.sign_bit, sf.RTZ, bits, signed, RISCV_INVALID) == (
+            low,
+            sf.NV,
+        )
 
 
 def test_unsigned_conversion_of_small_negatives() -> None:
     """A negative value that rounds to 0 is in range for fcvt.wu (NX only); one rounding to -1 is invalid."""
-    assert sf.to_int(sf.F64, f64(-0.4), sf.RNE, 32, False) == (0, sf.NX)
-    assert sf.to_int(sf.F64, f64(-0.9), sf.RTZ, 64, False) == (0, sf.NX)
-    assert sf.to_int(sf.F64, f64(-0.6), sf.RNE, 32, False) == (0, sf.NV)
-    assert sf.to_int(sf.F64, f64(-0.0), sf.RNE, 32, False) == (0, 0)
-    assert sf.to_int(sf.F32, f32(-1.0), sf.RUP, 64, False) == (0, sf.NV)
-    assert sf.to_int(sf.F64, f64(2.5), sf.RNE, 32, True) == (2, sf.NX)
-    assert sf.to_int(sf.F64, f64(2.5), sf.RMM, 32, True) == (3, sf.NX)
-    assert sf.to_int(sf.F64, f64(-2.5), sf.RDN, 32, True) == ((-3) & 0xFFFFFFFF, sf.NX)
-    assert sf.to_int(sf.F64, f64(-2147483648.5), sf.RTZ, 32, True) == (0x80000000, sf.NX)
+    assert sf.to_int(sf.F64, f64(-0.4), sf.RNE, 32, False, RISCV_INVALID) == (0, sf.NX)
+    assert sf.to_int(sf.F64, f64(-0.9), sf.RTZ, 64, False, RISCV_INVALID) == (0, sf.NX)
+    assert sf.to_int(sf.F64, f64(-0.6), sf.RNE, 32, False, RISCV_INVALID) == (0, sf.NV)
+    assert sf.to_int(sf.F64, f64(-0.0), sf.RNE, 32, False, RISCV_INVALID) == (0, 0)
+    assert sf.to_int(sf.F32, f32(-1.0), sf.RUP, 64, False, RISCV_INVALID) == (0, sf.NV)
+    assert sf.to_int(sf.F64, f64(2.5), sf.RNE, 32, True, RISCV_INVALID) == (2, sf.NX)
+    assert sf.to_int(sf.F64, f64(2.5), sf.RMM, 32, True, RISCV_INVALID) == (3, sf.NX)
+    assert sf.to_int(sf.F64, f64(-2.5), sf.RDN, 32, True, RISCV_INVALID) == ((-3) & 0xFFFFFFFF, sf.NX)
+    assert sf.to_int(sf.F64, f64(-2147483648.5), sf.RTZ, 32, True, RISCV_INVALID) == (0x80000000, sf.NX)
 
 
 def test_min_max_follow_f_d_2_2() -> None:
@@ -158,7 +176,7 @@ def test_classify_mask_bits() -> None:
         fmt.canonical_nan: 9,
     }
     for value, bit in cases.items():
-        assert sf.classify(fmt, value) == 1 << bit
+        assert classify(fmt, value) == 1 << bit
 
 
 def test_conversions_between_formats() -> None:
@@ -182,13 +200,13 @@ def test_conversions_between_formats() -> None:
         lambda: sf.div(sf.F64, -1, 0, sf.RNE),
         lambda: sf.sqrt(sf.F64, 1.5, sf.RNE),  # type: ignore[arg-type]
         lambda: sf.fma(sf.F32, 0, 0, 1 << 40, sf.RNE),
-        lambda: sf.to_int(sf.F64, 0, sf.RNE, 16, True),
-        lambda: sf.to_int(sf.F64, 0, 6, 32, True),
+        lambda: sf.to_int(sf.F64, 0, sf.RNE, 16, True, RISCV_INVALID),
+        lambda: sf.to_int(sf.F64, 0, 6, 32, True, RISCV_INVALID),
         lambda: sf.from_int(sf.F64, 1 << 32, 32, True, sf.RNE),
         lambda: sf.convert(sf.F64, sf.F32, -5, sf.RNE),
         lambda: sf.eq(sf.F32, 1 << 33, 0),
         lambda: sf.min(sf.F32, 0, -1),
-        lambda: sf.classify(sf.F64, 1 << 64),
+        lambda: classify(sf.F64, 1 << 64),
     ],
 )
 def test_bad_arguments_raise_configuration_error(call: object) -> None:

@@ -111,6 +111,8 @@ def _carry_arith(op: str, a: int, b: int, carry_in: int, width: int) -> tuple[in
 def _vector(op: str, lane: int, a: int, b: int) -> int:
     """:class:`~vm_translate.ir.VecOp` by its definition, lane by lane."""
     m, count = mask(lane), 128 // lane
+    if op == "dup":
+        return sum((a & m) << (i * lane) for i in range(count))
     lanes_a = [a >> (i * lane) & m for i in range(count)]
     if op == "msb":
         return sum((x >> (lane - 1)) << i for i, x in enumerate(lanes_a))
@@ -123,16 +125,55 @@ def _vector(op: str, lane: int, a: int, b: int) -> int:
             out = [_binop(op, x, b, lane) for x in lanes_a]
     else:
         lanes_b = [b >> (i * lane) & m for i in range(count)]
-        if op in ("add", "sub"):
-            out = [_binop(op, x, y, lane) for x, y in zip(lanes_a, lanes_b)]
-        elif op in ("mins", "maxs", "minu", "maxu"):
-            rmw = {"mins": "smin", "maxs": "smax", "minu": "umin", "maxu": "umax"}[op]
-            out = [_atomic_new(rmw, x, y, lane) for x, y in zip(lanes_a, lanes_b)]
+        if op in ir.VECTOR_PACKS:
+            return _pack(op, lane, lanes_a + lanes_b)
+        if op in ir.VECTOR_PERMUTES:
+            out = _permute(op, lanes_a, lanes_b)
         else:
-            cmp = {"eq": "eq", "gts": "lts", "gtu": "ltu"}[op]
-            # a > b is b < a
-            out = [m * _compare(cmp, *((x, y) if op == "eq" else (y, x)), lane) for x, y in zip(lanes_a, lanes_b)]
+            out = [_lane_op(op, x, y, lane) for x, y in zip(lanes_a, lanes_b)]
     return sum(v << (i * lane) for i, v in enumerate(out))
+
+
+def _lane_op(op: str, x: int, y: int, lane: int) -> int:
+    """One lane of a two-operand :class:`~vm_translate.ir.VecOp` (``x``, ``y`` unsigned lanes)."""
+    m = mask(lane)
+    if op in ("add", "sub", "mul", "mulhu", "mulhs"):
+        return _binop(op, x, y, lane)
+    if op in ir.VECTOR_SATURATING:
+        sx, sy = (to_signed(x, lane), to_signed(y, lane)) if op[-1] == "s" else (x, y)
+        exact = sx + sy if op.startswith("add") else sx - sy
+        low, high = (-(1 << (lane - 1)), (1 << (lane - 1)) - 1) if op[-1] == "s" else (0, m)
+        return min(max(exact, low), high) & m
+    if op == "avgu":
+        return (x + y + 1) >> 1
+    if op in ("mins", "maxs", "minu", "maxu"):
+        rmw = {"mins": "smin", "maxs": "smax", "minu": "umin", "maxu": "umax"}[op]
+        return _atomic_new(rmw, x, y, lane)
+    if op == "eq":
+        return m * int(x == y)
+    if op == "gts":
+        return m * int(to_signed(x, lane) > to_signed(y, lane))
+    if op == "gtu":
+        return m * int(x > y)
+    raise ValueError(f"unknown vector op {op!r}")
+
+
+def _pack(op: str, lane: int, lanes: list[int]) -> int:
+    """``packss``/``packsu``/``packuu``: every source lane narrowed to ``lane / 2`` bits with saturation."""
+    half = lane // 2
+    low, high = (-(1 << (half - 1)), (1 << (half - 1)) - 1) if op == "packss" else (0, mask(half))
+    values = [to_signed(x, lane) if op != "packuu" else x for x in lanes]
+    return sum((min(max(v, low), high) & mask(half)) << (i * half) for i, v in enumerate(values))
+
+
+def _permute(op: str, xs: list[int], ys: list[int]) -> list[int]:
+    """``ziplo``/``ziphi``/``unzipeven``/``unzipodd`` of the lane lists ``xs`` and ``ys``."""
+    half = len(xs) // 2
+    if op in ("ziplo", "ziphi"):
+        start = 0 if op == "ziplo" else half
+        return [v for i in range(start, start + half) for v in (xs[i], ys[i])]
+    first = 0 if op == "unzipeven" else 1
+    return xs[first::2] + ys[first::2]
 
 
 def _atomic_new(op: str, old: int, src: int, width: int) -> int:

@@ -31,9 +31,14 @@ tier 2 keeps a block that calls a helper with no lowering it knows in tier
     ``addr`` is misaligned or not writable) and the result is 0.
 ``float``
     ``op`` names an IEEE 754 operation in vm-jit's ``native.float_ops``
-    table (``fadd.d``, ``fcvt.w.s``...), with the conventions that module
-    documents (rounding-mode and instruction-word operands, ``(value,
-    flags)`` results, canonical NaN results, NaN-boxed binary32).
+    table (``add.f64``, ``to_i32.f32``...), with the conventions that module
+    documents (softfloat rounding-mode and instruction-word operands,
+    ``(value, flags)`` results, NaN-boxed binary32), and ``policy`` is the
+    front end's :class:`~vm_translate.softfloat.policy.FloatPolicy`: the
+    flags come in its layout, NaN results are its NaN policy's, invalid
+    conversions give its results. Native code implements the policies it
+    can (vm-jit: a default NaN, any flag layout, any conversion results)
+    and keeps the others' blocks in tier 1.
 """
 
 from __future__ import annotations
@@ -43,20 +48,25 @@ from typing import Any
 
 import attrs
 
+from vm_translate.softfloat.policy import FloatPolicy
+
 #: The lowering patterns of :class:`NativeLowering` (see the module docstring).
 NATIVE_KINDS = frozenset({"retired_count", "alignment_check", "conditional_store", "float"})
 
 
 @attrs.frozen
 class NativeLowering:
-    """How native code may compute a helper: a pattern ``kind`` and, for ``float``, its ``op``."""
+    """How native code may compute a helper: a pattern ``kind`` and, for ``float``, its ``op`` and ``policy``."""
 
     kind: str
     op: str = ""
+    policy: FloatPolicy | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in NATIVE_KINDS:
             raise ValueError(f"unknown native lowering {self.kind!r}")
+        if (self.kind == "float") != (self.policy is not None):
+            raise ValueError("a float lowering, and only a float lowering, names its FloatPolicy")
 
 
 @attrs.frozen

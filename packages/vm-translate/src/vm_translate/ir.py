@@ -29,8 +29,9 @@ executor in :mod:`vm_translate.executor` is the definition):
 * :class:`UnOp` and :class:`CarryArith` are defined in their docstrings;
   the unary bit operations (``clz``, ``ctz``, ``popcount``, ``bswap``,
   ``bitrev``) give the operand's width.
-* :class:`VecOp` works on 128-bit values as lanes of 8, 16, 32 or 64
-  bits (lane 0 in the low bits); see its docstring. Whole-vector bitwise
+* :class:`VecOp` (:mod:`vm_translate.ir_vector`) works on 128-bit values
+  as lanes of 8, 16, 32 or 64 bits (lane 0 in the low bits); see its
+  docstring. Whole-vector bitwise
   operations, lane extraction (``shr`` then a narrowing ``Ext``) and lane
   insertion (``and``/``or`` with masks) are ordinary 128-bit ``BinOp`` s
   and ``Ext`` s.
@@ -72,46 +73,21 @@ import signal
 import attrs
 from vm_core.errors import GuestFault
 
-WIDTHS = (1, 8, 16, 32, 64, 128)
-
-
-def mask(width: int) -> int:
-    """All ones of ``width`` bits."""
-    return (1 << width) - 1
-
-
-def to_signed(value: int, width: int) -> int:
-    """Interpret an unsigned ``width``-bit value as two's complement."""
-    return value - (1 << width) if value >> (width - 1) & 1 else value
-
-
-@attrs.frozen
-class Const:
-    """A constant operand, already reduced to ``width`` bits."""
-
-    value: int
-    width: int = 64
-
-    def __attrs_post_init__(self) -> None:
-        if not 0 <= self.value <= mask(self.width):
-            raise ValueError(f"constant {self.value:#x} does not fit {self.width} bits")
-
-    def __str__(self) -> str:
-        return f"{self.value:#x}:{self.width}"
-
-
-@attrs.frozen
-class Temp:
-    """An SSA temporary: numbered per block, assigned once."""
-
-    id: int
-    width: int = 64
-
-    def __str__(self) -> str:
-        return f"t{self.id}:{self.width}"
-
-
-Operand = Const | Temp
+from vm_translate.ir_values import WIDTHS, Const, Operand, Temp, mask, to_signed  # noqa: F401  (the IR's API)
+from vm_translate.ir_vector import (  # noqa: F401  (the IR's API)
+    LANES,
+    VECTOR_ARITH,
+    VECTOR_MULHIGH,
+    VECTOR_OPS,
+    VECTOR_PACKS,
+    VECTOR_PERMUTES,
+    VECTOR_SATURATING,
+    VECTOR_SCALAR_A,
+    VECTOR_SCALAR_B,
+    VECTOR_SHIFTS,
+    VecOp,
+    vector_lanes,
+)
 
 DIVISION_OPS = frozenset({"divu", "divs", "remu", "rems"})
 BINARY_OPS = frozenset(
@@ -123,12 +99,6 @@ BINARY_OPS = frozenset(
 COMPARE_OPS = frozenset({"eq", "ne", "ltu", "lts", "leu", "les"})
 UNARY_OPS = frozenset({"not", "neg", "clz", "ctz", "popcount", "bswap", "bitrev"})
 CARRY_OPS = frozenset({"add", "sub"})
-#: :class:`VecOp` operations: lane-wise arithmetic and comparisons, shifts by a scalar, byte permute.
-VECTOR_OPS = frozenset(
-    {"add", "sub", "eq", "gts", "gtu", "mins", "maxs", "minu", "maxu", "shl", "shr", "sar", "shuffle", "msb"}
-)
-VECTOR_SHIFTS = frozenset({"shl", "shr", "sar"})
-LANES = (8, 16, 32, 64)
 #: Read-modify-write operations of :class:`AtomicRMW` (``new = op(old, src)``; ``swap``: ``new = src``).
 ATOMIC_OPS = frozenset({"add", "sub", "and", "or", "xor", "swap", "smin", "smax", "umin", "umax"})
 #: Memory orderings, weakest first (C11's names; LLVM's ``monotonic`` is ``relaxed``).
@@ -277,45 +247,6 @@ class Store:
     addr: Operand
     src: Operand
     size: int
-
-
-@attrs.frozen
-class VecOp:
-    """A lane-wise operation on 128-bit vectors: ``dst``, ``a`` (and ``b``, except for shifts) are 128 bits.
-
-    With ``lane`` bits per lane (8, 16, 32, 64; lane ``i`` is bits
-    ``[i * lane, (i + 1) * lane)``), for every lane:
-
-    * ``add``/``sub``: wrapping addition/subtraction (x86 ``PADD*``/``PSUB*``,
-      AArch64 ``ADD``/``SUB``); saturating forms are the front end's.
-    * ``eq``, ``gts``, ``gtu``: all ones when ``a == b``, ``a > b`` signed,
-      ``a > b`` unsigned, else 0 (``PCMPEQ*``/``PCMPGT*``, ``CMEQ``/``CMGT``/``CMHI``).
-    * ``mins``, ``maxs``, ``minu``, ``maxu``: the smaller/larger lane, signed
-      or unsigned (``PMIN*``/``PMAX*``, ``SMIN``/``SMAX``/``UMIN``/``UMAX``).
-    * ``msb``: bit ``i`` of ``dst`` is the top bit of ``a``'s lane ``i``, every
-      other bit 0; ``b`` is ignored (``PMOVMSKB``, ``MOVMSKPS``/``MOVMSKPD``).
-    * ``shl``, ``shr``, ``sar``: every lane shifted by ``b``, a scalar of any
-      width read as unsigned; an amount of ``lane`` or more gives 0 (``shl``,
-      ``shr``) or the sign in every bit (``sar``), as x86 ``PSLL``/``PSRL``/``PSRA``.
-    * ``shuffle`` (``lane`` 8): byte ``i`` of ``dst`` is byte ``b[i]`` of ``a``
-      when ``b[i] < 16``, else 0 (AArch64 ``TBL`` with one register; x86
-      ``PSHUFB`` is ``b & 0x8F`` first).
-    """
-
-    dst: Temp
-    op: str
-    lane: int
-    a: Operand
-    b: Operand
-
-    def __attrs_post_init__(self) -> None:
-        if self.op not in VECTOR_OPS:
-            raise ValueError(f"unknown vector op {self.op!r}")
-        if self.lane not in LANES or (self.op == "shuffle" and self.lane != 8):
-            raise ValueError(f"vector op {self.op} on {self.lane}-bit lanes")
-        wide = (self.dst, self.a) if self.op in VECTOR_SHIFTS else (self.dst, self.a, self.b)
-        if any(v.width != 128 for v in wide):
-            raise ValueError("vector operands are 128 bits wide")
 
 
 @attrs.frozen

@@ -12,13 +12,25 @@
   become ``atomicrmw`` and ``cmpxchg`` on the host page of the guest
   address, with the IR's ordering (``relaxed`` is LLVM's ``monotonic``; a
   ``cmpxchg`` failure ordering drops any release part). A misaligned
-  address, a page that is not in the writable table (absent, read-only,
-  watched code) or a 16-byte compare-and-swap leaves for the slow path,
-  where the reference executor performs the access (and raises the fault).
+  address or a page that is not in the writable table (absent, read-only,
+  watched code) leaves for the slow path, where the reference executor
+  performs the access (and raises the fault). A 16-byte compare-and-swap
+  is ``cmpxchg i128`` (x86-64 ``LOCK CMPXCHG16B``: the target machine is
+  the host CPU's; an x86-64 host without ``cx16``, where LLVM would call
+  libatomic instead, keeps such blocks in tier 1).
+* Division wider than 64 bits: LLVM lowers ``udiv i128`` to a call of
+  compiler-rt's ``__udivti3``, which the MCJIT engines cannot link, so
+  :meth:`BitLowering.wide_division` calls ``@vm.udivrem<w>``, a
+  shift-and-subtract long division defined in the region's own module
+  (``w`` steps; the signed forms divide magnitudes and fix the signs:
+  truncation toward zero, the remainder with the dividend's sign). The
+  caller has already sent a zero divisor and ``MIN / -1`` to the slow path.
 """
 
 from __future__ import annotations
 
+import functools
+import platform
 from typing import Any
 
 from vm_translate import ir
@@ -31,13 +43,53 @@ _ORDER = {"relaxed": "monotonic", "acquire": "acquire", "release": "release", "a
 #: ``cmpxchg``'s failure ordering may not release.
 _FAIL_ORDER = {"relaxed": "monotonic", "acquire": "acquire", "release": "monotonic", "acq_rel": "acquire",
                "seq_cst": "seq_cst"}  # fmt: skip
-_NATIVE_ATOMIC_SIZES = (1, 2, 4, 8)
+
+_LONG_DIVISION = """define internal {{ i{w}, i{w} }} @vm.udivrem{w}(i{w} %n, i{w} %d) {{
+entry:
+  %d.wide = zext i{w} %d to i{v}
+  br label %step
+step:
+  %i = phi i32 [ 0, %entry ], [ %i.next, %step ]
+  %q = phi i{w} [ 0, %entry ], [ %q.next, %step ]
+  %r = phi i{v} [ 0, %entry ], [ %r.next, %step ]
+  %at = sub i32 {top}, %i
+  %at.wide = zext i32 %at to i{w}
+  %n.shifted = lshr i{w} %n, %at.wide
+  %n.bit = and i{w} %n.shifted, 1
+  %bit = zext i{w} %n.bit to i{v}
+  %r.doubled = shl i{v} %r, 1
+  %r.in = or i{v} %r.doubled, %bit
+  %fits = icmp uge i{v} %r.in, %d.wide
+  %r.less = sub i{v} %r.in, %d.wide
+  %r.next = select i1 %fits, i{v} %r.less, i{v} %r.in
+  %q.doubled = shl i{w} %q, 1
+  %q.bit = zext i1 %fits to i{w}
+  %q.next = or i{w} %q.doubled, %q.bit
+  %i.next = add i32 %i, 1
+  %done = icmp eq i32 %i.next, {w}
+  br i1 %done, label %out, label %step
+out:
+  %r.out = trunc i{v} %r.next to i{w}
+  %pair = insertvalue {{ i{w}, i{w} }} poison, i{w} %q.next, 0
+  %both = insertvalue {{ i{w}, i{w} }} %pair, i{w} %r.out, 1
+  ret {{ i{w}, i{w} }} %both
+}}"""
+
+
+@functools.cache
+def _host_has_cas16() -> bool:
+    """Whether LLVM lowers ``cmpxchg i128`` inline here (x86-64 needs ``cx16``; other 64-bit hosts have it)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return True
+    from vm_jit.native.compiler import host_cpu_features
+
+    return host_cpu_features().get("cx16", False)
 
 
 def bit_stmt_supported(stmt: ir.Stmt) -> bool:
-    """Whether tier 2 compiles ``stmt`` (every statement but 16-byte compare-and-swap)."""
-    if isinstance(stmt, ir.CompareSwap):
-        return stmt.size in _NATIVE_ATOMIC_SIZES
+    """Whether tier 2 compiles ``stmt`` (every statement; 16-byte compare-and-swap where the host has it)."""
+    if isinstance(stmt, ir.CompareSwap) and stmt.size == 16:
+        return _host_has_cas16()
     return True
 
 
@@ -65,6 +117,41 @@ class BitLowering:
             fn = e.intrinsic(_UNARY_INTRINSICS[op], w, 1)
             e.emit(f"{out} = call {t} {fn}({t} {a})")
         return out
+
+    def wide_division(self, op: str, a: str, b: str, w: int, out: str) -> None:
+        """``out = a op b`` for ``w`` > 64 through the module's long division (divisor checked already)."""
+        e, t = self.e, f"i{w}"
+        e.declarations.add(_LONG_DIVISION.format(w=w, v=w + 1, top=w - 1))
+        signed = op in ("divs", "rems")
+        if signed:
+            na, nb = self._magnitude(a, w), self._magnitude(b, w)
+        else:
+            na, nb = a, b
+        pair, value = e.tmp(), e.tmp()
+        e.emit(f"{pair} = call {{ {t}, {t} }} @vm.udivrem{w}({t} {na}, {t} {nb})")
+        e.emit(f"{value} = extractvalue {{ {t}, {t} }} {pair}, {0 if op in ('divu', 'divs') else 1}")
+        if not signed:
+            e.emit(f"{out} = or {t} {value}, 0")
+            return
+        negative, sign_a = e.tmp(), e.tmp()
+        e.emit(f"{sign_a} = icmp slt {t} {a}, 0")
+        if op == "divs":
+            sign_b = e.tmp()
+            e.emit(f"{sign_b} = icmp slt {t} {b}, 0")
+            e.emit(f"{negative} = xor i1 {sign_a}, {sign_b}")
+        else:
+            e.emit(f"{negative} = or i1 {sign_a}, false")
+        minus = e.tmp()
+        e.emit(f"{minus} = sub {t} 0, {value}")
+        e.emit(f"{out} = select i1 {negative}, {t} {minus}, {t} {value}")
+
+    def _magnitude(self, value: str, w: int) -> str:
+        e, t = self.e, f"i{w}"
+        negative, minus, out = e.tmp(), e.tmp(), e.tmp()
+        e.emit(f"{negative} = icmp slt {t} {value}, 0")
+        e.emit(f"{minus} = sub {t} 0, {value}")
+        e.emit(f"{out} = select i1 {negative}, {t} {minus}, {t} {value}")
+        return str(out)
 
     def carry_arith(self, s: ir.CarryArith) -> None:
         e, w = self.e, s.a.width

@@ -66,6 +66,11 @@ def _target_machine() -> Any:
     )
 
 
+def host_cpu_features() -> dict[str, bool]:
+    """The host CPU's features as LLVM names them (``cx16``: True...)."""
+    return dict(_llvm().get_host_cpu_features())
+
+
 @functools.cache
 def host_description() -> str:
     """LLVM version, target triple, CPU and features: part of every AOT cache key."""

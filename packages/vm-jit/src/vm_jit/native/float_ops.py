@@ -1,31 +1,49 @@
 """Tier 2 floating point: the ``float`` helper lowering as host SSE arithmetic with exact flags.
 
-A helper declares ``NativeLowering("float", op)`` with ``op`` one of
-:data:`FLOAT_OPS` (``fadd.d``, ``fcvt.w.s`` ...): a pure softfloat helper
-returning ``(value, flags)`` with the conventions below, which are those of
-vm-translate's RISC-V F and D helpers (the only ones that declare it). Native code computes the same pair with the host's own
-IEEE 754 arithmetic:
+A helper declares ``NativeLowering("float", op, policy)`` with ``op`` one of
+:data:`FLOAT_OPS` and ``policy`` its front end's
+:class:`~vm_translate.softfloat.policy.FloatPolicy`: a pure softfloat helper
+returning ``(value, flags)`` with the conventions below. The operations, on
+``f32`` or ``f64``: ``add sub mul div sqrt``; ``fma`` (``a * b + c``, one
+rounding) and ``fma_negate_addend``, ``fma_negate_product``,
+``fma_negate_both``; ``minimum_number``/``maximum_number`` (IEEE 754-2019);
+``eq_quiet``, ``lt``, ``le`` (0 or 1; ``lt``/``le`` signal on any NaN);
+``to_i32 to_u32 to_i64 to_u64`` and ``from_i32 ...`` (integer conversions);
+``copysign``, ``copysign_negated``, ``xorsign`` (``f32``);
+``convert.f64.f32`` and ``convert.f32.f64`` (source, then result format).
+Operands are 64-bit register values, then (rounded operations) the
+softfloat rounding mode and an instruction word; ``f32`` values travel
+NaN-boxed (the upper 32 bits all ones, anything else reads as the default
+quiet NaN) and 32-bit integer results sign-extended to 64 bits, the
+register conventions of the one front end that declares these lowerings
+(RISC-V's; another front end's helpers adapt their operands or declare
+none). Native code computes the same pair with the host's own IEEE 754
+arithmetic:
 
 - the rounding mode (static, or ``frm`` for DYN) goes into the x86 MXCSR
   rounding-control field with every exception flag cleared and every
   exception masked; the operation runs as an LLVM *constrained* intrinsic
   (``fpexcept.strict``, ``round.dynamic``, in a ``strictfp`` function, so
   LLVM neither folds nor moves it across the MXCSR accesses); MXCSR's sticky
-  flags then give RISC-V's NV, DZ, OF and NX (x86 IE, ZE, OE, PE);
-- a NaN result becomes RISC-V's canonical NaN (x86 returns its "default NaN"
-  or an operand's payload instead); single-precision operands are unboxed
-  and results NaN-boxed exactly as the softfloat helpers do;
-- what the host does not do the RISC-V way leaves native code for the
+  flags IE, ZE, OE and PE then give the policy's invalid, divide-by-zero,
+  overflow and inexact bits (:class:`~vm_translate.softfloat.policy.FlagLayout`);
+- a NaN result becomes the policy's default NaN (x86 returns its own
+  default NaN or an operand's payload instead): only policies whose NaN
+  results are always the default NaN (``NanPolicy("none")``) are lowered,
+  helpers with a propagating one keep their blocks in tier 1;
+  single-precision operands are unboxed (binary32 NaN-boxed in 64-bit
+  registers) and results NaN-boxed exactly as the softfloat helpers do;
+- what the host does not do as softfloat does leaves native code for the
   instruction's checked slow path (the softfloat helper, see
   :mod:`.llvm_ir`'s ``SLOW``): RMM and the reserved rounding modes, an
   inexact result no larger than the smallest normal number (where the
   underflow flag depends on how tininess is detected, and a result rounded
   up to the smallest normal may still be tiny), NaN operands of
   comparisons, min/max and float-to-integer conversions, a NaN result of a
-  fused multiply-add (RISC-V raises NV for 0 * inf + qNaN, x86 does not),
-  and integer conversions out of range.
+  fused multiply-add (softfloat raises NV for 0 * inf + qNaN, x86 does not),
+  and integer conversions out of range (so any policy's invalid results).
 
-Comparisons, min/max, ``fclass`` and single-precision sign injection are
+Comparisons, min/max and single-precision sign injection are
 integer operations on the register bits. The region function saves MXCSR on
 entry and restores it on every exit, so Python's own floating point never
 sees a changed rounding mode. This lowering is for x86-64 hosts only
@@ -40,14 +58,17 @@ from typing import Protocol
 
 import attrs
 from vm_translate import ir
+from vm_translate import softfloat as sf
+from vm_translate.helpers import NativeLowering
 from vm_translate.ir import to_signed
+from vm_translate.softfloat.policy import FlagLayout
 
 #: Whether the host is x86-64, whose MXCSR this lowering reads and writes.
 HOST_HAS_MXCSR = platform.machine().lower() in ("x86_64", "amd64")
 
 #: MXCSR with every exception masked, no flags, round to nearest; the rounding control is bits 13-14.
 _MXCSR_BASE = 0x1F80
-#: RISC-V rm 0..3 (RNE, RTZ, RDN, RUP) as MXCSR rounding control (nearest 0, down 1, up 2, zero 3),
+#: softfloat's rm 0..3 (RNE, RTZ, RDN, RUP) as MXCSR rounding control (nearest 0, down 1, up 2, zero 3),
 #: one nibble per rm.
 _RC_NIBBLES = 0x2130
 _RC_OF_RM = (0, 3, 1, 2)
@@ -66,6 +87,8 @@ class _Format:
     quiet: int  # the quiet bit of a NaN
 
 
+#: softfloat's formats by width (for the policy's default NaN).
+_SOFT_FORMATS = {32: sf.F32, 64: sf.F64}
 _F32 = _Format(32, "float", "f32", 0x7F800000, 0x7FC00000, 0x00800000, 0x00400000)
 _F64 = _Format(64, "double", "f64", 0x7FF00000_00000000, 0x7FF80000_00000000, 0x00100000_00000000, 1 << 51)
 _FORMATS = {"s": _F32, "d": _F64}
@@ -75,7 +98,7 @@ _FORMATS = {"s": _F32, "d": _F64}
 class FloatOp:
     """How one helper is lowered: its ``kind`` and the parameters that kind needs."""
 
-    kind: str  # arith, sqrt, fma, minmax, compare, classify, sign, to_int, from_int, convert
+    kind: str  # arith, sqrt, fma, minmax, compare, sign, to_int, from_int, convert
     fmt: _Format  # the operand format (the result format for from_int and convert)
     op: str = ""
     bits: int = 0  # integer width of a conversion
@@ -86,26 +109,27 @@ class FloatOp:
 
 
 def _helpers() -> dict[str, FloatOp]:
+    """The operations by their ISA-neutral names (``<operation>.<f32|f64>``, see the module docstring)."""
     table: dict[str, FloatOp] = {}
-    for s, fmt in _FORMATS.items():
-        for stem in ("fadd", "fsub", "fmul", "fdiv"):
-            table[f"{stem}.{s}"] = FloatOp("arith", fmt, stem)
-        table[f"fsqrt.{s}"] = FloatOp("sqrt", fmt)
-        for stem, product, addend in (("fmadd", False, False), ("fmsub", False, True),
-                                      ("fnmsub", True, False), ("fnmadd", True, True)):  # fmt: skip
-            table[f"{stem}.{s}"] = FloatOp("fma", fmt, negate_product=product, negate_addend=addend)
-        table[f"fmin.{s}"] = FloatOp("minmax", fmt, "min")
-        table[f"fmax.{s}"] = FloatOp("minmax", fmt, "max")
-        for stem in ("feq", "flt", "fle"):
-            table[f"{stem}.{s}"] = FloatOp("compare", fmt, stem[1:])
-        table[f"fclass.{s}"] = FloatOp("classify", fmt)
-        for kind, bits, signed in (("w", 32, True), ("wu", 32, False), ("l", 64, True), ("lu", 64, False)):
-            table[f"fcvt.{kind}.{s}"] = FloatOp("to_int", fmt, bits=bits, signed=signed)
-            table[f"fcvt.{s}.{kind}"] = FloatOp("from_int", fmt, bits=bits, signed=signed)
-    for stem in ("fsgnj", "fsgnjn", "fsgnjx"):
-        table[f"{stem}.s"] = FloatOp("sign", _F32, stem)
-    table["fcvt.s.d"] = FloatOp("convert", _F32, source=_F64)
-    table["fcvt.d.s"] = FloatOp("convert", _F64, source=_F32)
+    for fmt in (_F32, _F64):
+        f = fmt.suffix
+        for stem in ("add", "sub", "mul", "div"):
+            table[f"{stem}.{f}"] = FloatOp("arith", fmt, f"f{stem}")
+        table[f"sqrt.{f}"] = FloatOp("sqrt", fmt)
+        for stem, product, addend in (("fma", False, False), ("fma_negate_addend", False, True),
+                                      ("fma_negate_product", True, False), ("fma_negate_both", True, True)):  # fmt: skip
+            table[f"{stem}.{f}"] = FloatOp("fma", fmt, negate_product=product, negate_addend=addend)
+        table[f"minimum_number.{f}"] = FloatOp("minmax", fmt, "min")
+        table[f"maximum_number.{f}"] = FloatOp("minmax", fmt, "max")
+        for stem, op in (("eq_quiet", "eq"), ("lt", "lt"), ("le", "le")):
+            table[f"{stem}.{f}"] = FloatOp("compare", fmt, op)
+        for kind, bits, signed in (("i32", 32, True), ("u32", 32, False), ("i64", 64, True), ("u64", 64, False)):
+            table[f"to_{kind}.{f}"] = FloatOp("to_int", fmt, bits=bits, signed=signed)
+            table[f"from_{kind}.{f}"] = FloatOp("from_int", fmt, bits=bits, signed=signed)
+    for stem, op in (("copysign", "fsgnj"), ("copysign_negated", "fsgnjn"), ("xorsign", "fsgnjx")):
+        table[f"{stem}.f32"] = FloatOp("sign", _F32, op)
+    table["convert.f64.f32"] = FloatOp("convert", _F32, source=_F64)
+    table["convert.f32.f64"] = FloatOp("convert", _F64, source=_F32)
     return table
 
 
@@ -114,10 +138,10 @@ FLOAT_OPS: dict[str, FloatOp] = _helpers() if HOST_HAS_MXCSR else {}
 _ROUNDED = frozenset({"arith", "sqrt", "fma", "to_int", "from_int", "convert"})
 
 
-def float_call_supported(stmt: ir.Call, op: str) -> bool:
-    """Whether ``stmt`` (a helper of ``float`` lowering ``op``) is lowered here, with a rounding mode the host has."""
-    spec = FLOAT_OPS.get(op)
-    if spec is None:
+def float_call_supported(stmt: ir.Call, lowering: NativeLowering) -> bool:
+    """Whether ``stmt`` (a helper of ``float`` ``lowering``) is lowered here, with a rounding mode the host has."""
+    spec = FLOAT_OPS.get(lowering.op)
+    if spec is None or lowering.policy is None or lowering.policy.nan.propagate != "none":
         return False
     if spec.kind in _ROUNDED:
         rm = stmt.args[-2]
@@ -154,6 +178,8 @@ class FloatLowering:
         self.e = e
         self.used = False
         self.declarations: set[str] = set()
+        #: The default NaN of the policy of the call being emitted, by format width.
+        self.default_nan: dict[int, int] = {}
 
     # -- plumbing -----------------------------------------------------------------------
     def _t(self, line: str) -> str:
@@ -217,20 +243,28 @@ class FloatLowering:
         self.e.emit(f"store i32 {mxcsr}, ptr %fp.mx")
         self.e.emit("call void @llvm.x86.sse.ldmxcsr(ptr %fp.mx) #0")
 
-    def _end(self) -> tuple[str, str]:
-        """Read MXCSR's flags: (RISC-V fflags as i64, the inexact flag as i1)."""
+    def _end(self, layout: FlagLayout) -> tuple[str, str]:
+        """Read MXCSR's flags: (the flags in ``layout`` as i64, the inexact flag as i1)."""
         self.e.emit("call void @llvm.x86.sse.stmxcsr(ptr %fp.mx) #0")
         m32 = self._t("load i32, ptr %fp.mx")
         m = self._t(f"zext i32 {m32} to i64")
-        invalid = self._t(f"shl i64 {self._t(f'and i64 {m}, 1')}, 4")  # IE (bit 0) -> NV (bit 4)
-        by_zero = self._t(f"shl i64 {self._t(f'and i64 {m}, 4')}, 1")  # ZE (bit 2) -> DZ (bit 3)
-        overflow = self._t(f"lshr i64 {self._t(f'and i64 {m}, 8')}, 1")  # OE (bit 3) -> OF (bit 2)
-        inexact = self._t(f"lshr i64 {self._t(f'and i64 {m}, 32')}, 5")  # PE (bit 5) -> NX (bit 0)
-        flags = self._t(f"or i64 {self._t(f'or i64 {invalid}, {by_zero}')}, {self._t(f'or i64 {overflow}, {inexact}')}")
-        return flags, self._t(f"icmp ne i64 {inexact}, 0")
+        # IE (bit 0), ZE (bit 2), OE (bit 3), PE (bit 5); UE never reaches here (tiny results go slow)
+        moved = [self._move_bit(m, 1 << bit, target) for bit, target in
+                 ((0, layout.invalid), (2, layout.divide_by_zero), (3, layout.overflow), (5, layout.inexact))]  # fmt: skip
+        flags = self._t(f"or i64 {self._t(f'or i64 {moved[0]}, {moved[1]}')}, {self._t(f'or i64 {moved[2]}, {moved[3]}')}")
+        return flags, self._t(f"icmp ne i64 {self._t(f'and i64 {m}, 32')}, 0")
+
+    def _move_bit(self, value: str, source: int, target: int) -> str:
+        """The bit ``source`` (a one-bit mask) of ``value`` moved to the one-bit mask ``target``."""
+        isolated = self._t(f"and i64 {value}, {source}")
+        if target == source:
+            return isolated
+        if target > source:
+            return self._t(f"shl i64 {isolated}, {target.bit_length() - source.bit_length()}")
+        return self._t(f"lshr i64 {isolated}, {source.bit_length() - target.bit_length()}")
 
     def _result(self, value: str, fmt: _Format, inexact: str, slow: str, nan_is_slow: bool = False) -> str:
-        """The register value of a rounded result (canonical NaN); a tiny inexact result goes slow."""
+        """The register value of a rounded result (the policy's default NaN); a tiny inexact result goes slow."""
         bits = self._t(f"bitcast {fmt.llvm} {value} to i{fmt.bits}")
         magnitude = self._magnitude(bits, fmt)
         tiny = self._t(f"icmp ule i{fmt.bits} {magnitude}, {_signed(fmt.min_normal, fmt.bits)}")
@@ -238,7 +272,8 @@ class FloatLowering:
         nan = self._t(f"icmp ugt i{fmt.bits} {magnitude}, {_signed(fmt.exp, fmt.bits)}")
         if nan_is_slow:
             self.e.check(nan, slow)
-        canonical = self._t(f"select i1 {nan}, i{fmt.bits} {_signed(fmt.canonical_nan, fmt.bits)}, i{fmt.bits} {bits}")
+        default = self.default_nan[fmt.bits]
+        canonical = self._t(f"select i1 {nan}, i{fmt.bits} {_signed(default, fmt.bits)}, i{fmt.bits} {bits}")
         return self._register(canonical, fmt)
 
     def _order_key(self, bits: str, fmt: _Format) -> str:
@@ -250,9 +285,13 @@ class FloatLowering:
         return self._t(f"select i1 {negative}, i{w} {negated}, i{w} {magnitude}")
 
     # -- the helpers ------------------------------------------------------------------------
-    def call(self, s: ir.Call, op: str, slow: str) -> None:
-        """Emit ``s`` (a helper of ``float`` lowering ``op``, in :data:`FLOAT_OPS`); bind its destinations."""
-        spec = FLOAT_OPS[op]
+    def call(self, s: ir.Call, lowering: NativeLowering, slow: str) -> None:
+        """Emit ``s`` (a helper of ``float`` ``lowering``, whose op is in :data:`FLOAT_OPS`); bind its destinations."""
+        spec = FLOAT_OPS[lowering.op]
+        policy = lowering.policy
+        assert policy is not None
+        self.default_nan = {32: policy.nan.default(_SOFT_FORMATS[32]), 64: policy.nan.default(_SOFT_FORMATS[64])}
+        layout = policy.flags
         self.used = True
         fmt = spec.fmt
         flags = "0"
@@ -267,7 +306,7 @@ class FloatLowering:
             self._begin(s.args[count], slow)
             name = {"arith": spec.op, "sqrt": "sqrt", "fma": "fma"}[spec.kind]
             result = self._intrinsic(fmt.llvm, f"{name}.{fmt.suffix}", values)
-            flags, inexact = self._end()
+            flags, inexact = self._end(layout)
             # RISC-V raises NV for 0 * inf + qNaN, x86 does not: a NaN result of a fused op goes slow
             value = self._result(result, fmt, inexact, slow, nan_is_slow=spec.kind == "fma")
         elif spec.kind == "convert":
@@ -279,7 +318,7 @@ class FloatLowering:
                 result = self._intrinsic(fmt.llvm, f"fptrunc.{fmt.suffix}.{source.suffix}", [operand])
             else:
                 result = self._intrinsic(fmt.llvm, f"fpext.{fmt.suffix}.{source.suffix}", [operand], rounded=False)
-            flags, inexact = self._end()
+            flags, inexact = self._end(layout)
             value = self._result(result, fmt, inexact, slow)
         elif spec.kind == "from_int":
             x = self.e.resize(self.e.op(s.args[0]), s.args[0].width, 64)
@@ -287,17 +326,17 @@ class FloatLowering:
             self._begin(s.args[1], slow)
             name = f"{'si' if spec.signed else 'ui'}tofp.{fmt.suffix}.i{spec.bits}"
             result = self._intrinsic(fmt.llvm, name, [f"i{spec.bits} {x}"])
-            flags, inexact = self._end()
+            flags, inexact = self._end(layout)
             value = self._result(result, fmt, inexact, slow)
         elif spec.kind == "to_int":
-            value, flags = self._to_int(s, spec, slow)
+            value, flags = self._to_int(s, spec, slow, layout)
         else:
             value = self._integer_op(s, spec, slow)
         self.e.bind(s.dsts[0], self.e.resize(value, 64, s.dsts[0].width))
         if len(s.dsts) > 1:
             self.e.bind(s.dsts[1], self.e.resize(flags, 64, s.dsts[1].width))
 
-    def _to_int(self, s: ir.Call, spec: FloatOp, slow: str) -> tuple[str, str]:
+    def _to_int(self, s: ir.Call, spec: FloatOp, slow: str, layout: FlagLayout) -> tuple[str, str]:
         """fcvt.{w,wu,l,lu}: round to an integral value, check the range, convert exactly."""
         fmt = spec.fmt
         bits = self._bits(s.args[0], fmt)
@@ -305,7 +344,7 @@ class FloatLowering:
         operand = f"{fmt.llvm} {self._float(bits, fmt)}"
         self._begin(s.args[1], slow)
         rounded = self._intrinsic(fmt.llvm, f"rint.{fmt.suffix}", [operand])
-        flags, _ = self._end()
+        flags, _ = self._end(layout)
         low, high = (-(2.0 ** (spec.bits - 1)), 2.0 ** (spec.bits - 1)) if spec.signed else (-1.0, 2.0**spec.bits)
         low_cmp = "oge" if spec.signed else "ogt"
         fits_low = self._compare(rounded, fmt, low_cmp, _literal(low))
@@ -327,12 +366,10 @@ class FloatLowering:
         )
 
     def _integer_op(self, s: ir.Call, spec: FloatOp, slow: str) -> str:
-        """The helpers that are bit manipulation: compare, min/max, fclass, single sign injection."""
+        """The helpers that are bit manipulation: compare, min/max, single sign injection."""
         fmt = spec.fmt
         w = fmt.bits
         sign = _signed(1 << (w - 1), w)
-        if spec.kind == "classify":
-            return self._classify(self._bits(s.args[0], fmt), fmt)
         a, b = self._bits(s.args[0], fmt), self._bits(s.args[1], fmt)
         if spec.kind == "sign":
             magnitude = self._magnitude(a, fmt)
@@ -352,28 +389,6 @@ class FloatLowering:
         tie = self._t(f"{'or' if spec.op == 'min' else 'and'} i{w} {a}, {b}")  # -0 vs +0: min -0, max +0
         pick = self._t(f"select i1 {b_first}, i{w} {b}, i{w} {tie}")
         return self._register(self._t(f"select i1 {a_first}, i{w} {a}, i{w} {pick}"), fmt)
-
-    def _classify(self, bits: str, fmt: _Format) -> str:
-        """fclass: one bit set, 0 -inf, 1 -normal, 2 -subnormal, 3 -0, 4 +0, 5 +subnormal, 6 +normal, 7 +inf,
-        8 signaling NaN, 9 quiet NaN."""
-        w = fmt.bits
-        magnitude = self._magnitude(bits, fmt)
-        negative = self._t(f"icmp slt i{w} {bits}, 0")
-        exponent = self._t(f"and i{w} {bits}, {_signed(fmt.exp, w)}")
-        is_zero = self._t(f"icmp eq i{w} {magnitude}, 0")
-        is_subnormal = self._t(f"icmp eq i{w} {exponent}, 0")
-        is_inf = self._t(f"icmp eq i{w} {magnitude}, {_signed(fmt.exp, w)}")
-        is_nan = self._t(f"icmp ugt i{w} {magnitude}, {_signed(fmt.exp, w)}")
-        quiet = self._t(f"icmp ne i{w} {self._t(f'and i{w} {bits}, {_signed(fmt.quiet, w)}')}, 0")
-        # positive classes 4..7; the negative class of the same kind is 7 - class
-        kind = self._t(f"select i1 {is_subnormal}, i64 5, i64 6")
-        kind = self._t(f"select i1 {is_zero}, i64 4, i64 {kind}")
-        kind = self._t(f"select i1 {is_inf}, i64 7, i64 {kind}")
-        mirrored = self._t(f"sub i64 7, {kind}")
-        kind = self._t(f"select i1 {negative}, i64 {mirrored}, i64 {kind}")
-        nan_kind = self._t(f"select i1 {quiet}, i64 9, i64 8")
-        kind = self._t(f"select i1 {is_nan}, i64 {nan_kind}, i64 {kind}")
-        return self._t(f"shl i64 1, {kind}")
 
     # -- the region function's prologue and epilogue -------------------------------------------
     def prologue(self) -> list[str]:

@@ -40,7 +40,8 @@ this module implements (:data:`NATIVE_LOWERINGS`: ``retired_count``,
 ``alignment_check``, ``conditional_store``, and on x86-64 hosts ``float``,
 see :mod:`.float_ops`); this module knows helpers by their lowering, never
 by name, and a helper without one (the clock) keeps its block in tier 1.
-IR semantics follow :mod:`vm_translate.executor` exactly; a division that
+IR semantics follow :mod:`vm_translate.executor` exactly (divisions wider
+than 64 bits by :mod:`.bit_ops`' own long division); a division that
 would trap, a :class:`~vm_translate.ir.CondTrap` that fires and atomics
 native code does not do (:mod:`.bit_ops`) leave for the slow path.
 """
@@ -114,7 +115,7 @@ def _stmt_supported(stmt: ir.Stmt) -> bool:
         if lowering is None or lowering.kind not in NATIVE_LOWERINGS:
             return False
         if lowering.kind == "float":
-            return float_call_supported(stmt, lowering.op)
+            return float_call_supported(stmt, lowering)
         if lowering.kind == "retired_count":
             return len(stmt.args) == 1 and isinstance(stmt.args[0], ir.Const) and len(stmt.dsts) == 1
         if lowering.kind == "alignment_check":
@@ -122,7 +123,7 @@ def _stmt_supported(stmt: ir.Stmt) -> bool:
         size = stmt.args[3] if len(stmt.args) == 4 else None
         return isinstance(size, ir.Const) and size.value in _ACCESS_SIZES and len(stmt.dsts) == 1
     if isinstance(stmt, ir.BinOp) and stmt.op in _WIDE_OPS:
-        return stmt.dst.width <= 64
+        return stmt.dst.width <= 64 or stmt.op in ir.DIVISION_OPS
     return bit_stmt_supported(stmt)
 
 
@@ -317,6 +318,9 @@ class _RegionEmitter:
             self.emit(f"{either} = or i1 {zero}, {overflow}")
             bad = either
         self.check(bad, slow)
+        if w > 64:  # LLVM would call compiler-rt's __udivti3 and friends, which MCJIT cannot link
+            self.ops.wide_division(op, a, b, w, out)
+            return
         instr = {"divu": "udiv", "remu": "urem", "divs": "sdiv", "rems": "srem"}[op]
         self.emit(f"{out} = {instr} {t} {a}, {b}")
 
@@ -324,7 +328,7 @@ class _RegionEmitter:
         lowering = _lowering(s)
         assert lowering is not None
         if lowering.kind == "float":
-            self.fp.call(s, lowering.op, slow)
+            self.fp.call(s, lowering, slow)
             return
         if lowering.kind == "retired_count":
             assert isinstance(s.args[0], ir.Const)

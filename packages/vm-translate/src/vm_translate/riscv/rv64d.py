@@ -77,10 +77,6 @@ def _pair_d(op: Callable[[sf.Format, int, int], tuple[int, int]]) -> Helper:
     return helper
 
 
-def _fclass_d(a: int) -> int:
-    return sf.classify(F64, a)
-
-
 def _fcvt_s_d(a: int, rm: int, word: int) -> tuple[int, int]:
     if rm > 4:
         check_dynamic_rm(rm, word)
@@ -110,7 +106,6 @@ def _double_helpers() -> dict[str, str]:
         "feq": (_pair_d(sf.eq), 2),
         "flt": (_pair_d(sf.lt), 2),
         "fle": (_pair_d(sf.le), 2),
-        "fclass": (_fclass_d, 1),
         "fcvt.s.d": (_fcvt_s_d, 2),
         "fcvt.d.s": (_fcvt_d_s, 2),
     }

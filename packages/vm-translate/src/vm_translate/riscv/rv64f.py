@@ -1,6 +1,6 @@
 """RV64F: single-precision floating point, and the lifting machinery RV64D shares.
 
-Every arithmetic, conversion, comparison and classification instruction is
+Every arithmetic, conversion and comparison instruction is
 lifted to one IR :class:`~vm_translate.ir.Call` of a pure helper registered
 here (``riscv.fadd.s``, ``riscv.fcvt.w.s`` ...). The helpers wrap
 :mod:`vm_translate.softfloat` and receive raw register values: the 64-bit
@@ -16,7 +16,8 @@ do not decode (illegal instruction); ``rm == 7`` (DYN) passes ``regs[FRM]``
 and the helper raises :class:`vm_core.errors.IllegalInstruction` when
 ``frm`` holds 5, 6 or 7, as the hardware does.
 
-Moves, sign injection of doubles, loads and stores are plain IR (no helper):
+Moves, sign injection of doubles, ``fclass`` (:mod:`vm_translate.riscv.fclass`),
+loads and stores are plain IR (no helper):
 ``flw``/``fmv.w.x`` box their 32 bits, ``fsw`` stores the low 32 bits as they
 are and ``fmv.x.w`` sign-extends them.
 """
@@ -32,6 +33,7 @@ from vm_translate import softfloat as sf
 from vm_translate.helpers import NativeLowering, register_helper
 from vm_translate.riscv.builder import Builder
 from vm_translate.riscv.decoder import ISA, Fields, InsnSpec, LiftFn
+from vm_translate.riscv.fclass import lift_fclass
 from vm_translate.riscv.registers import F0, FFLAGS, FRM
 
 #: The ``rm`` encoding that selects the dynamic rounding mode in ``frm``.
@@ -90,9 +92,34 @@ def instruction_word(match: int, f: Fields) -> int:
     return match | f.rd << 7 | f.rm << 12 | f.rs1 << 15 | f.rs2 << 20 | f.rs3 << 27
 
 
+#: Mnemonic stems (before the format) and their ISA-neutral ``float`` lowering operation.
+_LOWERING_STEMS = {
+    "fadd": "add", "fsub": "sub", "fmul": "mul", "fdiv": "div", "fsqrt": "sqrt", "fmadd": "fma",
+    "fmsub": "fma_negate_addend", "fnmsub": "fma_negate_product", "fnmadd": "fma_negate_both",
+    "fmin": "minimum_number", "fmax": "maximum_number", "feq": "eq_quiet", "flt": "lt", "fle": "le",
+    "fsgnj": "copysign", "fsgnjn": "copysign_negated", "fsgnjx": "xorsign",
+}  # fmt: skip
+_FORMAT_NAMES = {"s": "f32", "d": "f64"}
+_INTEGER_NAMES = {"w": "i32", "wu": "u32", "l": "i64", "lu": "u64"}
+
+
+def lowering_op(mnemonic: str) -> str:
+    """The ``float`` native lowering op of a RISC-V F/D mnemonic (``fadd.d``: ``add.f64``, ``fcvt.w.s``: ``to_i32.f32``)."""
+    parts = mnemonic.split(".")
+    if parts[0] != "fcvt":
+        return f"{_LOWERING_STEMS[parts[0]]}.{_FORMAT_NAMES[parts[1]]}"
+    dst, src = parts[1], parts[2]
+    if dst in _INTEGER_NAMES:
+        return f"to_{_INTEGER_NAMES[dst]}.{_FORMAT_NAMES[src]}"
+    if src in _INTEGER_NAMES:
+        return f"from_{_INTEGER_NAMES[src]}.{_FORMAT_NAMES[dst]}"
+    return f"convert.{_FORMAT_NAMES[src]}.{_FORMAT_NAMES[dst]}"
+
+
 def register(name: str, fn: Helper, results: int) -> str:
-    """Register ``fn`` as the pure helper ``riscv.<op>``, natively the ``float`` lowering of ``op``."""
-    register_helper(name, results=results, native=NativeLowering("float", name.removeprefix("riscv.")))(fn)
+    """Register ``fn`` as the pure helper ``riscv.<mnemonic>``, natively its ``float`` lowering (:func:`lowering_op`)."""
+    lowering = NativeLowering("float", lowering_op(name.removeprefix("riscv.")), FLOAT_POLICY)
+    register_helper(name, results=results, native=lowering)(fn)
     return name
 
 
@@ -179,7 +206,7 @@ def arithmetic_rows(suffix: str, fmt: int, helpers: dict[str, str]) -> list[Insn
 
 
 def compare_rows(suffix: str, fmt: int, helpers: dict[str, str]) -> list[InsnSpec]:
-    """fmin/fmax, feq/flt/fle and fclass of one precision."""
+    """fmin/fmax, feq/flt/fle (helpers) and fclass (plain IR) of one precision."""
     rows: list[InsnSpec] = []
     for stem, funct5, funct3 in (("fmin", 0x05, 0), ("fmax", 0x05, 1)):
         match = (funct5 << 2 | fmt) << 25 | funct3 << 12 | OP_FP
@@ -190,9 +217,17 @@ def compare_rows(suffix: str, fmt: int, helpers: dict[str, str]) -> list[InsnSpe
         lift = lift_call(helpers[stem], "ff", "x", rounded=False, flags=True)
         rows.append(InsnSpec(f"{stem}.{suffix}", MASK_F7_F3, match, "R", lift))
     match = (0x1C << 2 | fmt) << 25 | 1 << 12 | OP_FP
-    lift = lift_call(helpers["fclass"], "f", "x", rounded=False, flags=False)
-    rows.append(InsnSpec(f"fclass.{suffix}", MASK_F7_RS2_F3, match, "R", lift))
+    rows.append(InsnSpec(f"fclass.{suffix}", MASK_F7_RS2_F3, match, "R", _fclass_lift(suffix)))
     return rows
+
+
+def _fclass_lift(suffix: str) -> LiftFn:
+    fmt = sf.F32 if suffix == "s" else sf.F64
+
+    def lift(b: Builder, f: Fields) -> None:
+        b.put_x(f.rd, lift_fclass(b, fmt, b.get_reg(F0 + f.rs1)))
+
+    return lift
 
 
 #: Integer operand kinds of fcvt: (mnemonic part, rs2 field, width in bits, signed).
@@ -216,8 +251,12 @@ def integer_conversion_rows(suffix: str, fmt: int, helpers: dict[str, str]) -> l
 
 # -- single-precision helpers -------------------------------------------------------------------
 
+#: RISC-V's choices where IEEE 754 leaves them open: the canonical NaN, saturating conversions, fflags.
+FLOAT_POLICY = sf.RISCV
 #: RISC-V's NaN results: always the canonical NaN (positive, quiet, zero payload), never a propagated one.
-NAN_POLICY = sf.DEFAULT_NAN
+NAN_POLICY = FLOAT_POLICY.nan
+#: softfloat's own flag bits are fflags' layout (``test_float_policy_unicorn.py`` checks it), so the
+#: helpers return them as they are.
 #: RISC-V's fmin/fmax: IEEE 754-2019 minimumNumber/maximumNumber (a number beats any NaN).
 MINMAX_NANS = "number_wins"
 
@@ -266,10 +305,6 @@ def _compare_s(op: Callable[[sf.Format, int, int], tuple[int, int]]) -> Helper:
     return helper
 
 
-def _fclass_s(a: int) -> int:
-    return sf.classify(F32, unbox(a))
-
-
 def _fsgnj_s(a: int, b: int) -> int:
     return BOX | (unbox(a) & 0x7FFFFFFF) | (unbox(b) & 0x80000000)
 
@@ -289,7 +324,7 @@ def float_to_int_helper(fmt: sf.Format, bits: int, signed: bool, boxed: bool) ->
     def helper(a: int, rm: int, word: int) -> tuple[int, int]:
         if rm > 4:
             check_dynamic_rm(rm, word)
-        value, flags = sf.to_int(fmt, unbox(a) if boxed else a, rm, bits, signed)
+        value, flags = sf.to_int(fmt, unbox(a) if boxed else a, rm, bits, signed, FLOAT_POLICY.conversion)
         if extend and value >> 31:
             value |= BOX
         return value, flags
@@ -345,7 +380,6 @@ def _single_helpers() -> dict[str, str]:
         "feq": (_compare_s(sf.eq), 2),
         "flt": (_compare_s(sf.lt), 2),
         "fle": (_compare_s(sf.le), 2),
-        "fclass": (_fclass_s, 1),
     }
     names = {stem: register(f"riscv.{stem}.s", fn, results) for stem, (fn, results) in fns.items()}
     for kind, _rs2, bits, signed in INTEGER_KINDS:

@@ -1,4 +1,4 @@
-"""Comparisons, minimum/maximum and classification with RISC-V semantics.
+"""Comparisons and minimum/maximum.
 
 ``eq`` is a quiet comparison (NV only for signalling NaN operands); ``lt`` and
 ``le`` are signalling (NV for any NaN operand); all three return 0 for
@@ -13,7 +13,7 @@ caller's ``nans`` (one of :data:`MINMAX_NANS`):
 * ``"propagate"`` (AArch64 ``FMIN``/``FMAX``): any NaN operand propagates.
 
 A NaN result is the ``nan`` policy's (:mod:`vm_translate.softfloat.nan`).
-``classify`` returns the RISC-V fclass mask.
+(RISC-V's ``fclass`` is its front end's: :mod:`vm_translate.riscv.fclass`.)
 """
 
 from __future__ import annotations
@@ -111,32 +111,3 @@ def maximum(
     if key_a != key_b:
         return (a if key_a > key_b else b), 0
     return (b if a & fmt.sign_bit else a), 0
-
-
-#: fclass result bits, in RISC-V order.
-CLASS_NEG_INF = 1 << 0
-CLASS_NEG_NORMAL = 1 << 1
-CLASS_NEG_SUBNORMAL = 1 << 2
-CLASS_NEG_ZERO = 1 << 3
-CLASS_POS_ZERO = 1 << 4
-CLASS_POS_SUBNORMAL = 1 << 5
-CLASS_POS_NORMAL = 1 << 6
-CLASS_POS_INF = 1 << 7
-CLASS_SIGNALLING_NAN = 1 << 8
-CLASS_QUIET_NAN = 1 << 9
-
-
-def classify(fmt: Format, a: int) -> int:
-    """The 10-bit RISC-V fclass mask of ``a`` (exactly one bit set)."""
-    check_operand(fmt, a)
-    magnitude = a & fmt.abs_mask
-    negative = bool(a & fmt.sign_bit)
-    if magnitude > fmt.infinity:
-        return CLASS_QUIET_NAN if a & fmt.quiet_bit else CLASS_SIGNALLING_NAN
-    if magnitude == fmt.infinity:
-        return CLASS_NEG_INF if negative else CLASS_POS_INF
-    if not magnitude:
-        return CLASS_NEG_ZERO if negative else CLASS_POS_ZERO
-    if magnitude < fmt.hidden_bit:
-        return CLASS_NEG_SUBNORMAL if negative else CLASS_POS_SUBNORMAL
-    return CLASS_NEG_NORMAL if negative else CLASS_POS_NORMAL

@@ -1,11 +1,13 @@
 """Conversions: float to integer, integer to float, and between binary32 and binary64.
 
-Float-to-integer conversions follow the RISC-V saturation rules (fcvt.w/wu/l/lu):
-NaN converts to the largest positive integer, +inf and positive overflow to
-the maximum, -inf and negative overflow to the minimum (0 for unsigned), and
-those invalid cases raise NV but never NX. For an unsigned target a negative
-value that rounds to 0 is in range (NX only); one that rounds to -1 or below
-is invalid. Integers travel as unsigned ``bits``-wide two's-complement patterns.
+A float-to-integer conversion whose rounded value does not fit (NaN,
+infinities, overflow) is *invalid*: it raises NV and never NX, and its
+result is the caller's :class:`~vm_translate.softfloat.policy.IntConversion`
+choice (RISC-V and AArch64 saturate, x86 gives its integer indefinite;
+NaN gives the maximum, 0 or the indefinite). For an unsigned target a
+negative value that rounds to 0 is in range (NX only); one that rounds to
+-1 or below is invalid. Integers travel as unsigned ``bits``-wide
+two's-complement patterns.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from vm_core.errors import ConfigurationError
 
 from vm_translate.softfloat.formats import F32, F64, NV, NX, ROUNDING_MODES, Format, check_operand, check_rm
 from vm_translate.softfloat.nan import DEFAULT_NAN, NanPolicy
+from vm_translate.softfloat.policy import IntConversion
 from vm_translate.softfloat.rounding import round_pack, rounds_up, unpack
 
 _INTEGER_WIDTHS = (32, 64)
@@ -24,8 +27,8 @@ def _check_width(bits: int) -> None:
         raise ConfigurationError(f"unsupported integer width {bits!r} for a float conversion", hint="use 32 or 64")
 
 
-def to_int(fmt: Format, a: int, rm: int, bits: int, signed: bool) -> tuple[int, int]:
-    """Convert ``a`` to a ``bits``-wide integer (returned as an unsigned pattern) rounding under ``rm``."""
+def to_int(fmt: Format, a: int, rm: int, bits: int, signed: bool, invalid: IntConversion) -> tuple[int, int]:
+    """Convert ``a`` to a ``bits``-wide integer (an unsigned pattern) rounding under ``rm``; ``invalid``: see above."""
     if rm not in ROUNDING_MODES:
         check_rm(rm)
     check_operand(fmt, a)
@@ -40,16 +43,14 @@ def to_int(fmt: Format, a: int, rm: int, bits: int, signed: bool) -> tuple[int, 
     abs_a = a & fmt.abs_mask
     sign = a >> (fmt.width - 1)
     if abs_a >= fmt.infinity:
-        if abs_a > fmt.infinity or not sign:
-            return high, NV
-        return low & mask, NV
+        return invalid.invalid_result(bits, signed, bool(sign), abs_a > fmt.infinity), NV
     if not abs_a:
         return 0, 0
     sig, exp = unpack(fmt, a)
     flags = 0
     if exp >= 0:
         if exp + sig.bit_length() > bits + 1:
-            return (low & mask if sign else high), NV
+            return invalid.invalid_result(bits, signed, bool(sign), False), NV
         magnitude = sig << exp
     else:
         magnitude = sig >> -exp
@@ -60,7 +61,7 @@ def to_int(fmt: Format, a: int, rm: int, bits: int, signed: bool) -> tuple[int, 
                 magnitude += 1
     value = -magnitude if sign else magnitude
     if value < low or value > high:
-        return (low & mask if sign else high), NV
+        return invalid.invalid_result(bits, signed, bool(sign), False), NV
     return value & mask, flags
 
 
