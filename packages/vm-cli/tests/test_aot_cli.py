@@ -18,7 +18,9 @@ from types import ModuleType
 from .test_guest_programs import VM_TIMEOUT_S, run_in_fresh_dir
 
 PROGRAM, ARGS = "bench_sieve", ["100000"]
-REPORT = re.compile(rb"vm aot: (.*) ran to exit status 0; (\d+) native regions stored, 0 already cached, in (.*)\n")
+REPORT = re.compile(
+    rb"vm aot: (.*) ran to exit status 0; (\d+) native regions stored, 0 already cached, in (.*)\n"
+)
 
 
 def stats_of(stderr: bytes) -> tuple[bytes, dict[str, str]]:
