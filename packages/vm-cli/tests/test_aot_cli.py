@@ -60,7 +60,7 @@ def test_vm_aot_stores_native_code_that_the_next_run_loads(
     match = REPORT.fullmatch(report)
     assert match is not None, report
     stored = int(match[2])
-    assert match[1] == binary.encode() and stored > 0 and match[3] == str(cache).encode()
+    assert match[1] == binary.encode() and stored > 0 and Path(match[3].decode()).is_relative_to(cache)
 
     no_promotion = "VM_JIT_SETTINGS=native_threshold=1000000000"
     run = [sys.executable, "-m", "vm_cli", "run", "--engine", "llvm", "--stats"]
