@@ -73,9 +73,8 @@ class TieredEngine:
         )
         self.heat: dict[int, int] = {}  # entry pc -> instructions its regions retired (the promotion policy)
         self.cpu: Any = None  # the vCPU of the run in progress (promotion and native code need it)
-        self._rest: tuple[int, int] | None = (
-            None  # (pc, instructions) left of the block the last cut ended in
-        )
+        # (pc, instructions) left of the block the last budget cut ended in
+        self._rest: tuple[int, int] | None = None
         if len(self.tiers) > 1:
             self.translation_cache.entry_hook = self._counting
             self.translation_cache.on_retire_pc.append(self._forget)
