@@ -25,7 +25,7 @@ from unicorn import Uc, UcError
 from unicorn import riscv_const as rc
 from unicorn.unicorn_const import UC_ARCH_RISCV, UC_MODE_RISCV64
 from vm_core.types import StopKind, StopReason
-from vm_jit.engine import PythonEngine
+from vm_jit.engine import TieredEngine, make_python_engine
 from vm_jit.settings import JitSettings
 from vm_mem import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
 from vm_translate.cpu import CpuState
@@ -134,8 +134,8 @@ def interp_engine() -> ReferenceEngine:
     return ReferenceEngine(FRONTEND)
 
 
-def python_engine(threshold: int = 1, max_block_insns: int = 64) -> PythonEngine:
-    return PythonEngine(FRONTEND, JitSettings(compile_threshold=threshold, max_block_insns=max_block_insns))
+def python_engine(threshold: int = 1, max_block_insns: int = 64) -> TieredEngine:
+    return make_python_engine(FRONTEND, JitSettings(compile_threshold=threshold, max_block_insns=max_block_insns))
 
 
 def run_in_chunks(engine: Any, guest: Guest, budgets: Sequence[int], *, max_calls: int = 10_000) -> list[Snapshot]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
+from vm_jit.engine import TieredEngine
 from vm_jit.native.compiler import NativeLoader, compile_object
-from vm_jit.native.engine import TieredEngine
 from vm_jit.native.llvm_ir import (
     CTX_BUDGET,
     CTX_ICOUNT,
@@ -29,7 +29,9 @@ from vm_jit.native.llvm_ir import (
     region_code,
 )
 from vm_jit.native.pagetable import GuestPageTables
+from vm_jit.native.tier import NativeTier, make_llvm_engine
 from vm_jit.settings import JitSettings
+from vm_jit.translation_cache import CompiledRegion
 from vm_translate import ir
 
 from .engine_harness import FRONTEND
@@ -43,7 +45,19 @@ def llvm_settings(threshold: int = 1, max_block_insns: int = 64, **changes: Any)
 
 
 def llvm_engine(threshold: int = 1, max_block_insns: int = 64) -> TieredEngine:
-    return TieredEngine(FRONTEND, llvm_settings(threshold, max_block_insns))
+    return make_llvm_engine(FRONTEND, llvm_settings(threshold, max_block_insns))
+
+
+def native_tier(engine: TieredEngine) -> NativeTier:
+    """The ``llvm`` engine's tier 2."""
+    tier = engine.tier("native")
+    assert isinstance(tier, NativeTier)
+    return tier
+
+
+def native_code(engine: TieredEngine) -> dict[int, CompiledRegion]:
+    """The native regions the engine's translation cache dispatches, by entry pc."""
+    return engine.translation_cache.compiled[native_tier(engine).level]
 
 
 class RegionRunner:

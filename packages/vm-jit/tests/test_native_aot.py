@@ -25,11 +25,11 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_jit.native.cache import AotCache, CachedRegion, decode_entry, default_cache_dir, encode_entry
-from vm_jit.native.engine import TieredEngine
+from vm_jit.native.tier import make_llvm_engine
 from vm_translate.riscv.encoding import enc_b, enc_i
 
 from .engine_harness import CODE, Guest, assert_same_runs, encode, interp_engine, run_in_chunks
-from .native_harness import llvm_settings
+from .native_harness import llvm_settings, native_code
 from .test_native_tiers import COUNTER, FRONTEND, addi, jal, summing_loop
 
 ENTRIES = st.builds(
@@ -114,12 +114,12 @@ def test_concurrent_writers_and_readers_see_only_whole_entries(tmp_path: Path) -
 def test_second_engine_starts_hot_from_the_cache(tmp_path: Path) -> None:
     guest = summing_loop(2000)
     cache = AotCache(tmp_path, "ns")
-    first = TieredEngine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), cache=cache)
+    first = make_llvm_engine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), aot_cache=cache)
     expected = run_in_chunks(interp_engine(), guest, [500])
     assert_same_runs(expected, run_in_chunks(first, guest, [500]))
     assert cache.stores >= 1 and first.stats["aot_loaded_regions"] == 0
     warm_cache = AotCache(tmp_path, "ns")
-    second = TieredEngine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), cache=warm_cache)
+    second = make_llvm_engine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), aot_cache=warm_cache)
     assert_same_runs(expected, run_in_chunks(second, guest, [500]))
     assert second.stats["aot_loaded_regions"] >= 1 and warm_cache.hits >= 1
     assert second.stats["native_insns"] > 15_000 and second.stats["native_compile_seconds"] == 0
@@ -154,22 +154,22 @@ def branchy_loop(start: int, count: int = 400) -> Guest:
 def test_a_region_loads_at_whichever_of_its_blocks_is_translated_first(tmp_path: Path) -> None:
     """A later run that enters the loop at a block other than its region's entry loads it there (an alias)."""
     cache = AotCache(tmp_path, "ns")
-    first = TieredEngine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), cache=cache)
+    first = make_llvm_engine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), aot_cache=cache)
     cold = branchy_loop(LOOP_BLOCKS["H"])
     assert_same_runs(run_in_chunks(interp_engine(), cold, [300]), run_in_chunks(first, cold, [300]))
-    (region,) = set(first.native.values())
-    entry = region.pcs[0]
-    assert cache.stores == 1 and len(list(cache.directory.glob("*.alias"))) == len(region.pcs) - 1 == 3
-    start = next(pc for pc in region.pcs if pc != entry and pc != CODE + LOOP_BLOCKS["J"]) - CODE
+    (region,) = set(native_code(first).values())
+    entry = region.entries[0]
+    assert cache.stores == 1 and len(list(cache.directory.glob("*.alias"))) == len(region.entries) - 1 == 3
+    start = next(pc for pc in region.entries if pc != entry and pc != CODE + LOOP_BLOCKS["J"]) - CODE
     warm = branchy_loop(start)
-    second = TieredEngine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), cache=AotCache(tmp_path, "ns"))
+    second = make_llvm_engine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), aot_cache=AotCache(tmp_path, "ns"))
     expected = run_in_chunks(interp_engine(), warm, [10**6])
     actual = run_in_chunks(second, warm, [10**6])
     assert_same_runs(expected, actual)
     assert second.stats["aot_loaded_regions"] == 1 and second.stats["native_compile_seconds"] == 0
     # loaded as the start block was translated: only the first jump and that block (run as it is translated)
     # are not native; loaded at the entry, the blocks on the way there would run in tiers 0-1 as well
-    start_block = second.translations[CODE + start].n
+    start_block = second.translation_cache.translations[CODE + start].n
     assert second.stats["native_insns"] == actual[-1].icount - 1 - start_block
 
 
@@ -188,14 +188,14 @@ def test_a_corrupt_alias_is_deleted_and_never_followed(tmp_path: Path) -> None:
 def test_changed_code_or_ir_is_never_loaded(tmp_path: Path) -> None:
     guest = summing_loop(500)
     cache = AotCache(tmp_path, "ns")
-    first = TieredEngine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), cache=cache)
+    first = make_llvm_engine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), aot_cache=cache)
     run_in_chunks(first, guest, [300])
     assert cache.stores >= 1
     # the same loop with one different instruction (the multiplier's shift): new keys, nothing loaded
     import attrs
 
     changed = attrs.evolve(guest, code=guest.code[:4] + (0x00229313).to_bytes(4, "little") + guest.code[8:])
-    other = TieredEngine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), cache=AotCache(tmp_path, "ns"))
+    other = make_llvm_engine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), aot_cache=AotCache(tmp_path, "ns"))
     assert_same_runs(run_in_chunks(interp_engine(), changed, [300]), run_in_chunks(other, changed, [300]))
     assert other.stats["aot_loaded_regions"] == 0 and other.stats["native_insns"] == 0
     # an entry whose IR hash does not match what the engine generates now is ignored
@@ -203,7 +203,7 @@ def test_changed_code_or_ir_is_never_loaded(tmp_path: Path) -> None:
         stored = decode_entry(path.read_bytes())
         assert stored is not None
         path.write_bytes(encode_entry(CachedRegion(stored.name, stored.block_pcs, stored.entries, "0" * 64, stored.host, stored.obj)))
-    stale = TieredEngine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), cache=AotCache(tmp_path, "ns"))
+    stale = make_llvm_engine(FRONTEND, llvm_settings(native_threshold=10**9, aot_cache=True), aot_cache=AotCache(tmp_path, "ns"))
     assert_same_runs(run_in_chunks(interp_engine(), guest, [300]), run_in_chunks(stale, guest, [300]))
     assert stale.stats["aot_loaded_regions"] == 0 and stale.stats["native_insns"] == 0
 
@@ -212,7 +212,7 @@ def test_unwritable_cache_only_turns_the_cache_off(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     cache = AotCache(blocker, "ns")
-    engine = TieredEngine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), cache=cache)
+    engine = make_llvm_engine(FRONTEND, llvm_settings(native_threshold=50, aot_cache=True), aot_cache=cache)
     guest = summing_loop(300)
     assert_same_runs(run_in_chunks(interp_engine(), guest, [100]), run_in_chunks(engine, guest, [100]))
     assert not cache.usable and cache.stores == 0 and engine.stats["native_insns"] > 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from vm_jit.native.engine import TieredEngine
+from vm_jit.engine import TieredEngine
 
 from . import engine_harness
 from .native_harness import llvm_engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from vm_core.errors import ConfigurationError
 from vm_core.plugins import collect_registry, make_plugin_manager
-from vm_jit.native.engine import TieredEngine
+from vm_jit.native.tier import NativeTier
 from vm_jit.plugin import SETTINGS_ENV, llvmlite_installed, settings_from_text
 from vm_jit.settings import JitSettings
 from vm_translate.riscv import RiscvFrontEnd
@@ -19,7 +19,8 @@ def test_llvm_engine_is_registered_and_chosen_by_auto() -> None:
     chosen = pm.hook.vm_select_engine(isa="riscv64", requested="auto", available=sorted(registry.engines))
     assert chosen == "llvm"
     engine = registry.engine("llvm").factory(RiscvFrontEnd(), JitSettings(aot_cache=False))
-    assert isinstance(engine, TieredEngine) and engine.cache is None
+    tier = engine.tier("native")
+    assert engine.name == "llvm" and isinstance(tier, NativeTier) and tier.aot_cache is None
 
 
 def test_settings_text_overrides_fields() -> None:
@@ -40,4 +41,4 @@ def test_environment_reaches_the_factory(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv(SETTINGS_ENV, "native_threshold=7,aot_cache=false")
     registry = collect_registry(make_plugin_manager())
     engine = registry.engine("llvm").factory(RiscvFrontEnd(), None)
-    assert engine.settings.native_threshold == 7 and engine.cache is None
+    assert engine.settings.native_threshold == 7 and engine.tier("native").aot_cache is None

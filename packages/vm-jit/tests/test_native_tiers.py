@@ -12,8 +12,8 @@ import time
 
 import pytest
 from vm_core.types import StopKind
-from vm_jit.native.engine import TieredEngine
 from vm_jit.native.float_ops import HOST_HAS_MXCSR
+from vm_jit.native.tier import make_llvm_engine
 from vm_translate.riscv import RiscvFrontEnd
 from vm_translate.riscv.encoding import enc_b, enc_i, enc_j, enc_r, enc_s
 
@@ -31,7 +31,7 @@ from .engine_harness import (
     run_in_chunks,
     run_unicorn,
 )
-from .native_harness import llvm_settings
+from .native_harness import llvm_settings, native_code, native_tier
 
 COUNTER = 31
 FRONTEND = RiscvFrontEnd()
@@ -66,7 +66,7 @@ def summing_loop(count: int) -> Guest:
 
 def test_hot_loop_runs_natively_and_every_tier_is_counted() -> None:
     guest = summing_loop(3000)
-    engine = TieredEngine(FRONTEND, llvm_settings(threshold=2, native_threshold=500))
+    engine = make_llvm_engine(FRONTEND, llvm_settings(threshold=2, native_threshold=500))
     expected = run_in_chunks(interp_engine(), guest, [7000])
     actual = run_in_chunks(engine, guest, [7000])
     assert_same_runs(expected, actual)
@@ -82,7 +82,7 @@ def test_hot_loop_runs_natively_and_every_tier_is_counted() -> None:
 @pytest.mark.parametrize("budget", [1, 3, 10, 97, 100_000])
 def test_budget_stops_inside_native_loops_are_exact(budget: int) -> None:
     guest = summing_loop(200)
-    engine = TieredEngine(FRONTEND, llvm_settings())
+    engine = make_llvm_engine(FRONTEND, llvm_settings())
     assert_same_runs(run_in_chunks(interp_engine(), guest, [budget]), run_in_chunks(engine, guest, [budget]))
     if 10 <= budget < 2000:  # a single call runs the whole loop in tier 1: promotion comes too late
         assert engine.stats["native_insns"] > 0
@@ -92,16 +92,17 @@ def test_a_short_program_never_starts_llvm() -> None:
     """Before ``native_start_insns`` retired instructions nothing is promoted, however hot: LLVM is not loaded."""
     start = 60_000
     guest = summing_loop(20_000)  # 200,000 instructions
-    engine = TieredEngine(FRONTEND, llvm_settings(threshold=2, native_threshold=500, native_start_insns=start))
+    engine = make_llvm_engine(FRONTEND, llvm_settings(threshold=2, native_threshold=500, native_start_insns=start))
     cpu = make_cpu(guest)
     while cpu.icount + 1000 < start:
         assert engine.run(cpu, 1000).kind is StopKind.BUDGET
     assert max(engine.heat.values()) > 50 * 500  # far past native_threshold: only the start rule holds it back
-    assert engine._loader is None and engine._compiler is None and not engine.native
+    tier = native_tier(engine)
+    assert tier.loader is None and tier.compiler is None and not native_code(engine)
     assert engine.stats["native_insns"] == 0 and engine.stats["native_compile_seconds"] == 0
     while cpu.pc != guest.end:
         engine.run(cpu, 1000)
-    assert engine._loader is not None and engine.stats["native_regions"] >= 1 and engine.stats["native_insns"] > 0
+    assert tier.loader is not None and engine.stats["native_regions"] >= 1 and engine.stats["native_insns"] > 0
     assert cpu.regs[10] == 3 * 20_000 * 20_001 // 2 and cpu.icount == 200_000
 
 
@@ -118,7 +119,7 @@ def walking_store_loop(step: int, count: int) -> Guest:
 @pytest.mark.parametrize("step", [8, 16, 24])
 def test_fault_in_native_code_has_the_precise_pc_state_and_count(budgets: list[int], step: int) -> None:
     guest = walking_store_loop(step, 10_000)
-    engine = TieredEngine(FRONTEND, llvm_settings())
+    engine = make_llvm_engine(FRONTEND, llvm_settings())
     expected = run_in_chunks(interp_engine(), guest, budgets)
     actual = run_in_chunks(engine, guest, budgets)
     assert_same_runs(expected, actual)
@@ -137,7 +138,7 @@ def test_page_crossing_loads_take_the_slow_path() -> None:
     x = [0] * 32
     x[26], x[COUNTER] = DATA + PAGE - 40, 60
     guest = Guest(code=encode(body), x=tuple(x), data=bytes(range(256)) * 16, read_only=bytes([7]) * PAGE)
-    engine = TieredEngine(FRONTEND, llvm_settings())
+    engine = make_llvm_engine(FRONTEND, llvm_settings())
     expected = run_in_chunks(interp_engine(), guest, [20])
     actual = run_in_chunks(engine, guest, [20])
     assert_same_runs(expected, actual)
@@ -159,7 +160,7 @@ def test_store_from_native_code_into_another_code_page_invalidates_it() -> None:
     x = [0] * 32
     x[29], x[30], x[COUNTER] = CODE + PAGE, new_insn, count
     guest = Guest(code=code, x=tuple(x), code_prot=RWX)
-    engine = TieredEngine(FRONTEND, llvm_settings())
+    engine = make_llvm_engine(FRONTEND, llvm_settings())
     expected = run_in_chunks(interp_engine(), guest, [30])
     actual = run_in_chunks(engine, guest, [30])
     assert_same_runs(expected, actual)
@@ -175,7 +176,7 @@ def test_background_compilation_installs_native_code_and_changes_nothing() -> No
     # compile before the loop ends
     iterations = 3_000_000
     guest = summing_loop(iterations)
-    engine = TieredEngine(FRONTEND, llvm_settings(native_background=True, native_threshold=100))
+    engine = make_llvm_engine(FRONTEND, llvm_settings(native_background=True, native_threshold=100))
     try:
         cpu = make_cpu(guest)
         deadline = time.monotonic() + 60
@@ -204,17 +205,17 @@ def _fadd_loop(fadd_d: int) -> Guest:
 def test_blocks_with_helpers_native_code_lacks_stay_in_tier_1() -> None:
     """fadd.d rounding to nearest, ties away (RMM) has no host equivalent: its block stays in tier 1."""
     guest = _fadd_loop(0x02B54553)  # fadd.d fa0, fa0, fa1, rmm
-    engine = TieredEngine(FRONTEND, llvm_settings())
+    engine = make_llvm_engine(FRONTEND, llvm_settings())
     assert_same_runs(run_in_chunks(interp_engine(), guest, [50]), run_in_chunks(engine, guest, [50]))
-    assert CODE not in engine.native and engine.stats["compiled_insns"] > 0
+    assert CODE not in native_code(engine) and engine.stats["compiled_insns"] > 0
 
 
 @pytest.mark.skipif(not HOST_HAS_MXCSR, reason="native floating point is x86-64 only")
 def test_floating_point_loops_run_natively() -> None:
     guest = _fadd_loop(0x02B57553)  # fadd.d fa0, fa0, fa1 (rm = dyn)
-    engine = TieredEngine(FRONTEND, llvm_settings())
+    engine = make_llvm_engine(FRONTEND, llvm_settings())
     assert_same_runs(run_in_chunks(interp_engine(), guest, [50]), run_in_chunks(engine, guest, [50]))
-    assert CODE in engine.native and engine.stats["native_insns"] > 0
+    assert CODE in native_code(engine) and engine.stats["native_insns"] > 0
 
 
 def calling_loop(count: int) -> Guest:
@@ -240,7 +241,7 @@ def calling_loop(count: int) -> Guest:
 def test_native_regions_chain_into_each_other(budgets: list[int]) -> None:
     """Calls and returns between native regions stay in native code (few calls from Python), exactly."""
     guest = calling_loop(3000)
-    engine = TieredEngine(FRONTEND, llvm_settings(threshold=2, native_threshold=200))
+    engine = make_llvm_engine(FRONTEND, llvm_settings(threshold=2, native_threshold=200))
     expected = run_in_chunks(interp_engine(), guest, budgets)
     actual = run_in_chunks(engine, guest, budgets)
     assert_same_runs(expected, actual)

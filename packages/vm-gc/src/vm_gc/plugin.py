@@ -2,6 +2,6 @@
 
 Loaded through the entry point `gc` of the group `vm_core.plugins`. The
 collector is a library the translating engines build into their code cache
-(vm-jit's ``PythonEngine.code_cache``); it adds no ISA, engine or device, so
+(vm-jit's ``TranslationCache.code_cache``); it adds no ISA, engine or device, so
 this plugin registers nothing.
 """

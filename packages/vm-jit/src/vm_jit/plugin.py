@@ -68,15 +68,15 @@ def _settings(settings: Any) -> JitSettings:
 
 
 def _python_factory(frontend: Any, settings: Any = None) -> Any:
-    from vm_jit.engine import PythonEngine
+    from vm_jit.engine import make_python_engine
 
-    return PythonEngine(frontend, _settings(settings))
+    return make_python_engine(frontend, _settings(settings))
 
 
 def _llvm_factory(frontend: Any, settings: Any = None) -> Any:
-    from vm_jit.native.engine import TieredEngine
+    from vm_jit.native.tier import make_llvm_engine
 
-    return TieredEngine(frontend, _settings(settings))
+    return make_llvm_engine(frontend, _settings(settings))
 
 
 def llvmlite_installed() -> bool:

@@ -18,9 +18,9 @@ from typing import Any
 
 from vm_core.errors import GuestFault
 from vm_translate import ir
-from vm_translate.executor import _atomic_new, _divide, _unop, _vector
 from vm_translate.helpers import get_helper
 from vm_translate.passes import uses
+from vm_translate.semantics import atomic_new, divide, unop, vector
 
 _U = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _S = {1: "b", 2: "h", 4: "i", 8: "q"}
@@ -32,11 +32,11 @@ def _runtime() -> dict[str, Any]:
         env[f"LU{size}"] = struct.Struct("<" + code).unpack_from
         env[f"LS{size}"] = struct.Struct("<" + _S[size]).unpack_from
         env[f"ST{size}"] = struct.Struct("<" + code).pack_into
-    # division, bit reversal and atomics are rare: reuse the reference executor's definitions
-    env["DIV"] = _divide
-    env["UNOP"] = _unop
-    env["ATOMIC"] = _atomic_new
-    env["VEC"] = _vector
+    # division, bit reversal and atomics are rare: call their definitions (vm_translate.semantics)
+    env["DIV"] = divide
+    env["UNOP"] = unop
+    env["ATOMIC"] = atomic_new
+    env["VEC"] = vector
     return env
 
 

@@ -18,201 +18,8 @@ from vm_translate import ir
 from vm_translate.cpu import CpuState
 from vm_translate.frontend import FrontEnd
 from vm_translate.helpers import get_helper
-from vm_translate.ir import mask, to_signed
-
-
-def _binop(op: str, a: int, b: int, width: int) -> int:
-    m = mask(width)
-    if op == "add":
-        return (a + b) & m
-    if op == "sub":
-        return (a - b) & m
-    if op == "mul":
-        return (a * b) & m
-    if op == "and":
-        return a & b
-    if op == "or":
-        return a | b
-    if op == "xor":
-        return a ^ b
-    if op == "shl":
-        return (a << (b % width)) & m
-    if op == "shr":
-        return a >> (b % width)
-    if op == "sar":
-        return (to_signed(a, width) >> (b % width)) & m
-    if op == "mulhu":
-        return (a * b) >> width
-    if op == "mulhs":
-        return ((to_signed(a, width) * to_signed(b, width)) >> width) & m
-    if op == "mulhsu":
-        return ((to_signed(a, width) * b) >> width) & m
-    if op == "rotl":
-        k = b % width
-        return (a << k | a >> (width - k)) & m
-    if op == "rotr":
-        k = b % width
-        return (a >> k | a << (width - k)) & m
-    if op in ir.DIVISION_OPS:
-        return _divide(op, a, b, width)
-    raise ValueError(f"unknown binary op {op!r}")
-
-
-def _divide(op: str, a: int, b: int, width: int) -> int:
-    """Truncating division; :class:`~vm_translate.ir.DivideError` for a zero divisor or signed overflow."""
-    if b == 0:
-        raise ir.DivideError("integer division by zero")
-    if op == "divu":
-        return a // b
-    if op == "remu":
-        return a % b
-    sa, sb = to_signed(a, width), to_signed(b, width)
-    if sa == -(1 << (width - 1)) and sb == -1:
-        raise ir.DivideError("signed integer division overflow")
-    if op == "divs":
-        q = abs(sa) // abs(sb)
-        return (-q if (sa < 0) != (sb < 0) else q) & mask(width)
-    r = abs(sa) % abs(sb)
-    return (-r if sa < 0 else r) & mask(width)
-
-
-def _unop(op: str, a: int, width: int) -> int:
-    m = mask(width)
-    if op == "not":
-        return ~a & m
-    if op == "neg":
-        return -a & m
-    if op == "clz":
-        return width - a.bit_length()
-    if op == "ctz":
-        return width if a == 0 else (a & -a).bit_length() - 1
-    if op == "popcount":
-        return a.bit_count()
-    if op == "bswap":
-        return int.from_bytes(a.to_bytes(width // 8, "little"), "big")
-    if op == "bitrev":
-        return int(format(a, f"0{width}b")[::-1], 2)
-    raise ValueError(f"unknown unary op {op!r}")
-
-
-def _carry_arith(op: str, a: int, b: int, carry_in: int, width: int) -> tuple[int, int, int]:
-    """(value, carry, overflow) of :class:`~vm_translate.ir.CarryArith` by its definition."""
-    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
-    sa, sb = to_signed(a, width), to_signed(b, width)
-    if op == "add":
-        exact, signed = a + b + carry_in, sa + sb + carry_in
-        carry = int(exact >> width != 0)
-    else:
-        exact, signed = a - b - carry_in, sa - sb - carry_in
-        carry = int(exact < 0)
-    return exact & mask(width), carry, int(not lo <= signed < hi)
-
-
-def _vector(op: str, lane: int, a: int, b: int) -> int:
-    """:class:`~vm_translate.ir.VecOp` by its definition, lane by lane."""
-    m, count = mask(lane), 128 // lane
-    if op == "dup":
-        return sum((a & m) << (i * lane) for i in range(count))
-    lanes_a = [a >> (i * lane) & m for i in range(count)]
-    if op == "msb":
-        return sum((x >> (lane - 1)) << i for i, x in enumerate(lanes_a))
-    if op == "shuffle":
-        out = [lanes_a[index] if (index := b >> (8 * i) & 0xFF) < 16 else 0 for i in range(16)]
-    elif op in ir.VECTOR_SHIFTS:
-        if b >= lane:
-            out = [m if op == "sar" and x >> (lane - 1) else 0 for x in lanes_a]
-        else:
-            out = [_binop(op, x, b, lane) for x in lanes_a]
-    else:
-        lanes_b = [b >> (i * lane) & m for i in range(count)]
-        if op in ir.VECTOR_PACKS:
-            return _pack(op, lane, lanes_a + lanes_b)
-        if op in ir.VECTOR_PERMUTES:
-            out = _permute(op, lanes_a, lanes_b)
-        else:
-            out = [_lane_op(op, x, y, lane) for x, y in zip(lanes_a, lanes_b)]
-    return sum(v << (i * lane) for i, v in enumerate(out))
-
-
-def _lane_op(op: str, x: int, y: int, lane: int) -> int:
-    """One lane of a two-operand :class:`~vm_translate.ir.VecOp` (``x``, ``y`` unsigned lanes)."""
-    m = mask(lane)
-    if op in ("add", "sub", "mul", "mulhu", "mulhs"):
-        return _binop(op, x, y, lane)
-    if op in ir.VECTOR_SATURATING:
-        sx, sy = (to_signed(x, lane), to_signed(y, lane)) if op[-1] == "s" else (x, y)
-        exact = sx + sy if op.startswith("add") else sx - sy
-        low, high = (-(1 << (lane - 1)), (1 << (lane - 1)) - 1) if op[-1] == "s" else (0, m)
-        return min(max(exact, low), high) & m
-    if op == "avgu":
-        return (x + y + 1) >> 1
-    if op in ("mins", "maxs", "minu", "maxu"):
-        rmw = {"mins": "smin", "maxs": "smax", "minu": "umin", "maxu": "umax"}[op]
-        return _atomic_new(rmw, x, y, lane)
-    if op == "eq":
-        return m * int(x == y)
-    if op == "gts":
-        return m * int(to_signed(x, lane) > to_signed(y, lane))
-    if op == "gtu":
-        return m * int(x > y)
-    raise ValueError(f"unknown vector op {op!r}")
-
-
-def _pack(op: str, lane: int, lanes: list[int]) -> int:
-    """``packss``/``packsu``/``packuu``: every source lane narrowed to ``lane / 2`` bits with saturation."""
-    half = lane // 2
-    low, high = (-(1 << (half - 1)), (1 << (half - 1)) - 1) if op == "packss" else (0, mask(half))
-    values = [to_signed(x, lane) if op != "packuu" else x for x in lanes]
-    return sum((min(max(v, low), high) & mask(half)) << (i * half) for i, v in enumerate(values))
-
-
-def _permute(op: str, xs: list[int], ys: list[int]) -> list[int]:
-    """``ziplo``/``ziphi``/``unzipeven``/``unzipodd`` of the lane lists ``xs`` and ``ys``."""
-    half = len(xs) // 2
-    if op in ("ziplo", "ziphi"):
-        start = 0 if op == "ziplo" else half
-        return [v for i in range(start, start + half) for v in (xs[i], ys[i])]
-    first = 0 if op == "unzipeven" else 1
-    return xs[first::2] + ys[first::2]
-
-
-def _atomic_new(op: str, old: int, src: int, width: int) -> int:
-    """The value an :class:`~vm_translate.ir.AtomicRMW` stores."""
-    if op == "swap":
-        return src
-    if op == "smin":
-        return old if to_signed(old, width) <= to_signed(src, width) else src
-    if op == "smax":
-        return old if to_signed(old, width) >= to_signed(src, width) else src
-    if op == "umin":
-        return min(old, src)
-    if op == "umax":
-        return max(old, src)
-    return _binop(op, old, src, width)
-
-
-def _compare(op: str, a: int, b: int, width: int) -> int:
-    if op == "eq":
-        return int(a == b)
-    if op == "ne":
-        return int(a != b)
-    if op == "ltu":
-        return int(a < b)
-    if op == "leu":
-        return int(a <= b)
-    if op == "lts":
-        return int(to_signed(a, width) < to_signed(b, width))
-    if op == "les":
-        return int(to_signed(a, width) <= to_signed(b, width))
-    raise ValueError(f"unknown compare op {op!r}")
-
-
-def _extend(value: int, from_width: int, to_width: int, signed: bool) -> int:
-    if to_width <= from_width:
-        return value & mask(to_width)
-    if signed:
-        return to_signed(value, from_width) & mask(to_width)
-    return value
+from vm_translate.ir import mask
+from vm_translate.semantics import atomic_new, binop, carry_arith, compare, extend, unop, vector
 
 
 def execute_block(block: ir.Block, cpu: CpuState) -> int:
@@ -245,20 +52,20 @@ def execute_block(block: ir.Block, cpu: CpuState) -> int:
             elif kind is ir.BinOp:
                 s = stmt
                 if s.op in ir.COMPARE_OPS:  # type: ignore[union-attr]
-                    temps[s.dst.id] = _compare(s.op, val(s.a), val(s.b), s.a.width)  # type: ignore[union-attr]
+                    temps[s.dst.id] = compare(s.op, val(s.a), val(s.b), s.a.width)  # type: ignore[union-attr]
                 else:
-                    temps[s.dst.id] = _binop(s.op, val(s.a), val(s.b), s.dst.width)  # type: ignore[union-attr]
+                    temps[s.dst.id] = binop(s.op, val(s.a), val(s.b), s.dst.width)  # type: ignore[union-attr]
             elif kind is ir.UnOp:
                 s = stmt
-                temps[s.dst.id] = _unop(s.op, val(s.a), s.dst.width)  # type: ignore[union-attr]
+                temps[s.dst.id] = unop(s.op, val(s.a), s.dst.width)  # type: ignore[union-attr]
             elif kind is ir.CarryArith:
                 s = stmt
-                results = _carry_arith(s.op, val(s.a), val(s.b), val(s.carry_in), s.a.width)  # type: ignore[union-attr]
+                results = carry_arith(s.op, val(s.a), val(s.b), val(s.carry_in), s.a.width)  # type: ignore[union-attr]
                 for dst, value in zip(s.dsts, results, strict=True):  # type: ignore[union-attr]
                     temps[dst.id] = value
             elif kind is ir.VecOp:
                 s = stmt
-                temps[s.dst.id] = _vector(s.op, s.lane, val(s.a), val(s.b))  # type: ignore[union-attr]
+                temps[s.dst.id] = vector(s.op, s.lane, val(s.a), val(s.b))  # type: ignore[union-attr]
             elif kind is ir.CondTrap:
                 s = stmt
                 if val(s.cond):  # type: ignore[union-attr]
@@ -267,7 +74,7 @@ def execute_block(block: ir.Block, cpu: CpuState) -> int:
                 s = stmt
                 addr, size = val(s.addr), s.size  # type: ignore[union-attr]
                 old = mem.load(addr, size)
-                mem.store(addr, size, _atomic_new(s.op, old, val(s.src), size * 8))  # type: ignore[union-attr]
+                mem.store(addr, size, atomic_new(s.op, old, val(s.src), size * 8))  # type: ignore[union-attr]
                 temps[s.dst.id] = old  # type: ignore[union-attr]
             elif kind is ir.CompareSwap:
                 s = stmt
@@ -278,14 +85,14 @@ def execute_block(block: ir.Block, cpu: CpuState) -> int:
                 temps[s.dst.id] = old  # type: ignore[union-attr]
             elif kind is ir.Ext:
                 s = stmt
-                temps[s.dst.id] = _extend(val(s.a), s.a.width, s.dst.width, s.signed)  # type: ignore[union-attr]
+                temps[s.dst.id] = extend(val(s.a), s.a.width, s.dst.width, s.signed)  # type: ignore[union-attr]
             elif kind is ir.Select:
                 s = stmt
                 temps[s.dst.id] = val(s.a) if val(s.cond) else val(s.b)  # type: ignore[union-attr]
             elif kind is ir.Load:
                 s = stmt
                 raw = mem.load(val(s.addr), s.size)  # type: ignore[union-attr]
-                temps[s.dst.id] = _extend(raw, s.size * 8, s.dst.width, s.signed)  # type: ignore[union-attr]
+                temps[s.dst.id] = extend(raw, s.size * 8, s.dst.width, s.signed)  # type: ignore[union-attr]
             elif kind is ir.Store:
                 s = stmt
                 mem.store(val(s.addr), s.size, val(s.src) & mask(s.size * 8))  # type: ignore[union-attr]

@@ -1,7 +1,7 @@
 """The IR's 128-bit lane operations: :class:`VecOp` (re-exported by :mod:`vm_translate.ir`).
 
 Every operation is defined exactly in :class:`VecOp`'s docstring; the
-reference executor (:func:`vm_translate.executor._vector`) is the
+reference executor (:func:`vm_translate.semantics.vector`) is the
 executable definition.
 """
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import attrs
 
 from vm_translate import ir
-from vm_translate.executor import _binop, _carry_arith, _compare, _extend, _unop, _vector
 from vm_translate.helpers import HELPERS
+from vm_translate.semantics import binop, carry_arith, compare, extend, unop, vector
 
 
 def _subst(op: ir.Operand, env: dict[int, ir.Operand]) -> ir.Operand:
@@ -45,17 +45,17 @@ def _replace_operands(stmt: ir.Stmt, env: dict[int, ir.Operand]) -> ir.Stmt:
 def _fold(stmt: ir.Stmt) -> ir.Const | None:
     if isinstance(stmt, ir.BinOp) and isinstance(stmt.a, ir.Const) and isinstance(stmt.b, ir.Const):
         if stmt.op in ir.COMPARE_OPS:
-            return ir.Const(_compare(stmt.op, stmt.a.value, stmt.b.value, stmt.a.width), 1)
+            return ir.Const(compare(stmt.op, stmt.a.value, stmt.b.value, stmt.a.width), 1)
         try:
-            return ir.Const(_binop(stmt.op, stmt.a.value, stmt.b.value, stmt.dst.width), stmt.dst.width)
+            return ir.Const(binop(stmt.op, stmt.a.value, stmt.b.value, stmt.dst.width), stmt.dst.width)
         except ir.DivideError:
             return None  # the division traps at run time: keep it
     if isinstance(stmt, ir.VecOp) and isinstance(stmt.a, ir.Const) and isinstance(stmt.b, ir.Const):
-        return ir.Const(_vector(stmt.op, stmt.lane, stmt.a.value, stmt.b.value), 128)
+        return ir.Const(vector(stmt.op, stmt.lane, stmt.a.value, stmt.b.value), 128)
     if isinstance(stmt, ir.UnOp) and isinstance(stmt.a, ir.Const):
-        return ir.Const(_unop(stmt.op, stmt.a.value, stmt.dst.width), stmt.dst.width)
+        return ir.Const(unop(stmt.op, stmt.a.value, stmt.dst.width), stmt.dst.width)
     if isinstance(stmt, ir.Ext) and isinstance(stmt.a, ir.Const):
-        return ir.Const(_extend(stmt.a.value, stmt.a.width, stmt.dst.width, stmt.signed), stmt.dst.width)
+        return ir.Const(extend(stmt.a.value, stmt.a.width, stmt.dst.width, stmt.signed), stmt.dst.width)
     if isinstance(stmt, ir.Select) and isinstance(stmt.cond, ir.Const):
         chosen = stmt.a if stmt.cond.value else stmt.b
         if isinstance(chosen, ir.Const):
@@ -134,7 +134,7 @@ def fold_constants(block: ir.Block) -> ir.Block:
     for stmt in block.stmts:
         stmt = _replace_operands(stmt, env)
         if isinstance(stmt, ir.CarryArith) and all(isinstance(o, ir.Const) for o in (stmt.a, stmt.b, stmt.carry_in)):
-            values = _carry_arith(stmt.op, stmt.a.value, stmt.b.value, stmt.carry_in.value, stmt.a.width)  # type: ignore[union-attr]
+            values = carry_arith(stmt.op, stmt.a.value, stmt.b.value, stmt.carry_in.value, stmt.a.width)  # type: ignore[union-attr]
             for dst, value in zip(stmt.dsts, values, strict=True):
                 env[dst.id] = ir.Const(value, dst.width)
             continue

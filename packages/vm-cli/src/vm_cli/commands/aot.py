@@ -59,7 +59,7 @@ def aot(args: argparse.Namespace) -> int:
         result = vm.run()
         engine: Any = vm.engine
     sys.stdout.flush()
-    cache = engine.cache
+    cache = engine.tier("native").aot_cache
     ending = f"signal {result.signal}" if result.signal is not None else f"exit status {result.exit_status}"
     print(
         f"vm aot: {args.program} ran to {ending}; {cache.stores} native regions stored, "

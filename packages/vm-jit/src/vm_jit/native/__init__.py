@@ -4,9 +4,10 @@
 * :mod:`vm_jit.native.compiler`: LLVM IR -> object code -> callable functions;
 * :mod:`vm_jit.native.pagetable`: host page tables mirroring guest memory;
 * :mod:`vm_jit.native.cache`: the on-disk AOT cache;
-* :mod:`vm_jit.native.engine`: :class:`TieredEngine`, the ``llvm`` engine.
+* :mod:`vm_jit.native.region`: a native region's name and loaded code;
+* :mod:`vm_jit.native.tier`: :class:`NativeTier` and :func:`make_llvm_engine`, the ``llvm`` engine.
 """
 
-from vm_jit.native.engine import TieredEngine
+from vm_jit.native.tier import NativeTier, make_llvm_engine
 
-__all__ = ["TieredEngine"]
+__all__ = ["NativeTier", "make_llvm_engine"]

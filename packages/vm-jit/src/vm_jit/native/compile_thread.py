@@ -2,7 +2,7 @@
 
 :func:`~vm_jit.native.compiler.compile_object` touches no shared LLVM state
 and llvmlite releases the GIL inside LLVM, so a guest keeps running while
-its hot regions compile. Finished jobs wait in ``done`` until the engine
+its hot regions compile. Finished jobs wait in ``done`` until the native tier
 installs them at its next dispatch.
 """
 
