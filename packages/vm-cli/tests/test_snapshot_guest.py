@@ -107,7 +107,7 @@ def test_snapshot_chain_matches_qemu(
     guest_program: Any, guest_build: ModuleType, guest_binaries: dict[str, Path], tmp_path: Path
 ) -> None:
     if guest_program.no_snapshot:
-        pytest.skip(f"{guest_program.name} holds what snapshots refuse (pipes, event descriptors or timers)")
+        pytest.skip(f"{guest_program.name} holds what snapshots refuse (pipes, sockets, event descriptors or timers)")
     binary = str(guest_binaries[guest_program.name])
     args = list(guest_program.args)
     env = {**guest_build.GUEST_ENV, "VM_HOME": str(tmp_path / "home")}
