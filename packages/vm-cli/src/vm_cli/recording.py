@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -131,6 +132,24 @@ def describe_crash(err: BaseException) -> str:
     return one_line(f"internal error: {type(err).__name__}: {err}")
 
 
+#: The runs this vm process records: a guest fork's copy of them is not the child's to write.
+LIVE_RUNS: weakref.WeakSet[RecordedRun] = weakref.WeakSet()
+#: Store connections a guest fork inherited: never used nor closed in the child (SQLite forbids both).
+INHERITED: list[Any] = []
+
+
+def _forget_runs_in_child() -> None:
+    """After a guest fork, in the child: the parent's run and its store connection stay the parent's."""
+    for run in list(LIVE_RUNS):
+        if run.app is not None:
+            INHERITED.append(run.app)
+        run.app = None
+        run.started = False
+
+
+os.register_at_fork(after_in_child=_forget_runs_in_child)
+
+
 class RecordedRun:
     """A guest run recorded on a VM in the event store, from start to a terminal state.
 
@@ -149,6 +168,7 @@ class RecordedRun:
         self.ended = False
         self.icount: Callable[[], int] = lambda: 0
         self.started_at = time.perf_counter()
+        LIVE_RUNS.add(self)
 
     def begin(self) -> None:
         """Create or resume the VM (the store's refusals of the run itself propagate)."""

@@ -21,6 +21,7 @@ from vm_linux.abi import LinuxAbi
 from vm_linux.fdtable import NR_OPEN, FdTable, OpenFile
 from vm_linux.fs import GuestFilesystem, Node, Parent, host_node
 from vm_linux.guest_errno import GuestErrno
+from vm_linux.guest_procs import HostSignals
 from vm_linux.signals import SignalState
 from vm_linux.stack import ExecImage
 
@@ -55,7 +56,10 @@ class ProcessState:
         self.fs = fs
         self.fds = fds
         self.signals = SignalState()
+        self.host_signals = HostSignals(self.signals)
         self.pid = os.getpid()
+        #: Whether ``fork`` may copy this process (not on a hardware accelerator: its VM is not the host's to copy).
+        self.forkable = True
         self.clear_child_tid = 0
         self.rlimits: dict[int, tuple[int, int]] = {}
         soft, _hard = self.rlimit(resource.RLIMIT_NOFILE)
@@ -68,6 +72,12 @@ class ProcessState:
         self.start_boottime_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         self.peak_mapped_pages = 0
         self.log = get_logger("vm_linux.syscalls", isa=abi.isa)
+
+    def forked_child(self) -> None:
+        """This is the child of a guest fork: what Linux gives a new process anew (start time, pending signals)."""
+        self.start_boottime_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        self.signals.pending.clear()
+        self.log = get_logger("vm_linux.syscalls", isa=self.abi.isa, pid=self.pid)
 
     # ------------------------------------------------------------------ guest arguments
 

@@ -14,7 +14,16 @@ from vm_core.arch import ArchInfo
 
 from vm_linux.abi import LinuxAbi
 from vm_linux.guest_errno import GuestErrno
-from vm_linux.syscalls import fileio, memory, pathmods, paths, process_time, signal_calls  # noqa: F401  (registration)
+from vm_linux.syscalls import (  # noqa: F401  (registration)
+    exec_calls,
+    fileio,
+    memory,
+    pathmods,
+    paths,
+    proc_calls,
+    process_time,
+    signal_calls,
+)
 from vm_linux.syscalls.dispatch import SyscallDispatcher
 from vm_linux.syscalls.registry import HANDLERS, syscall
 from vm_linux.syscalls.riscv64 import RISCV64_SYSCALLS, riscv64_abi
