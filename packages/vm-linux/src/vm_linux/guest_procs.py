@@ -157,10 +157,6 @@ class GuestProcesses:
         if self.table is not None:
             self.table.remove(pid)
 
-    def exited(self) -> None:
-        if self.table is not None:
-            self.table.remove(os.getpid())
-
     def is_guest(self, pid: int) -> bool:
         """Whether host ``pid`` is a guest process (this one, or one in the shared table)."""
         if pid == os.getpid():

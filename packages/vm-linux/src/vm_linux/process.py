@@ -67,7 +67,6 @@ from vm_linux.signals import (
     sigbit,
     signal_name,
 )
-from vm_linux.guest_procs import PROCESSES
 from vm_linux.stack import STACK_SIZE, ExecImage, InitialStack, build_initial_stack
 from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
@@ -337,7 +336,6 @@ class LinuxProcess:
             return ProcessResult(exit_status=None, signal=SIGKILL, instructions=cpu.icount, killed_because=reason)
         finally:
             self.state.fds.close_all()
-            PROCESSES.exited()
 
     # ------------------------------------------------------------------ signals
 
