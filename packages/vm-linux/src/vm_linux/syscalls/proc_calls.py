@@ -267,4 +267,5 @@ def sys_getsid(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
 
 @syscall("setsid")
 def sys_setsid(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
-    return os.setsid()
+    os.setsid()
+    return os.getsid(0)
