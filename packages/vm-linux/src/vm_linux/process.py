@@ -341,9 +341,12 @@ class LinuxProcess:
 
     def deliver_pending(self, cpu: Any) -> None:
         """Deliver every pending, unblocked signal (each may run a handler or end the process)."""
-        while (item := self.state.signals.take_deliverable()) is not None:
+        signals = self.state.signals
+        while (item := signals.take_deliverable()) is not None:
             signo, siginfo = item
             self.deliver(cpu, signo, siginfo)
+        if signals.saved_mask is not None:  # rt_sigsuspend woke for a signal no handler took: its mask ends
+            signals.set_blocked(signals.take_saved_mask())
 
     def fault_siginfo(self, fault: GuestFault, pc: int) -> bytes:
         """The ``siginfo_t`` Linux builds for a synchronous fault."""
@@ -392,7 +395,7 @@ class LinuxProcess:
         restorer = act.restorer or self.state.sigreturn_trampoline
         try:
             self.abi.signal_frames.push_frame(
-                cpu, sp=frame_sp, signo=signo, siginfo=siginfo, old_mask=signals.blocked,
+                cpu, sp=frame_sp, signo=signo, siginfo=siginfo, old_mask=signals.take_saved_mask(),
                 altstack=altstack, handler=act.handler, restorer=restorer,
             )
         except MemoryFault:  # no room for the frame: Linux forces SIGSEGV with the default action

@@ -95,6 +95,13 @@ class SignalState:
         self.blocked = 0
         self.pending: dict[int, bytes] = {}
         self.altstack: tuple[int, int, int] = (0, SS_DISABLE, 0)  # (ss_sp, ss_flags, ss_size)
+        #: The mask ``rt_sigsuspend`` replaced: the next handler's frame restores it (Linux's saved_sigmask).
+        self.saved_mask: int | None = None
+
+    def take_saved_mask(self) -> int:
+        """The mask a handler's frame saves: the one ``rt_sigsuspend`` replaced, else the current one."""
+        mask, self.saved_mask = self.saved_mask, None
+        return self.blocked if mask is None else mask
 
     def action(self, signo: int) -> SigAction:
         return self.actions.get(signo, SigAction())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -148,6 +149,38 @@ def interruptible(st: ProcessState, wait: Callable[[], Any]) -> Any:
         except GuestInterrupted as stop:
             if not stop.restart:
                 raise GuestErrno(errno.EINTR) from None
+
+
+@syscall("rt_sigsuspend")
+def sys_rt_sigsuspend(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
+    """Wait with the given mask until a signal is delivered; ``-EINTR``, the old mask back after its handler.
+
+    (A small version for the process family's needs: waiting for ``SIGCHLD``.)
+    """
+    if a[1] != 8:
+        raise GuestErrno(errno.EINVAL)
+    (mask,) = struct.unpack("<Q", st.mem.read(a[0], 8))
+    signals = st.signals
+    old = signals.blocked
+    signals.set_blocked(mask)
+    try:
+        while True:
+            st.host_signals.waiting = True
+            try:
+                if signals.deliverable():
+                    break
+                time.sleep(60)
+            except GuestInterrupted:
+                break
+            finally:
+                st.host_signals.waiting = False
+    except BaseException:
+        signals.set_blocked(old)
+        raise
+    signals.saved_mask = old
+    # the signal is delivered on the way out with this mask; its frame restores the old one. A signal that only
+    # ends the process never returns here.
+    return -errno.EINTR
 
 
 @syscall("wait4")
