@@ -69,12 +69,18 @@ def test_process_programs_on_engine(
     program = next(p for p in guest_build.load_manifest() if p.name == name)
     binary = guest_binaries[name]
     expected = run_in_fresh_dir(
-        guest_build, [*qemu_command(guest_build, program), str(binary), *program.args], tmp_path / "qemu",
+        guest_build,
+        [*qemu_command(guest_build, program), str(binary), *program.args],
+        tmp_path / "qemu",
         timeout=60.0,
     )
     command = [sys.executable, "-m", "vm_cli", "run", "--engine", engine, str(binary), *program.args]
     actual = run_in_fresh_dir(guest_build, command, tmp_path / "vm", timeout=TIMEOUT_S)
-    assert (actual.returncode, actual.stdout, actual.stderr) == (expected.returncode, expected.stdout, expected.stderr)
+    assert (actual.returncode, actual.stdout, actual.stderr) == (
+        expected.returncode,
+        expected.stdout,
+        expected.stderr,
+    )
     assert actual.files == expected.files
 
 
@@ -83,7 +89,9 @@ def run_busybox_script(
 ) -> None:
     busybox = sysroot / "usr" / "bin" / "busybox"
     expected = run_in_fresh_dir(
-        guest_build, [*exec_capable_prefix(guest_build), str(busybox), "sh", "-c", script], tmp_path / "qemu",
+        guest_build,
+        [*exec_capable_prefix(guest_build), str(busybox), "sh", "-c", script],
+        tmp_path / "qemu",
         timeout=60.0,
     )
     assert expected.returncode == 0, expected.stderr
@@ -91,7 +99,11 @@ def run_busybox_script(
     command = [sys.executable, "-m", "vm_cli", "run", *engine_options, "--root", str(sysroot), str(busybox),
                "sh", "-c", script]  # fmt: skip
     actual = run_in_fresh_dir(guest_build, command, tmp_path / "vm", timeout=TIMEOUT_S)
-    assert (actual.returncode, actual.stdout, actual.stderr) == (expected.returncode, expected.stdout, expected.stderr)
+    assert (actual.returncode, actual.stdout, actual.stderr) == (
+        expected.returncode,
+        expected.stdout,
+        expected.stderr,
+    )
 
 
 def test_busybox_shell_script(guest_build: ModuleType, debian_sysroot: Path, tmp_path: Path) -> None:

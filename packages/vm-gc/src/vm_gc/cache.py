@@ -53,8 +53,8 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 

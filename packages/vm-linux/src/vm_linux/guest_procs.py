@@ -47,14 +47,14 @@ from vm_linux.signals import (
     SIGCHLD,
     SIGFPE,
     SIGILL,
+    SIGINFO_SIZE,
     SIGKILL,
     SIGPIPE,
     SIGSEGV,
     SIGSTOP,
     SIGTRAP,
-    SIGINFO_SIZE,
-    SignalState,
     SigAction,
+    SignalState,
     make_siginfo,
 )
 

@@ -71,8 +71,7 @@ from vm_linux.stack import STACK_SIZE, ExecImage, InitialStack, build_initial_st
 from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
 from vm_linux.syscalls.exec_calls import ExecPlan, ExecRequested
-from vm_linux.syscalls.registry import MASK64
-from vm_linux.syscalls.registry import Handler
+from vm_linux.syscalls.registry import MASK64, Handler
 from vm_linux.vfs import VirtualFiles
 
 DEFAULT_SLICE = 100_000

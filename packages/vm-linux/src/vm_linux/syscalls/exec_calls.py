@@ -50,7 +50,7 @@ class ExecPlan:
     execfn: bytes
 
 
-class ExecRequested(Exception):  # noqa: N818 (a request the run loop serves, not an error)
+class ExecRequested(Exception):
     """Raised by ``execve``: the run loop replaces the image (see the module docstring)."""
 
     def __init__(self, plan: ExecPlan) -> None:
@@ -113,7 +113,9 @@ def parse_shebang(head: bytes) -> tuple[bytes, bytes | None]:
         # no newline in the buffer: the kernel accepts it only if the interpreter (and argument) end in it
         line = buf
         stripped = line.lstrip(b" \t")
-        if len(head) >= BINPRM_BUF_SIZE and (not stripped or b" " not in stripped and b"\t" not in stripped):
+        if len(head) >= BINPRM_BUF_SIZE and (
+            not stripped or (b" " not in stripped and b"\t" not in stripped)
+        ):
             raise GuestErrno(errno.ENOEXEC)
     else:
         line = buf[:end]
@@ -125,7 +127,9 @@ def parse_shebang(head: bytes) -> tuple[bytes, bytes | None]:
     return interpreter, (rest or None)
 
 
-def plan_exec(st: ProcessState, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], flags: int) -> ExecPlan:
+def plan_exec(
+    st: ProcessState, dirfd: int, path: str, argv: list[bytes], envp: list[bytes], flags: int
+) -> ExecPlan:
     """Resolve the program (and its ``#!`` interpreters) and read it: the :class:`ExecPlan` (or an errno)."""
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise GuestErrno(errno.EINVAL)

@@ -69,10 +69,25 @@ def pack_rusage(usage: Any) -> bytes:
     for seconds in (usage.ru_utime, usage.ru_stime):
         usec = round(seconds * 1_000_000)
         times += [usec // 1_000_000, usec % 1_000_000]
-    longs = [int(getattr(usage, name)) for name in (
-        "ru_maxrss", "ru_ixrss", "ru_idrss", "ru_isrss", "ru_minflt", "ru_majflt", "ru_nswap", "ru_inblock",
-        "ru_oublock", "ru_msgsnd", "ru_msgrcv", "ru_nsignals", "ru_nvcsw", "ru_nivcsw",
-    )]
+    longs = [
+        int(getattr(usage, name))
+        for name in (
+            "ru_maxrss",
+            "ru_ixrss",
+            "ru_idrss",
+            "ru_isrss",
+            "ru_minflt",
+            "ru_majflt",
+            "ru_nswap",
+            "ru_inblock",
+            "ru_oublock",
+            "ru_msgsnd",
+            "ru_msgrcv",
+            "ru_nsignals",
+            "ru_nvcsw",
+            "ru_nivcsw",
+        )
+    ]
     raw = struct.pack("<4q14q", *times, *longs)
     assert len(raw) == RUSAGE_SIZE
     return raw
