@@ -106,19 +106,22 @@ def _read_all(fd: int) -> bytes:
 
 
 def parse_shebang(head: bytes) -> tuple[bytes, bytes | None]:
-    """(interpreter, optional argument) of a ``#!`` line as ``binfmt_script`` reads it; ``ENOEXEC`` if bad."""
-    buf = head[2:BINPRM_BUF_SIZE]
+    """(interpreter, optional argument) of a ``#!`` line as ``binfmt_script`` reads it; ``ENOEXEC`` if bad.
+
+    The kernel looks at the first 256 bytes (NUL-padded, the last one a NUL). Without a newline there,
+    the interpreter must end (space, tab or NUL) inside them, else it may be truncated: ``ENOEXEC``; the
+    argument may be cut short.
+    """
+    buf = head[:BINPRM_BUF_SIZE].ljust(BINPRM_BUF_SIZE, b"\0")
     end = buf.find(b"\n")
     if end < 0:
-        # no newline in the buffer: the kernel accepts it only if the interpreter (and argument) end in it
-        line = buf
-        stripped = line.lstrip(b" \t")
-        if len(head) >= BINPRM_BUF_SIZE and (
-            not stripped or (b" " not in stripped and b"\t" not in stripped)
-        ):
+        body = buf[2 : BINPRM_BUF_SIZE - 1]
+        start = len(body) - len(body.lstrip(b" \t"))
+        if start == len(body) or not any(byte in b" \t\0" for byte in body[start:]):
             raise GuestErrno(errno.ENOEXEC)
+        line = body
     else:
-        line = buf[:end]
+        line = buf[2:end]
     line = line.split(b"\0", 1)[0].strip(b" \t")
     if not line:
         raise GuestErrno(errno.ENOEXEC)
