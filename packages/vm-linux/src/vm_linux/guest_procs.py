@@ -247,6 +247,6 @@ class HostSignals:
             log.debug("signal_not_mirrored", signal=signo, reason=str(err))
 
     def reset_after_exec(self) -> None:
-        """After ``execve`` handlers are default again: put the host's back for every signal with a handler."""
-        for signo, act in list(self.signals.actions.items()):
-            self.mirror(signo, act)
+        """After ``execve`` handlers are default again: mirror every signal mirrored so far anew."""
+        for signo in list(self.saved):
+            self.mirror(signo, self.signals.action(signo))
