@@ -129,3 +129,38 @@ def test_exec_capable_oracle_leaves_the_host_binfmt_alone(guest_build: ModuleTyp
     )
     assert returncode == 0 and b"enabled" in stdout
     assert host_entry.exists() == before
+
+
+def test_guest_processes_in_the_event_history(
+    guest_build: ModuleType, guest_binaries: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """exec_chain execs itself three times, then forks a child that execs and exits 7: all in `vm show`."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("VM_HOME", str(home))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    binary = guest_binaries["exec_chain"]
+    env = {**guest_build.launcher_env(), "VM_HOME": str(home)}
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "vm_cli", "run", "--name", "chain", str(binary)],
+        cwd=cwd, env=env, capture_output=True, timeout=TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from vm_core.application import VmApplication
+
+    app = VmApplication()
+    try:
+        history = app.history("chain")
+    finally:
+        app.close()
+    kinds = [record.kind for record in history]
+    assert kinds == ["Created", "Started", *["ProcessExecuted"] * 3, "ProcessForked", "ProcessExecuted",
+                     "ProcessExited", "Stopped"]  # fmt: skip
+    first_pid = history[1].details["runner"]["pid"]
+    forked = history[5].details
+    assert forked["parent_pid"] == first_pid and forked["pid"] != first_pid
+    assert all(record.details["pid"] == first_pid for record in history[2:5])
+    assert history[6].details["pid"] == forked["pid"] and history[6].details["program"] == str(binary)
+    assert history[7].details == {"pid": forked["pid"], "exit_status": 7, "signal": None}

@@ -169,6 +169,8 @@ class ComposedVm:
         self.frontend = frontend
         self.accelerator = accelerator
         self.owner = owner  # what must be closed after the run (the accelerator's user-mode VM)
+        #: Called with the guest path after every ``execve`` (``vm run`` records it in the VM's history).
+        self.on_exec: Callable[[str], None] | None = None
 
     def event(self, name: str, **data: Any) -> None:
         """Tell the ``vm_machine_event`` observers that ``name`` happened to this VM."""
@@ -321,6 +323,8 @@ class ExecHook:
         if engine_spec is not None:
             vm.engine_name = engine_spec.name
         vm.event("exec", program=plan.guest_path, argv=[os.fsdecode(arg) for arg in plan.argv])
+        if vm.on_exec is not None:
+            vm.on_exec(plan.guest_path)
         return new_engine, new_cpu
 
 

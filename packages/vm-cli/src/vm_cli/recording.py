@@ -139,12 +139,38 @@ INHERITED: list[Any] = []
 
 
 def _forget_runs_in_child() -> None:
-    """After a guest fork, in the child: the parent's run and its store connection stay the parent's."""
+    """After a guest fork, in the child: the parent's run and its store connection stay the parent's;
+    the child records its own process events (``ProcessForked`` now) through a connection of its own."""
     for run in list(LIVE_RUNS):
         if run.app is not None:
             INHERITED.append(run.app)
+            run.process_events = ProcessEvents(run.vm_id) if run.started else None
         run.app = None
         run.started = False
+        if run.process_events is not None:
+            run.process_events.record("forked", parent_pid=os.getppid())
+
+
+class ProcessEvents:
+    """Writes one VM's guest process events (fork, exec, exit) from whichever guest process does them.
+
+    Each vm process opens its own store connection when it first writes. A
+    store that cannot be written costs the event (logged), never the guest.
+    """
+
+    def __init__(self, vm_id: Any) -> None:
+        self.vm_id = vm_id
+        self.app: Any = None
+
+    def record(self, kind: str, **details: Any) -> None:
+        try:
+            if self.app is None:
+                from vm_core.application import VmApplication
+
+                self.app = VmApplication()
+            self.app.record_process(self.vm_id, kind, os.getpid(), **details)
+        except VmError as err:
+            log.info("process_event_not_recorded", vm_id=str(self.vm_id), kind=kind, reason=str(err))
 
 
 os.register_at_fork(after_in_child=_forget_runs_in_child)
@@ -168,7 +194,16 @@ class RecordedRun:
         self.ended = False
         self.icount: Callable[[], int] = lambda: 0
         self.started_at = time.perf_counter()
+        #: This process's guest process events (set in a forked guest; the first process's exec uses the run's app).
+        self.process_events: ProcessEvents | None = None
         LIVE_RUNS.add(self)
+
+    def process_event(self, kind: str, **details: Any) -> None:
+        """Record a guest process event of this run (``executed``, or a forked guest's ``exited``)."""
+        if self.process_events is not None:
+            self.process_events.record(kind, **details)
+        elif self.app is not None and self.started:
+            self._write(lambda: self.app.record_process(self.vm_id, kind, os.getpid(), **details))
 
     def begin(self) -> None:
         """Create or resume the VM (the store's refusals of the run itself propagate)."""

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         if vm.accelerator is not None and args.snapshot_at is not None:
             raise UnsupportedError("--snapshot-at: programs run through a hardware accelerator cannot be snapshotted")
         record = RunRecord(args, vm.isa, vm.engine_name)
+        vm.on_exec = lambda program: record.process_event("executed", program=program)
         # everything start-up built (modules, plugins, the loaded program) lives as long as the process: moved out
         # of the cyclic collector's generations, it is not scanned again by every full collection nor at exit
         gc.freeze()
@@ -125,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             record.guest_ended(exit_status, result.signal, vm.cpu.icount, wall)
         if args.stats and not PROCESSES.forked:
             print_stats(vm, wall)
+    if PROCESSES.forked:
+        record.process_event("exited", exit_status=exit_status, signal=result.signal)
     end_like_the_guest(result)
     if PROCESSES.forked:  # a guest fork ends here, without the interpreter's teardown (the parent's to do)
         sys.stdout.flush()
