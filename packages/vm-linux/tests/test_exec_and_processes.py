@@ -92,3 +92,22 @@ def test_wait_and_kill_of_a_child(sys_harness) -> None:
     assert h.call("wait4", child, status, 0, 0) == child
     assert struct.unpack("<i", h.mem.read(status, 4))[0] == 3 << 8
     assert h.call("wait4", child, status, 0, 0) == -errno.ECHILD
+
+
+def test_paths_and_interpreters_resolve_inside_the_root(make_harness, tmp_path: Path) -> None:
+    """A guest root without /bin/echo: neither the program path nor a ``#!`` interpreter reaches the host's."""
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    script = root / "bin" / "script"
+    script.write_bytes(b"#!/bin/echo escaped\n")
+    script.chmod(0o755)
+    h = make_harness(root=str(root))
+    vector = h.alloc(struct.pack("<QQ", h.cstr("x"), 0))
+    assert h.call("execve", h.cstr("/bin/echo"), vector, 0) == -errno.ENOENT
+    assert h.call("execve", h.cstr("/../../../../bin/echo"), vector, 0) == -errno.ENOENT
+    assert h.call("execve", h.cstr("/bin/script"), vector, 0) == -errno.ENOENT  # its interpreter is not there
+    (root / "bin" / "echo").symlink_to("/usr/bin/echo")  # an absolute link: resolved inside the root too
+    assert h.call("execve", h.cstr("/bin/script"), vector, 0) == -errno.ENOENT
+    (root / "bin" / "echo").unlink()
+    (root / "bin" / "echo").symlink_to("/bin/echo")  # inside a root this link names itself, as in a chroot
+    assert h.call("execve", h.cstr("/bin/script"), vector, 0) == -errno.ELOOP
