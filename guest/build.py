@@ -57,7 +57,7 @@ DEFAULT_RUN_TIMEOUT_S = 60.0
 _BUILD_KEY_SUFFIX = ".buildkey"
 _ENDINGS = ("exit", "signal")
 _MANIFEST_KEYS = {
-    "name", "source", "cflags", "args", "bench_args", "writable_cwd", "ending", "status", "heavy", "execs",
+    "name", "source", "cflags", "args", "bench_args", "writable_cwd", "ending", "status", "heavy", "execs", "forks",
 }
 #: Debian's binfmt_misc registration of qemu-riscv64 (qemu-user-binfmt; preserves argv[0]).
 BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-riscv64.conf")
@@ -95,6 +95,8 @@ class GuestProgram:
     heavy: bool = False
     #: The program execs riscv64 programs: its oracle is :func:`exec_capable_qemu` (binfmt_misc).
     execs: bool = False
+    #: The program creates guest processes (a snapshot of it is refused: its other processes are not captured).
+    forks: bool = False
 
     @property
     def source_path(self) -> Path:
@@ -134,7 +136,7 @@ def _program_from_entry(entry: Mapping[str, Any], where: str) -> GuestProgram:
         raise ConfigurationError(f"{where}: 'ending' must be one of {_ENDINGS}, got {ending!r}")
     if not isinstance(status, int) or not 0 <= status <= 255 or (ending == "signal" and not 0 < status < 65):
         raise ConfigurationError(f"{where}: 'status' {status!r} is not a valid exit status or signal")
-    flags = {key: entry.get(key, False) for key in ("writable_cwd", "heavy", "execs")}
+    flags = {key: entry.get(key, False) for key in ("writable_cwd", "heavy", "execs", "forks")}
     for key, flag in flags.items():
         if not isinstance(flag, bool):
             raise ConfigurationError(f"{where}: {key!r} must be true or false")
@@ -149,6 +151,7 @@ def _program_from_entry(entry: Mapping[str, Any], where: str) -> GuestProgram:
         writable_cwd=flags["writable_cwd"],
         heavy=flags["heavy"],
         execs=flags["execs"],
+        forks=flags["forks"],
     )
 
 

@@ -164,3 +164,27 @@ def test_guest_processes_in_the_event_history(
     assert all(record.details["pid"] == first_pid for record in history[2:5])
     assert history[6].details["pid"] == forked["pid"] and history[6].details["program"] == str(binary)
     assert history[7].details == {"pid": forked["pid"], "exit_status": 7, "signal": None}
+
+
+def test_snapshot_of_a_forked_guest_is_refused(
+    guest_build: ModuleType, guest_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    """A snapshot holds one process: a guest that has forked is refused, with the reason, not half-saved."""
+    binary = str(guest_binaries["pgrp_session"])
+    env = {**guest_build.launcher_env(), "VM_HOME": str(tmp_path / "home")}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    stats = guest_build.run_guest_command(
+        [sys.executable, "-m", "vm_cli", "run", "--engine", "interp", "--stats", binary],
+        cwd,
+        timeout=TIMEOUT_S,
+    )
+    total = int(stats[1].split(b"instructions retired ")[1].split()[0])
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "vm_cli", "run", "--snapshot-at", str(total - 100), binary],
+        cwd=cwd, env=env, capture_output=True, timeout=TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert b"cannot snapshot a guest that has forked" in done.stderr

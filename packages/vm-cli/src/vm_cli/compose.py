@@ -424,6 +424,8 @@ def compose_restored(plugins: Plugins, snapshot_id: str, snapshot: Any, engine: 
         plugins, isa=isa.name, engine_name=engine_spec.name, engine=engine_object, mem=process.mem, cpu=cpu,
         process=process, frontend=frontend,
     )
+    process.exec_hook = ExecHook(plugins, ProgramRequest(program=process.program_path, engine=engine_spec.name), isa.name)
+    process.exec_hook.vm = vm
     vm.event("created", engine=engine_spec.name, program=process.program_path, argv=list(process.argv))
     vm.event("restored", snapshot_id=snapshot_id, instructions=cpu.icount)
     return vm
