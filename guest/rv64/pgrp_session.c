@@ -10,9 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t usr1, usr2;
+static volatile sig_atomic_t usr1, usr2, usr2_from_parent;
+static volatile pid_t parent_pid;
 static void on_usr1(int sig) { (void)sig; usr1++; }
-static void on_usr2(int sig) { (void)sig; usr2++; }
+static void on_usr2(int sig, siginfo_t *info, void *ctx) {
+    (void)sig; (void)ctx;
+    usr2++;
+    usr2_from_parent = info->si_pid == parent_pid && info->si_code == SI_USER;
+}
 
 static void describe(const char *what, int st) {
     if (WIFEXITED(st)) printf("%s: exited %d\n", what, WEXITSTATUS(st));
@@ -68,14 +73,19 @@ int main(void) {
 
     /* a handler in another guest process: kill and tgkill reach it */
     fflush(stdout);
+    parent_pid = getpid();
     pid_t c = fork();
     if (c == 0) {
-        signal(SIGUSR2, on_usr2);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_usr2;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGUSR2, &sa, NULL);
         signal(SIGUSR1, on_usr1);
         ready();
         wait_for(&usr2);
         wait_for(&usr1);
-        _exit(usr2 * 10 + usr1);
+        _exit(usr2_from_parent * 100 + usr2 * 10 + usr1);
     }
     await_ready(1);
     printf("kill(c, SIGUSR2): %d\n", kill(c, SIGUSR2));
@@ -83,7 +93,7 @@ int main(void) {
     usleep(20000);
     printf("tgkill(c, c, SIGUSR1): %ld\n", syscall(SYS_tgkill, c, c, SIGUSR1));
     waitpid(c, &st, 0);
-    describe("c (10*usr2 + usr1)", st);
+    describe("c (100*SIGUSR2 from the parent + 10*usr2 + usr1)", st);
 
     /* kill(0, ...): the whole group, this process included */
     signal(SIGUSR1, on_usr1);

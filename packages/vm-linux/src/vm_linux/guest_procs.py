@@ -61,7 +61,7 @@ from vm_linux.signals import (
 log = get_logger("vm_linux.guest_procs")
 
 SLOTS = 4096
-SLOT = struct.Struct("<iiQ")  # pid, unused, start time (clock ticks since boot)
+SLOT = struct.Struct("<iiQ")  # pid, the last guest process that signalled it, start time (clock ticks since boot)
 SA_NOCLDSTOP = 1
 SA_NOCLDWAIT = 2
 SI_USER = 0
@@ -106,7 +106,7 @@ class GuestProcessTable:
             return
 
         def enter() -> None:
-            free = None
+            free: int | None = None
             for index, slot_pid, slot_start in self._slots():
                 if slot_pid == pid and slot_start == started:
                     return
@@ -126,6 +126,19 @@ class GuestProcessTable:
                     SLOT.pack_into(self.map, index * SLOT.size, 0, 0, 0)
 
         self._locked(leave)
+
+    def note_sender(self, target: int, sender: int) -> None:
+        """``sender`` is about to signal ``target``: the receiver's ``si_pid``."""
+        for index, slot_pid, _start in self._slots():
+            if slot_pid == target:
+                struct.pack_into("<i", self.map, index * SLOT.size + 4, sender)
+
+    def sender_of(self, pid: int) -> int:
+        """The guest process that last signalled ``pid`` (0: none, or a process that is not a guest)."""
+        for index, slot_pid, _start in self._slots():
+            if slot_pid == pid:
+                return int(struct.unpack_from("<i", self.map, index * SLOT.size + 4)[0])
+        return 0
 
     def pids(self) -> list[int]:
         """The live guest processes (each checked against its start time)."""
@@ -162,6 +175,15 @@ class GuestProcesses:
         if pid == os.getpid():
             return True
         return self.table is not None and pid in self.table
+
+    def signal(self, pid: int, signo: int) -> None:
+        """Send host signal ``signo`` to guest process ``pid``, telling it who sent it (its ``si_pid``)."""
+        if self.table is not None and signo:
+            self.table.note_sender(pid, os.getpid())
+        os.kill(pid, signo)
+
+    def sender(self) -> int:
+        return self.table.sender_of(os.getpid()) if self.table is not None else 0
 
     def all_pids(self) -> list[int]:
         return self.table.pids() if self.table is not None else [os.getpid()]
@@ -201,7 +223,7 @@ class HostSignals:
         self.waiting = False
 
     def _forward(self, signo: int, frame: Any) -> None:
-        self.signals.queue(signo, make_siginfo(signo, SI_USER, pid=0, uid=os.getuid()))
+        self.signals.queue(signo, make_siginfo(signo, SI_USER, pid=PROCESSES.sender(), uid=os.getuid()))
         self._interrupt(signo)
 
     def _interrupt(self, signo: int) -> None:

@@ -169,7 +169,7 @@ def _send(st: ProcessState, pid: int, signo: int) -> None:
     if pid == st.pid:
         _send_to_self(st, signo, SI_USER)
     else:
-        os.kill(pid, signo)
+        PROCESSES.signal(pid, signo)
 
 
 def _send_to_many(st: ProcessState, pids: list[int], signo: int) -> int:
@@ -232,7 +232,7 @@ def _kill_other_thread_group(st: ProcessState, tgid: int, tid: int, signo: int) 
     if tgid != tid or not PROCESSES.is_guest(tid):
         raise GuestErrno(errno.ESRCH)
     if signo:
-        os.kill(tid, signo)
+        PROCESSES.signal(tid, signo)
     return 0
 
 
