@@ -61,7 +61,8 @@ from vm_linux.signals import (
 log = get_logger("vm_linux.guest_procs")
 
 SLOTS = 4096
-SLOT = struct.Struct("<iiQ")  # pid, the last guest process that signalled it, start time (clock ticks since boot)
+#: pid, the last guest process that signalled it, start time (clock ticks since boot)
+SLOT = struct.Struct("<iiQ")
 SA_NOCLDSTOP = 1
 SA_NOCLDWAIT = 2
 SI_USER = 0
