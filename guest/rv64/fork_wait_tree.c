@@ -114,6 +114,16 @@ static void signals_and_stops(void) {
     if (p == 0) { kill(getpid(), SIGTERM); _exit(1); }
     waitpid(p, &st, 0);
     describe("self-SIGTERM child", st);
+    /* SIGINT and SIGHUP from the parent at once, while the child may still be starting: their default action */
+    int sigs[] = {SIGINT, SIGHUP};
+    for (int i = 0; i < 2; i++) {
+        fflush(stdout);
+        p = fork();
+        if (p == 0) { for (;;) usleep(1000); }
+        kill(p, sigs[i]);
+        waitpid(p, &st, 0);
+        describe(i ? "SIGHUP child" : "SIGINT child", st);
+    }
     fflush(stdout);
     p = fork();
     if (p == 0) { abort(); }

@@ -166,6 +166,11 @@ class GuestProcesses:
         assert self.table is not None
         self.table.add(os.getpid())
 
+    def forked_child(self, pid: int) -> None:
+        """In the parent, right after a guest fork: ``pid`` is a guest process."""
+        assert self.table is not None
+        self.table.add(pid)
+
     def reaped(self, pid: int) -> None:
         """A child was reaped: its slot goes (it may have died by a host signal before leaving the table)."""
         if self.table is not None:
@@ -268,6 +273,14 @@ class HostSignals:
             host_signal.signal(signo, handler)
         except (OSError, ValueError) as err:  # not the main thread, or a signal the host refuses
             log.debug("signal_not_mirrored", signal=signo, reason=str(err))
+
+    def after_fork_in_child(self) -> None:
+        """A forked guest is not ``vm run``'s first process: SIGINT, SIGTERM and SIGHUP at the guest's default
+        act as the kernel's default there (the child dies by the signal, as under qemu-user), not as vm's
+        "interrupted" handling of its own run."""
+        for signo in (host_signal.SIGINT, host_signal.SIGTERM, host_signal.SIGHUP):
+            self.saved[signo] = host_signal.SIG_DFL
+            self.mirror(signo, self.signals.action(signo))
 
     def reset_after_exec(self) -> None:
         """After ``execve`` handlers are default again: mirror every signal mirrored so far anew."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -59,8 +60,16 @@ WAIT4_OPTIONS = WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE
 WAITID_OPTIONS = WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 
-#: Called in the child after a guest fork, before it returns to the guest (set by the composition root).
-ForkHook = Callable[[], None]
+#: Host signals held while a guest fork sets the child up (every one a guest may send or vm handles).
+HELD_ACROSS_FORK = frozenset(signal.Signals) - {
+    signal.SIGKILL,
+    signal.SIGSTOP,
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGILL,
+    signal.SIGFPE,
+    signal.SIGTRAP,
+}
 
 
 def pack_rusage(usage: Any) -> bytes:
@@ -99,14 +108,20 @@ def guest_fork(st: ProcessState, cpu: Any, flags: int, newsp: int, parent_tid: i
         log.info("fork_unsupported", reason="this guest runs on a hardware accelerator")
         raise GuestErrno(errno.ENOSYS)
     PROCESSES.before_fork()
+    # signals that arrive while the child sets itself up wait until it has its own dispositions
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_ACROSS_FORK)
     pid = os.fork()
     if pid:
+        PROCESSES.forked_child(pid)  # the child enters itself too: whichever is first, kill() finds it at once
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         if flags & CLONE_PARENT_SETTID:
             st.mem.write(parent_tid, struct.pack("<i", pid))
         return pid
     PROCESSES.after_fork_in_child()
     st.pid = os.getpid()
     st.forked_child()
+    st.host_signals.after_fork_in_child()
+    signal.pthread_sigmask(signal.SIG_SETMASK, held)
     if flags & CLONE_CHILD_SETTID:
         try:
             st.mem.write(child_tid, struct.pack("<i", st.pid))
