@@ -112,7 +112,8 @@ def guest_fork(st: ProcessState, cpu: Any, flags: int, newsp: int, parent_tid: i
     held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_ACROSS_FORK)
     pid = os.fork()
     if pid:
-        PROCESSES.forked_child(pid)  # the child enters itself too: whichever is first, kill() finds it at once
+        # the child enters itself too: whichever is first, kill() finds it at once
+        PROCESSES.forked_child(pid)
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         if flags & CLONE_PARENT_SETTID:
             st.mem.write(parent_tid, struct.pack("<i", pid))
