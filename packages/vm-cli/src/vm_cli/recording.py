@@ -38,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 from vm_core.domainmodel import NameInUseError, validate_name
-from vm_core.errors import VmError
+from vm_core.errors import ConflictError, VmError
 from vm_core.logging import get_logger
 from vm_core.runner import current_runner
 
@@ -132,6 +132,9 @@ def describe_crash(err: BaseException) -> str:
     return one_line(f"internal error: {type(err).__name__}: {err}")
 
 
+#: How many times a record is written again when another guest process of the VM wrote first.
+WRITE_ATTEMPTS = 20
+
 #: The runs this vm process records: a guest fork's copy of them is not the child's to write.
 LIVE_RUNS: weakref.WeakSet[RecordedRun] = weakref.WeakSet()
 #: Store connections a guest fork inherited: never used nor closed in the child (SQLite forbids both).
@@ -214,7 +217,13 @@ class RecordedRun:
             return
         with GUARD.deferred():
             try:
-                action()
+                for attempt in range(WRITE_ATTEMPTS):  # guest processes write to the same VM: retry a conflict
+                    try:
+                        action()
+                        break
+                    except ConflictError:
+                        if attempt == WRITE_ATTEMPTS - 1:
+                            raise
             except VmError as err:
                 warning_line(f"{self.not_recorded_warning}: {err}")
                 log.info("run_end_not_recorded", vm_id=str(self.vm_id), reason=str(err))
