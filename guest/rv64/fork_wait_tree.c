@@ -114,12 +114,21 @@ static void signals_and_stops(void) {
     if (p == 0) { kill(getpid(), SIGTERM); _exit(1); }
     waitpid(p, &st, 0);
     describe("self-SIGTERM child", st);
-    /* SIGINT and SIGHUP from the parent at once, while the child may still be starting: their default action */
+    /* SIGINT and SIGHUP from the parent: their default action ends the child */
     int sigs[] = {SIGINT, SIGHUP};
     for (int i = 0; i < 2; i++) {
+        int ready[2];
+        if (pipe(ready)) exit(1);
         fflush(stdout);
         p = fork();
-        if (p == 0) { for (;;) usleep(1000); }
+        if (p == 0) {
+            if (write(ready[1], "r", 1) != 1) _exit(1);
+            for (;;) usleep(1000);
+        }
+        char c;
+        if (read(ready[0], &c, 1) != 1) exit(1);
+        close(ready[0]);
+        close(ready[1]);
         kill(p, sigs[i]);
         waitpid(p, &st, 0);
         describe(i ? "SIGHUP child" : "SIGINT child", st);

@@ -12,6 +12,7 @@ import errno
 import os
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,17 @@ def test_paths_and_interpreters_resolve_inside_the_root(make_harness, tmp_path: 
     (root / "bin" / "echo").unlink()
     (root / "bin" / "echo").symlink_to("/bin/echo")  # inside a root this link names itself, as in a chroot
     assert h.call("execve", h.cstr("/bin/script"), vector, 0) == -errno.ELOOP
+
+
+def test_kill_right_after_fork_reaches_the_child(sys_harness) -> None:
+    """The parent enters its child in the guest process table itself: kill() at once never says ESRCH."""
+    h = sys_harness
+    status = h.alloc(4)
+    pid = h.call("clone", 17, 0, 0, 0, 0)  # fork: SIGCHLD as the exit signal
+    if pid == 0:  # the child (a copy of this test process): wait to be killed
+        time.sleep(30)
+        os._exit(1)
+    assert pid > 0
+    assert h.call("kill", pid, 15) == 0
+    assert h.call("wait4", pid, status, 0, 0) == pid
+    assert struct.unpack("<i", h.mem.read(status, 4))[0] == 15  # killed by SIGTERM, its default action
