@@ -135,10 +135,12 @@ class GuestProcessTable:
                 struct.pack_into("<i", self.map, index * SLOT.size + 4, sender)
 
     def sender_of(self, pid: int) -> int:
-        """The guest process that last signalled ``pid`` (0: none, or a process that is not a guest)."""
+        """The guest process that last signalled ``pid`` (0: none, or a process that is not a guest); read once."""
         for index, slot_pid, _start in self._slots():
             if slot_pid == pid:
-                return int(struct.unpack_from("<i", self.map, index * SLOT.size + 4)[0])
+                sender = int(struct.unpack_from("<i", self.map, index * SLOT.size + 4)[0])
+                struct.pack_into("<i", self.map, index * SLOT.size + 4, 0)
+                return sender
         return 0
 
     def pids(self) -> list[int]:
