@@ -58,7 +58,15 @@ _BUILD_KEY_SUFFIX = ".buildkey"
 _ENDINGS = ("exit", "signal")
 _MANIFEST_KEYS = {
     "name", "source", "cflags", "args", "bench_args", "writable_cwd", "ending", "status", "heavy", "no_snapshot",
+    "execs", "forks",
 }
+#: Debian's binfmt_misc registration of qemu-riscv64 (qemu-user-binfmt; preserves argv[0]).
+BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-riscv64.conf")
+#: Mounts a binfmt_misc private to a new user+mount namespace, registers $1's line, runs the rest.
+_BINFMT_SCRIPT = (
+    'mount -t binfmt_misc none /proc/sys/fs/binfmt_misc && cat "$1" > /proc/sys/fs/binfmt_misc/register '
+    '&& shift && exec "$@"'
+)
 
 
 class ToolchainMissing(NotFoundError):
@@ -88,6 +96,10 @@ class GuestProgram:
     heavy: bool = False
     #: the program holds what snapshots refuse (pipes, event descriptors, timers): no snapshot chain
     no_snapshot: bool = False
+    #: The program execs riscv64 programs: its oracle is :func:`exec_capable_qemu` (binfmt_misc).
+    execs: bool = False
+    #: The program creates guest processes (a snapshot of it is refused: its other processes are not captured).
+    forks: bool = False
 
     @property
     def source_path(self) -> Path:
@@ -127,7 +139,7 @@ def _program_from_entry(entry: Mapping[str, Any], where: str) -> GuestProgram:
         raise ConfigurationError(f"{where}: 'ending' must be one of {_ENDINGS}, got {ending!r}")
     if not isinstance(status, int) or not 0 <= status <= 255 or (ending == "signal" and not 0 < status < 65):
         raise ConfigurationError(f"{where}: 'status' {status!r} is not a valid exit status or signal")
-    flags = {key: entry.get(key, False) for key in ("writable_cwd", "heavy", "no_snapshot")}
+    flags = {key: entry.get(key, False) for key in ("writable_cwd", "heavy", "no_snapshot", "execs", "forks")}
     for key, flag in flags.items():
         if not isinstance(flag, bool):
             raise ConfigurationError(f"{where}: {key!r} must be true or false")
@@ -142,6 +154,8 @@ def _program_from_entry(entry: Mapping[str, Any], where: str) -> GuestProgram:
         writable_cwd=flags["writable_cwd"],
         heavy=flags["heavy"],
         no_snapshot=flags["no_snapshot"],
+        execs=flags["execs"],
+        forks=flags["forks"],
     )
 
 
@@ -299,6 +313,29 @@ def run_qemu(
     signal (qemu-user kills itself with the guest's signal).
     """
     return run_guest_command([find_tool(qemu), str(binary), *args], cwd, timeout=timeout)
+
+
+@cache
+def exec_capable_qemu(qemu: str = QEMU) -> tuple[str, ...]:
+    """The command prefix that runs a riscv64 program under qemu-user able to ``execve`` riscv64 programs.
+
+    qemu-user cannot exec a foreign program without binfmt_misc. This mounts
+    a binfmt_misc instance private to a new user and mount namespace
+    (Linux 6.7+), registers Debian's qemu-riscv64 line in it and runs
+    ``qemu PROGRAM ARGS`` there: the host's binfmt_misc is never touched.
+    ``ToolchainMissing`` says why when this host cannot do it.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None or not BINFMT_CONF.is_file():
+        raise ToolchainMissing(f"an exec-capable qemu oracle needs unshare(1) and {BINFMT_CONF} (qemu-user-binfmt)")
+    prefix = (unshare, "--user", "--map-root-user", "--mount", "sh", "-c", _BINFMT_SCRIPT, "sh", str(BINFMT_CONF))
+    probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=30, check=False)
+    if probe.returncode != 0:
+        raise ToolchainMissing(
+            "cannot mount a private binfmt_misc in a user namespace here: "
+            + probe.stderr.decode(errors="replace").strip()
+        )
+    return (*prefix, find_tool(qemu))
 
 
 def count_instructions(

@@ -6,7 +6,9 @@
  *   (the guest has opened nothing but 0, 1, 2);
  * - setrlimit(RLIMIT_NOFILE, 16): opens succeed for fds 3..15, then EMFILE;
  *   dup2/F_DUPFD at or past the limit: EBADF/EINVAL;
- * - kill/tkill/tgkill to pid 1 (signal 0 only), the host pid and group: ESRCH.
+ * - kill/tkill/tgkill to pid 1 (signal 0 only), the host pid and group: ESRCH;
+ * - the same, and getpgid/getsid/setpgid of the host pid, once the guest has a child process of its own
+ *   (guest processes know each other; a host process stays out of reach).
  */
 #include "attack.h"
 
@@ -147,6 +149,32 @@ static void signals(pid_t host_pid, pid_t host_pgid) {
     line("kill own group 0", rc == 0 ? "contained" : "WRONG", "rc=%ld", rc);
 }
 
+static void with_a_child(pid_t host_pid, pid_t host_pgid) {
+    pid_t child = fork();
+    if (child < 0) { /* where guest processes cannot fork (a hardware accelerator): nothing more to try */
+        line("fork", "contained", "errno=%s", ename(errno));
+        return;
+    }
+    if (child == 0) {
+        for (;;) usleep(10000);
+    }
+    expect_esrch("forked: kill host 0", kill(host_pid, 0));
+    expect_esrch("forked: kill host SIGKILL", kill(host_pid, SIGKILL));
+    expect_esrch("forked: kill -pgid SIGTERM", kill(-host_pgid, SIGTERM));
+    expect_esrch("forked: tgkill host SIGKILL", syscall(SYS_tgkill, host_pid, host_pid, SIGKILL));
+    expect_esrch("forked: getpgid host", getpgid(host_pid));
+    expect_esrch("forked: getsid host", getsid(host_pid));
+    expect_esrch("forked: setpgid host", setpgid(host_pid, host_pid));
+    long rc = kill(child, 0);
+    line("forked: kill own child 0", rc == 0 ? "contained" : "WRONG", "rc=%ld", rc);
+    rc = kill(child, SIGKILL);
+    int status = 0;
+    pid_t reaped = waitpid(child, &status, 0);
+    line("forked: SIGKILL own child", rc == 0 && reaped == child && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
+         ? "contained" : "WRONG", "rc=%ld reaped=%d status=%#x", rc, (int)reaped, status);
+    expect_esrch("forked: kill -1 0 after reaping", kill(-1, 0));
+}
+
 int main(int argc, char **argv) {
     setup_args(argc, argv, 7);
     pid_t host_pid = (pid_t)atoi(argv[5]);
@@ -154,6 +182,7 @@ int main(int argc, char **argv) {
     write_file("/secret", "GUEST-secret\n", 0644);
     fd_probe();
     signals(host_pid, host_pgid);
+    with_a_child(host_pid, host_pgid);
     nofile();
     return finish();
 }

@@ -75,10 +75,21 @@ def run_in_fresh_dir(
     return GuestOutcome(stdout, stderr, returncode, snapshot_tree(cwd))
 
 
+def qemu_command(guest_build: ModuleType, program: Any) -> list[str]:
+    """qemu-riscv64, or for a program that execs, qemu behind a private binfmt_misc (skip/fail if unavailable)."""
+    if not program.execs:
+        return [guest_build.find_tool(guest_build.QEMU)]
+    try:
+        return list(guest_build.exec_capable_qemu())
+    except guest_build.ToolchainMissing as missing:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"{program.name} execs programs and needs an exec-capable qemu oracle: {missing}")
+
+
 def run_under_qemu(guest_build: ModuleType, binary: Path, program: Any, cwd: Path) -> GuestOutcome:
-    return run_in_fresh_dir(
-        guest_build, [guest_build.find_tool(guest_build.QEMU), str(binary), *program.args], cwd, timeout=60.0
-    )
+    return run_in_fresh_dir(guest_build, [*qemu_command(guest_build, program), str(binary), *program.args], cwd,
+                            timeout=60.0)
 
 
 def without_uncaught_signal_report(stderr: bytes) -> bytes:

@@ -136,3 +136,16 @@ def make_harness() -> Iterator[Callable[..., SyscallHarness]]:
     yield make
     for harness in made:
         harness.state.fds.close_all()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_guest_process_table() -> Iterator[None]:
+    """One pytest process runs many guests: a guest fork in one test must not make the next a "forked" guest.
+
+    (Under ``vm run`` one host process is one guest process, which is what ``PROCESSES`` models.)
+    """
+    from vm_linux.guest_procs import PROCESSES
+
+    yield
+    PROCESSES.table = None
+    PROCESSES.first_pid = os.getpid()

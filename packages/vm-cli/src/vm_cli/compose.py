@@ -43,6 +43,8 @@ commands wrap :meth:`ComposedVm.run` in it.
 
 from __future__ import annotations
 
+import errno
+import os
 import platform
 import uuid
 from collections.abc import Callable, Sequence
@@ -182,6 +184,8 @@ class ComposedVm:
         self.frontend = frontend
         self.accelerator = accelerator
         self.owner = owner  # what must be closed after the run (the accelerator's user-mode VM)
+        #: Called with the guest path after every ``execve`` (``vm run`` records it in the VM's history).
+        self.on_exec: Callable[[str], None] | None = None
 
     def event(self, name: str, **data: Any) -> None:
         """Tell the ``vm_machine_event`` observers that ``name`` happened to this VM."""
@@ -283,7 +287,66 @@ def _new_process(
         abi, mem, request.program, [request.program, *request.args], envp, root=request.root,
         stdin=stdin, stdout=stdout, stderr=stderr, syscall_overrides=overrides, load_program=loader.factory,
         network=request.net != "none",
+        exec_hook=ExecHook(plugins, request, isa),
     )
+
+
+class ExecHook:
+    """``execve`` inside the same host process: the new image on a new address space, composed here.
+
+    The loader that accepts the new file decides its ISA (none: ``ENOEXEC``).
+    The same ISA keeps the engine (it re-attaches to the new address space,
+    dropping the old image's code; the AOT cache stays valid for the same
+    binary); another emulated ISA gets its own front end, engine (the one the
+    command line chose) and Linux ABI. A guest on a hardware accelerator
+    cannot exec (``ENOEXEC``), nor can an emulated one exec an accelerated ISA.
+    """
+
+    def __init__(self, plugins: Plugins, request: ProgramRequest, isa: str) -> None:
+        self.plugins = plugins
+        self.request = request
+        self.isa = isa
+        self.vm: ComposedVm | None = None  # set when the VM is assembled: exec updates its parts
+
+    def __call__(self, process: Any, plan: Any, engine: Any, cpu: Any) -> tuple[Any, Any]:
+        from vm_linux.guest_errno import GuestErrno
+        from vm_mem import AddressSpace
+
+        registry = self.plugins.registry
+        try:
+            loader = registry.loader_for(plan.data[:HEADER_SIZE], plan.host_path)
+            isa = registry.isa(self.plugins.isa_name_for(loader.machine(plan.data[:HEADER_SIZE])))
+        except (NotFoundError, BadProgramError):
+            raise GuestErrno(errno.ENOEXEC) from None
+        vm = self.vm
+        if vm is None or vm.accelerator is not None or not isa.emulated:
+            log.info("exec_refused", program=plan.guest_path, isa=isa.name, reason="needs a hardware accelerator")
+            raise GuestErrno(errno.ENOEXEC)
+        mem = AddressSpace(max_memory=self.request.max_memory)
+        abi = overrides = None
+        if isa.name != self.isa:
+            abi, overrides = self.plugins.linux_personality(isa.name)
+            frontend, engine_spec, new_engine, new_cpu = _emulated_parts(
+                self.plugins, isa, self.request.engine, self.request.engine_settings, mem
+            )
+        else:
+            from vm_translate.cpu import CpuState
+
+            frontend, engine_spec, new_engine = vm.frontend, None, engine
+            new_cpu = CpuState(isa.name, frontend.layout.size, mem)
+        process.replace_image(plan, mem, loader.factory, abi=abi, syscall_overrides=overrides)
+        process.init_cpu(new_cpu)
+        new_cpu.icount = cpu.icount
+        if new_engine is not engine and hasattr(engine, "close"):
+            engine.close()
+        self.isa = isa.name
+        vm.isa, vm.mem, vm.cpu, vm.engine, vm.frontend = isa.name, mem, new_cpu, new_engine, frontend
+        if engine_spec is not None:
+            vm.engine_name = engine_spec.name
+        vm.event("exec", program=plan.guest_path, argv=[os.fsdecode(arg) for arg in plan.argv])
+        if vm.on_exec is not None:
+            vm.on_exec(plan.guest_path)
+        return new_engine, new_cpu
 
 
 def _emulated_parts(plugins: Plugins, isa: IsaSpec, engine: str, settings: Any, mem: Any) -> tuple[Any, Any, Any, Any]:
@@ -315,6 +378,7 @@ def compose_program(plugins: Plugins, request: ProgramRequest) -> ComposedVm:
         plugins, isa=isa.name, engine_name=engine_spec.name, engine=engine, mem=mem, cpu=cpu,
         process=process, frontend=frontend,
     )
+    process.exec_hook.vm = vm
     vm.event("created", engine=engine_spec.name, program=request.program, argv=[request.program, *request.args])
     return vm
 
@@ -353,6 +417,7 @@ def _compose_accelerated(
     except BaseException:
         guest.close()
         raise
+    process.state.forkable = False  # the accelerator's VM is not the host's to copy
     log.info("accelerated_process_loaded", accelerator=spec.name, entry=hex(entry), sp=hex(sp))
     vm = ComposedVm(
         plugins, isa=isa, engine_name=spec.name, engine=guest.engine, mem=guest.mem, cpu=guest.cpu,
@@ -380,6 +445,8 @@ def compose_restored(plugins: Plugins, snapshot_id: str, snapshot: Any, engine: 
         plugins, isa=isa.name, engine_name=engine_spec.name, engine=engine_object, mem=process.mem, cpu=cpu,
         process=process, frontend=frontend,
     )
+    process.exec_hook = ExecHook(plugins, ProgramRequest(program=process.program_path, engine=engine_spec.name), isa.name)
+    process.exec_hook.vm = vm
     vm.event("created", engine=engine_spec.name, program=process.program_path, argv=list(process.argv))
     vm.event("restored", snapshot_id=snapshot_id, instructions=cpu.icount)
     return vm

@@ -33,13 +33,14 @@ import os
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
 from vm_core.domainmodel import NameInUseError, validate_name
-from vm_core.errors import VmError
+from vm_core.errors import ConflictError, VmError
 from vm_core.logging import get_logger
 from vm_core.runner import current_runner
 
@@ -137,6 +138,53 @@ def describe_crash(err: BaseException) -> str:
     return one_line(f"internal error: {type(err).__name__}: {err}")
 
 
+#: How many times a record is written again when another guest process of the VM wrote first.
+WRITE_ATTEMPTS = 20
+
+#: The runs this vm process records: a guest fork's copy of them is not the child's to write.
+LIVE_RUNS: weakref.WeakSet[RecordedRun] = weakref.WeakSet()
+#: Store connections a guest fork inherited: never used nor closed in the child (SQLite forbids both).
+INHERITED: list[Any] = []
+
+
+def _forget_runs_in_child() -> None:
+    """After a guest fork, in the child: the parent's run and its store connection stay the parent's;
+    the child records its own process events (``ProcessForked`` now) through a connection of its own."""
+    for run in list(LIVE_RUNS):
+        if run.app is not None:
+            INHERITED.append(run.app)
+            run.process_events = ProcessEvents(run.vm_id) if run.started else None
+        run.app = None
+        run.started = False
+        if run.process_events is not None:
+            run.process_events.record("forked", parent_pid=os.getppid())
+
+
+class ProcessEvents:
+    """Writes one VM's guest process events (fork, exec, exit) from whichever guest process does them.
+
+    Each vm process opens its own store connection when it first writes. A
+    store that cannot be written costs the event (logged), never the guest.
+    """
+
+    def __init__(self, vm_id: Any) -> None:
+        self.vm_id = vm_id
+        self.app: Any = None
+
+    def record(self, kind: str, **details: Any) -> None:
+        try:
+            if self.app is None:
+                from vm_core.application import VmApplication
+
+                self.app = VmApplication()
+            self.app.record_process(self.vm_id, kind, os.getpid(), **details)
+        except VmError as err:
+            log.info("process_event_not_recorded", vm_id=str(self.vm_id), kind=kind, reason=str(err))
+
+
+os.register_at_fork(after_in_child=_forget_runs_in_child)
+
+
 class RecordedRun:
     """A guest run recorded on a VM in the event store, from start to a terminal state.
 
@@ -155,6 +203,16 @@ class RecordedRun:
         self.ended = False
         self.icount: Callable[[], int] = lambda: 0
         self.started_at = time.perf_counter()
+        #: This process's guest process events (set in a forked guest; the first process's exec uses the run's app).
+        self.process_events: ProcessEvents | None = None
+        LIVE_RUNS.add(self)
+
+    def process_event(self, kind: str, **details: Any) -> None:
+        """Record a guest process event of this run (``executed``, or a forked guest's ``exited``)."""
+        if self.process_events is not None:
+            self.process_events.record(kind, **details)
+        elif self.app is not None and self.started:
+            self._write(lambda: self.app.record_process(self.vm_id, kind, os.getpid(), **details))
 
     def begin(self) -> None:
         """Create or resume the VM (the store's refusals of the run itself propagate)."""
@@ -165,7 +223,13 @@ class RecordedRun:
             return
         with GUARD.deferred():
             try:
-                action()
+                for attempt in range(WRITE_ATTEMPTS):  # guest processes write to the same VM: retry a conflict
+                    try:
+                        action()
+                        break
+                    except ConflictError:
+                        if attempt == WRITE_ATTEMPTS - 1:
+                            raise
             except VmError as err:
                 warning_line(f"{self.not_recorded_warning}: {err}")
                 log.info("run_end_not_recorded", vm_id=str(self.vm_id), reason=str(err))

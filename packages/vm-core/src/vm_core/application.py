@@ -322,6 +322,20 @@ class VmApplication(Application[UUID]):
         self.save(vm)
         log.info("vm.lost", vm_id=str(vm.id))
 
+    def record_process(self, ref: str | UUID, kind: str, pid: int, *, attempts: int = 20, **details: Any) -> None:
+        """Record a guest process event (see ``VirtualMachine.record_process``); several guest processes
+        write to one VM, so a conflicting write is retried (``attempts`` times) on the VM as it now is."""
+        for attempt in range(attempts):
+            vm = self.get(ref)
+            vm.record_process(kind, pid, **details)
+            try:
+                self.save(vm)
+                break
+            except ConflictError:
+                if attempt == attempts - 1:
+                    raise
+        log.debug("vm.process_recorded", vm_id=str(vm.id), kind=kind, pid=pid)
+
     def record_snapshot(self, ref: str | UUID, snapshot_id: str, digest: str, size: int) -> None:
         """Record a snapshot of the VM by id, content digest and size in bytes."""
         vm = self.get(ref)

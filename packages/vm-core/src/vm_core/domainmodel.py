@@ -351,6 +351,25 @@ class VirtualMachine(Aggregate):
         self._require("mark lost", {VmState.RUNNING}, lambda s: "only a running VM can be lost")
         self._lost()
 
+    def record_process(
+        self, kind: str, pid: int, *, parent_pid: int | None = None, program: str | None = None,
+        exit_status: int | None = None, signal: int | None = None,
+    ) -> None:
+        """Record what a guest process of this VM did: ``forked`` (from ``parent_pid``), ``executed``
+        ``program``, or ``exited`` (``exit_status`` or ``signal``). Guest processes outlive the VM's
+        first one, so any state but removed takes them."""
+        self._require_not_removed("record a guest process")
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise InvalidOutcomeError(f"a guest pid must be a positive integer, not {pid!r}")
+        if kind == "forked":
+            self._process_forked(pid=pid, parent_pid=parent_pid)
+        elif kind == "executed":
+            self._process_executed(pid=pid, program=program)
+        elif kind == "exited":
+            self._process_exited(pid=pid, exit_status=exit_status, signal=signal)
+        else:
+            raise InvalidOutcomeError(f"unknown guest process event {kind!r}")
+
     def record_snapshot(self, snapshot_id: str, digest: str, size: int) -> None:
         """Record a snapshot of this VM (taken by an engine) by its id, content digest and size."""
         self._require_not_removed("snapshot")
@@ -447,6 +466,18 @@ class VirtualMachine(Aggregate):
         self.state = VmState.STOPPED
         self.last_exit = record
         self.runner = None
+
+    @event("ProcessForked")
+    def _process_forked(self, pid: int, parent_pid: int | None) -> None:
+        pass
+
+    @event("ProcessExecuted")
+    def _process_executed(self, pid: int, program: str | None) -> None:
+        pass
+
+    @event("ProcessExited")
+    def _process_exited(self, pid: int, exit_status: int | None, signal: int | None) -> None:
+        pass
 
     @event("SnapshotTaken")
     def _snapshot_taken(self, snapshot_id: str, digest: str, size: int) -> None:

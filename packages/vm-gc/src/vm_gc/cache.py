@@ -51,8 +51,10 @@ Each collection is logged as a ``gc_collection`` event, passed to the
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -72,8 +74,41 @@ class CacheError(VmError):
     """The code cache was asked for something about an entry it does not hold (or holds already)."""
 
 
+#: The code caches of this process, for the fork hooks below.
+LIVE_CACHES: weakref.WeakSet[CodeCache] = weakref.WeakSet()
+
+
+def _lock_for_fork() -> None:
+    """Before a fork: hold every cache's lock, so the background marker is between batches."""
+    for cache in list(LIVE_CACHES):
+        cache._lock.acquire()
+
+
+def _unlock_in_parent() -> None:
+    for cache in list(LIVE_CACHES):
+        cache._lock.release()
+
+
+def _reset_in_child() -> None:
+    """Threads do not survive a fork: a cycle the marker thread was running is finished by the next pause."""
+    for cache in list(LIVE_CACHES):
+        cycle = cache._cycle
+        if cycle is not None and cycle.background:
+            cycle.background = False
+            cycle.forget_thread()
+            cache.safepoint_due = True
+        cache._lock.release()
+
+
+os.register_at_fork(before=_lock_for_fork, after_in_parent=_unlock_in_parent, after_in_child=_reset_in_child)
+
+
 class CodeCache:
-    """A bounded translation cache and its collector (see the module docstring)."""
+    """A bounded translation cache and its collector (see the module docstring).
+
+    Fork-safe: a fork happens with every cache's lock held (never inside a
+    marking batch); in the child a background cycle ends at the next safepoint.
+    """
 
     def __init__(
         self, limits: CacheLimits, policy: GcPolicy | None = None, *, stats: dict[str, float] | None = None
@@ -108,6 +143,7 @@ class CodeCache:
         self._force_major = False
         self._deferred: list[tuple[Key, Any]] = []
         self._trigger = limits.scaled(self.policy.trigger_fraction)
+        LIVE_CACHES.add(self)
 
     # -- inspection ---------------------------------------------------------------
     def __len__(self) -> int:

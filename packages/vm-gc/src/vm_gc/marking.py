@@ -152,6 +152,10 @@ class MarkCycle:
         finally:
             self.mark_seconds += time.thread_time() - started
 
+    def forget_thread(self) -> None:
+        """In a forked child: the marker thread is gone (the pause drains what is left)."""
+        self._thread = None
+
     def stop(self) -> None:
         """Stop the background marker, if any, and wait for it (the caller must not hold the lock)."""
         with self.lock:

@@ -224,6 +224,18 @@ class GuestFilesystem:
         if cwd is not None:
             self.chdir(self.cwd_node, cwd)
 
+    def set_program(self, host_path: str, guest_path: str) -> None:
+        """``execve``: ``/proc/self/exe`` is the new program (``host_path``, which the exec resolved inside the root)."""
+        try:
+            exe_fd = os.open(host_path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            exe_fd = os.open("/dev/null", os.O_PATH | os.O_CLOEXEC)
+        self.exe_node.close()
+        self.exe_host_path = host_path
+        self.exe_guest_path = guest_path
+        self.exe_node = host_node(exe_fd, outside=False)
+        self.exe_node.program = True
+
     def close(self) -> None:
         """Release the descriptors this view holds (root, working directory, program)."""
         for node in (self.root_node, self.cwd_node, self.exe_node):

@@ -360,8 +360,13 @@ def capture_process(process: Any, *, std_streams: Sequence[int] = (0, 1, 2)) -> 
     ``std_streams`` are the host fds the process was given as its standard
     streams. Raises :class:`UnsupportedError` for descriptors that cannot be
     reopened elsewhere (pipes, sockets, event descriptors, renamed or removed
-    files) and for guest timers.
+    files), for guest timers, and for a guest that has forked (its other
+    processes would not be in the snapshot).
     """
+    from vm_linux.guest_procs import PROCESSES
+
+    if PROCESSES.table is not None or PROCESSES.forked:
+        raise UnsupportedError("cannot snapshot a guest that has forked: its other processes are not captured")
     state = process.state
     if state.timers.armed or state.timers.posix:
         raise UnsupportedError(

@@ -25,6 +25,7 @@ result is a :class:`ProcessResult`.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -76,7 +77,8 @@ from vm_linux.signals import (
 from vm_linux.stack import STACK_SIZE, ExecImage, InitialStack, build_initial_stack
 from vm_linux.state import GuestExit, ProcessState
 from vm_linux.syscalls import ABI_BUILDERS, SyscallDispatcher
-from vm_linux.syscalls.registry import Handler
+from vm_linux.syscalls.exec_calls import ExecPlan, ExecRequested
+from vm_linux.syscalls.registry import MASK64, Handler
 from vm_linux.timers import SI_KERNEL
 from vm_linux.vfs import VirtualFiles
 from vm_linux.waiting import Restart
@@ -85,6 +87,8 @@ DEFAULT_SLICE = 100_000
 
 #: ``load(mem, path, machine, *, limit, data)``: maps a program (a ``LoaderSpec``'s factory; default ELF).
 ProgramLoader = Callable[..., LoadedProgram]
+#: ``exec_hook(process, plan, engine, cpu) -> (engine, cpu)``: the new image of an ``execve`` (raises GuestErrno).
+ExecHook = Callable[["LinuxProcess", ExecPlan, Any, Any], tuple[Any, Any]]
 
 
 @attrs.frozen
@@ -160,6 +164,7 @@ class LinuxProcess:
         load_program: ProgramLoader = load_elf,
         arch: ArchInfo | None = None,
         network: bool = True,
+        exec_hook: ExecHook | None = None,
     ) -> None:
         self.abi = abi_for(abi, arch) if isinstance(abi, str) else abi
         self.load_program = load_program
@@ -184,6 +189,8 @@ class LinuxProcess:
         self.dispatcher = SyscallDispatcher(self.abi, syscall_overrides)
         self.loaded: LoadedProgram | None = None
         self.stack: InitialStack | None = None
+        self.execfn: str | bytes = program
+        self.exec_hook = exec_hook
         self.log = get_logger("vm_linux.process", program=program)
 
     def close(self) -> None:
@@ -198,27 +205,89 @@ class LinuxProcess:
     def load(self) -> tuple[int, int]:
         """Map the program, the stack and the sigreturn trampoline; return the initial (pc, sp)."""
         data = read_program_file(self.program_path)
-        self.loaded = self.load_program(
-            self.mem, self.program_path, self.abi.elf_machine, limit=self.trampoline_addr, data=data
-        )
-        self.stack = build_initial_stack(
-            self.mem,
-            self.loaded,
+        self.loaded, self.stack = self._map_image(self.mem, self.load_program, data)
+        self._commit_image()
+        return self.loaded.entry, self.stack.sp
+
+    def _map_image(self, mem: Any, load_program: ProgramLoader, data: bytes) -> tuple[LoadedProgram, InitialStack]:
+        """Map the program in ``data``, its initial stack and the sigreturn trampoline into ``mem``."""
+        loaded = load_program(mem, self.program_path, self.abi.elf_machine, limit=self.trampoline_addr, data=data)
+        stack = build_initial_stack(
+            mem,
+            loaded,
             self.argv,
             self.envp,
-            execfn=self.program_path,
+            execfn=self.execfn,
             stack_top=self.abi.arch.stack_top,
             page_size=self.abi.arch.page_size,
             hwcap=self.abi.hwcap,
             minsigstksz=self.abi.at_minsigstksz,
         )
         code = self.abi.signal_frames.trampoline_code
-        self.mem.map(self.trampoline_addr, PAGE_SIZE, PROT_READ | PROT_EXEC, code)
+        mem.map(self.trampoline_addr, PAGE_SIZE, PROT_READ | PROT_EXEC, code)
+        return loaded, stack
+
+    def _commit_image(self) -> None:
+        assert self.loaded is not None and self.stack is not None
         self.state.sigreturn_trampoline = self.trampoline_addr
         comm = os.path.basename(os.fsdecode(self.program_path))[:15]  # Linux: the execve'd name, TASK_COMM_LEN-1
         self.state.exec_image = ExecImage(program=self.loaded, stack=self.stack, comm=comm)
         track_peak_mapped_pages(self.state)
-        return self.loaded.entry, self.stack.sp
+
+    def replace_image(
+        self, plan: ExecPlan, mem: Any, load_program: ProgramLoader, *, abi: LinuxAbi | None = None,
+        syscall_overrides: Mapping[str | int, Handler] | None = None,
+    ) -> None:
+        """``execve``'s new image on the new, empty address space ``mem`` (and ``abi``, for another ISA).
+
+        The new image is mapped first; if that fails (a bad ELF: ``ENOEXEC``)
+        nothing of the old one has changed. Then, as Linux does: descriptors
+        with ``FD_CLOEXEC`` close, handled signals go back to their default
+        (ignored ones and the mask stay), the alternate stack goes.
+        """
+        old = (self.abi, self.program_path, self.argv, self.envp, self.execfn, self.trampoline_addr)
+        new_abi = abi if abi is not None else self.abi
+        self.abi = new_abi
+        self.trampoline_addr = trampoline_address(new_abi.arch.stack_top)
+        self.program_path, self.argv, self.envp, self.execfn = plan.host_path, list(plan.argv), list(plan.envp), plan.execfn
+        mem.address_limit = min(mem.address_limit, new_abi.user_address_limit)
+        mem.mmap_base = new_abi.arch.mmap_base
+        try:
+            loaded, stack = self._map_image(mem, load_program, plan.data)
+        except (VmError, ValueError) as err:
+            self.abi, self.program_path, self.argv, self.envp, self.execfn, self.trampoline_addr = old
+            self.log.info("exec_failed", program=plan.guest_path, reason=str(err))
+            raise GuestErrno(errno.ENOEXEC) from None
+        # the point of no return
+        if abi is not None:
+            self.state.abi = abi
+            self.dispatcher = SyscallDispatcher(abi, syscall_overrides)
+        self.mem = self.state.mem = mem
+        self.load_program = load_program
+        self.loaded, self.stack = loaded, stack
+        state = self.state
+        for fd in [fd for fd, entry in state.fds.files.items() if entry.cloexec]:
+            state.fds.close(fd)
+        state.signals.reset_for_exec()
+        state.host_signals.reset_after_exec()
+        state.timers.posix.clear()  # timer_create(2): deleted by execve; interval timers and alarm() stay
+        state.clear_child_tid = 0
+        state.shared_file_ranges = []
+        state.fs.set_program(plan.host_path, plan.guest_path)
+        self._commit_image()
+        self.log = get_logger("vm_linux.process", program=plan.guest_path)
+        self.log.debug("exec", program=plan.guest_path, argv=[os.fsdecode(arg) for arg in plan.argv])
+
+    def _exec(self, plan: ExecPlan, engine: Any, cpu: Any) -> tuple[Any, Any]:
+        """Serve ``execve``: the exec hook's new (engine, cpu), or the old ones with ``-errno`` in the result."""
+        try:
+            if self.exec_hook is None:
+                self.log.info("exec_unsupported", reason="this process was built without an exec hook")
+                raise GuestErrno(errno.ENOSYS)
+            return self.exec_hook(self, plan, engine, cpu)
+        except GuestErrno as err:
+            cpu.regs[self.abi.result_register] = -err.code & MASK64
+            return engine, cpu
 
     def init_cpu(self, cpu: Any) -> None:
         """Set ``cpu`` up as Linux leaves a new process: registers zero but ``sp``, ``pc`` = entry."""
@@ -250,7 +319,10 @@ class LinuxProcess:
                     continue
                 kind = reason.kind
                 if kind is StopKind.SYSCALL:
-                    self.dispatcher.dispatch(self.state, cpu)
+                    try:
+                        self.dispatcher.dispatch(self.state, cpu)
+                    except ExecRequested as request:
+                        engine, cpu = self._exec(request.plan, engine, cpu)
                     self.state.timers.fire_due(self.state.signals)
                     self.deliver_pending(cpu)
                 elif kind is StopKind.BUDGET:
@@ -403,4 +475,5 @@ class LinuxProcess:
         signals.set_blocked(blocked)
         if act.flags & SA_RESETHAND:
             signals.actions[signo] = SigAction()
+            self.state.host_signals.mirror(signo, SigAction())
         self.log.debug("signal_delivered", signal=signal_name(signo), handler=hex(act.handler))

@@ -115,6 +115,15 @@ class SignalState:
                 return signo, self.pending.pop(signo)
         return None
 
+    def deliverable(self) -> bool:
+        """Whether a pending signal is not blocked."""
+        return any(not self.blocked & sigbit(signo) for signo in self.pending)
+
+    def reset_for_exec(self) -> None:
+        """``execve``: handlers go back to the default (ignored signals stay ignored); mask and pending stay."""
+        self.actions = {signo: act for signo, act in self.actions.items() if act.handler == SIG_IGN}
+        self.altstack = (0, SS_DISABLE, 0)
+
     def on_altstack(self, sp: int) -> bool:
         ss_sp, ss_flags, ss_size = self.altstack
         return not ss_flags & SS_DISABLE and ss_sp < sp <= ss_sp + ss_size

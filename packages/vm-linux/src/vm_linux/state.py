@@ -22,6 +22,7 @@ from vm_linux.abi import LinuxAbi
 from vm_linux.fdtable import NR_OPEN, FdTable, OpenFile
 from vm_linux.fs import GuestFilesystem, Node, Parent, host_node
 from vm_linux.guest_errno import GuestErrno
+from vm_linux.guest_procs import HostSignals
 from vm_linux.signals import SignalState
 from vm_linux.sockaddr import UnixNames
 from vm_linux.stack import ExecImage
@@ -60,12 +61,15 @@ class ProcessState:
         self.fds = fds
         self.signals = SignalState()
         self.timers = GuestTimers()
+        self.host_signals = HostSignals(self.signals, wake=self.wake_waiter)
         self._waker: Waker | None = None
         #: set by the dispatcher when a blocking call was interrupted: (how to restart it, number, first argument)
         self.interrupted: tuple[Restart, int, int] | None = None
         #: how ``restart_syscall`` continues a call interrupted with Restart.BLOCK (Linux's restart_block)
         self.restart_block: Callable[[], int] | None = None
         self.pid = os.getpid()
+        #: Whether ``fork`` may copy this process (not on a hardware accelerator: its VM is not the host's to copy).
+        self.forkable = True
         self.clear_child_tid = 0
         self.personality = 0  # PER_LINUX; personality(2)
         self.rlimits: dict[int, tuple[int, int]] = {}
@@ -92,6 +96,11 @@ class ProcessState:
             self._waker = Waker()
         return self._waker
 
+    def wake_waiter(self) -> None:
+        """End a blocking call's wait early so that it looks at the pending signals again (signal-handler safe)."""
+        if self._waker is not None:
+            self._waker.wake()
+
     def refresh_waitables(self) -> None:
         """Bring the host objects behind guest signalfds up to date with the pending signals."""
         for entry in self.fds.files.values():
@@ -102,6 +111,14 @@ class ProcessState:
         if self._waker is not None:
             self._waker.close()
             self._waker = None
+
+    def forked_child(self) -> None:
+        """This is the child of a guest fork: what Linux gives a new process anew (start time, pending signals, timers)."""
+        self.start_boottime_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        self.signals.pending.clear()
+        self.timers = GuestTimers()  # neither interval timers, alarm() nor POSIX timers are inherited by fork
+        self.close_waker()  # the parent's wake-up pipe stays the parent's
+        self.log = get_logger("vm_linux.syscalls", isa=self.abi.isa, pid=self.pid)
 
     # ------------------------------------------------------------------ guest arguments
 

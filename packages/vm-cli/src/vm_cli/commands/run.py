@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from vm_core.errors import UnsupportedError
 from vm_core.logging import get_logger
+from vm_linux.guest_procs import PROCESSES
 from vm_mem import parse_memory_size
 
 from vm_cli.compose import ComposedVm, Plugins, ProgramRequest, compose_program
@@ -112,11 +113,11 @@ def run(args: argparse.Namespace) -> int:
         if vm.accelerator is not None and args.snapshot_at is not None:
             raise UnsupportedError("--snapshot-at: programs run through a hardware accelerator cannot be snapshotted")
         record = RunRecord(args, vm.isa, vm.engine_name)
-        cpu = vm.cpu
+        vm.on_exec = lambda program: record.process_event("executed", program=program)
         # everything start-up built (modules, plugins, the loaded program) lives as long as the process: moved out
         # of the cyclic collector's generations, it is not scanned again by every full collection nor at exit
         gc.freeze()
-        with record.running(lambda: cpu.icount):
+        with record.running(lambda: vm.cpu.icount):
             start = time.perf_counter()
             outcome = vm.run(snapshot_at=args.snapshot_at, app=record.app, vm_id=record.vm_id)
             if args.snapshot_at is not None and isinstance(outcome, saved_snapshot_type()):
@@ -126,10 +127,16 @@ def run(args: argparse.Namespace) -> int:
             result = outcome
             wall = time.perf_counter() - start
             exit_status = None if result.signal is not None else int(result.exit_status or 0) & 0xFF
-            record.guest_ended(exit_status, result.signal, cpu.icount, wall)
-        if args.stats:
+            record.guest_ended(exit_status, result.signal, vm.cpu.icount, wall)
+        if args.stats and not PROCESSES.forked:
             print_stats(vm, wall)
+    if PROCESSES.forked:
+        record.process_event("exited", exit_status=exit_status, signal=result.signal)
     end_like_the_guest(result)
+    if PROCESSES.forked:  # a guest fork ends here, without the interpreter's teardown (the parent's to do)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_status or 0)
     return exit_status or 0
 
 

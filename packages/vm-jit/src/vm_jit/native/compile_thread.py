@@ -9,10 +9,12 @@ installs them at its next dispatch.
 from __future__ import annotations
 
 import atexit
+import os
 import queue
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any
 
@@ -38,8 +40,31 @@ class CompileJob:
     aliases: tuple[str, ...] = ()  # the cache keys of its other blocks, each to lead to cache_key
 
 
+#: The compiler threads of this process, for the fork hooks below.
+LIVE: weakref.WeakSet[CompilerThread] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    """A guest fork copies the process: let every compile in flight finish, so no LLVM lock is held."""
+    for compiler in list(LIVE):
+        compiler.quiesce()
+
+
+def _after_fork_in_child() -> None:
+    """Threads do not survive a fork: each compiler gets a new queue, lock and thread in the child."""
+    for compiler in list(LIVE):
+        compiler.restart_in_child()
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
 class CompilerThread:
     """One daemon thread that compiles jobs in order; at interpreter exit it finishes only the current one.
+
+    Fork-safe: before a fork the jobs in flight finish (their results wait in
+    ``done`` and are installed by the parent and, being the same bytes, by the
+    child); after it the child starts its own thread.
 
     While jobs are in flight the interpreter's thread switch interval is
     :data:`COMPILE_SWITCH_INTERVAL`: a compile makes some 25 LLVM calls, each
@@ -59,6 +84,21 @@ class CompilerThread:
         self.thread = threading.Thread(target=self._loop, name="vm-llvm-compiler", daemon=True)
         self.thread.start()
         atexit.register(self.stop)
+        LIVE.add(self)
+
+    def quiesce(self) -> None:
+        """Wait until no job is queued or compiling (the thread then waits on the empty queue)."""
+        while self._in_flight and self.thread.is_alive() and not self.stopping:
+            time.sleep(0.0005)
+
+    def restart_in_child(self) -> None:
+        self.jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        sys.setswitchinterval(self._saved_interval)
+        if not self.stopping:
+            self.thread = threading.Thread(target=self._loop, name="vm-llvm-compiler", daemon=True)
+            self.thread.start()
 
     def _loop(self) -> None:
         from vm_jit.native.compiler import compile_object

@@ -16,12 +16,14 @@ from vm_linux.abi import LinuxAbi
 from vm_linux.guest_errno import GuestErrno
 from vm_linux.syscalls import (  # noqa: F401  (registration)
     eventfds,
+    exec_calls,
     fileio,
     long_tail,
     memory,
     pathmods,
     paths,
     polling,
+    proc_calls,
     process_time,
     signal_calls,
     sleeping,

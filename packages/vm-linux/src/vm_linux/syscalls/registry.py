@@ -20,11 +20,17 @@ HANDLERS: dict[str, Handler] = {}
 MASK64 = 2**64 - 1
 
 
+def _where(func: Handler) -> tuple[str, str]:
+    return func.__module__, getattr(func, "__qualname__", repr(func))
+
+
 def syscall(*names: str) -> Callable[[Handler], Handler]:
-    """Register the decorated function as the handler of the system calls ``names``."""
+    """Register the decorated function as the handler of the system calls ``names`` (each name once)."""
 
     def register(func: Handler) -> Handler:
         for name in names:
+            if name in HANDLERS and _where(HANDLERS[name]) != _where(func):
+                raise RuntimeError(f"system call {name!r} has two handlers: {HANDLERS[name].__module__} and {func.__module__}")
             HANDLERS[name] = func
         return func
 

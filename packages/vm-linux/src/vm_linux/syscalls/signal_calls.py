@@ -2,9 +2,10 @@
 
 Signals sent to the process itself become pending and are delivered by
 :class:`vm_linux.process.LinuxProcess` when the system call returns (unless
-blocked). Signals to other processes are not sent: ``kill(pid, 0)`` reports
-whether the host process exists, any other signal to another process is
-refused with ``EPERM`` (a VM guest does not get to signal host processes).
+blocked). Signals to other guest processes (forks of this vm process, see
+:mod:`vm_linux.guest_procs`) are the host ``kill``; any pid or process group
+with no guest process in it is ``ESRCH``: a guest never probes nor signals a
+host process that is not its own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from vm_core.errors import MemoryFault
 
 from vm_linux.guest_errno import GuestErrno
+from vm_linux.guest_procs import PROCESSES
 from vm_linux.signals import (
     DEFAULT_IGNORED,
     NSIG,
@@ -78,6 +80,7 @@ def sys_rt_sigaction(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
         st.mem.write(old_ptr, _pack_sigaction(st, old))
     if new is not None:
         st.signals.actions[signo] = new
+        st.host_signals.mirror(signo, new)
         if new.handler == SIG_IGN or (new.handler == SIG_DFL and signo in DEFAULT_IGNORED):
             st.signals.pending.pop(signo, None)
     return 0
@@ -161,20 +164,57 @@ def _send_to_self(st: ProcessState, signo: int, code: int) -> int:
     return 0
 
 
-def _no_such_process() -> int:
-    raise GuestErrno(errno.ESRCH)
+def _send(st: ProcessState, pid: int, signo: int) -> None:
+    """Signal guest process ``pid`` (the caller: pending at once; another: the host ``kill``)."""
+    if pid == st.pid:
+        _send_to_self(st, signo, SI_USER)
+    else:
+        PROCESSES.signal(pid, signo)
+
+
+def _send_to_many(st: ProcessState, pids: list[int], signo: int) -> int:
+    """Signal every pid in ``pids`` (``ESRCH`` if none; ``EPERM`` only if every one refused)."""
+    if not pids:
+        raise GuestErrno(errno.ESRCH)
+    refused = 0
+    for pid in pids:
+        try:
+            _send(st, pid, signo)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            refused += 1
+    if refused == len(pids):
+        raise GuestErrno(errno.EPERM)
+    return 0
+
+
+def _in_group(pid: int, pgid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pgid
+    except OSError:
+        return False
 
 
 @syscall("kill")
 def sys_kill(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
+    """Guest processes only: a pid (or group) with no guest process in it does not exist for the guest."""
     pid, signo = s32(a[0]), s32(a[1])
     if not 0 <= signo <= NSIG:
         raise GuestErrno(errno.EINVAL)
-    if pid in (0, st.pid, -st.pid):
+    if pid == st.pid:
         return _send_to_self(st, signo, SI_USER)
-    # Anything else names processes that are not the guest's (kill(-1): every process but the caller,
-    # and the guest has no other): they do not exist for it, and are never probed nor signalled.
-    return _no_such_process()
+    if pid > 0:
+        if not PROCESSES.is_guest(pid):
+            raise GuestErrno(errno.ESRCH)
+        _send(st, pid, signo)
+        return 0
+    if pid == -1:  # every guest process but the caller
+        return _send_to_many(st, [p for p in PROCESSES.all_pids() if p != st.pid], signo)
+    if pid == -(2**31):
+        raise GuestErrno(errno.ESRCH)
+    pgid = os.getpgrp() if pid == 0 else -pid
+    return _send_to_many(st, [p for p in PROCESSES.all_pids() if _in_group(p, pgid)], signo)
 
 
 @syscall("tkill")
@@ -183,8 +223,17 @@ def sys_tkill(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     if tid <= 0 or not 0 <= signo <= NSIG:
         raise GuestErrno(errno.EINVAL)
     if tid != st.pid:
-        raise GuestErrno(errno.ESRCH)
+        return _kill_other_thread_group(st, tid, tid, signo)
     return _send_to_self(st, signo, SI_TKILL)
+
+
+def _kill_other_thread_group(st: ProcessState, tgid: int, tid: int, signo: int) -> int:
+    """A guest process is one thread: its tid is its pid; another guest process gets the host ``kill``."""
+    if tgid != tid or not PROCESSES.is_guest(tid):
+        raise GuestErrno(errno.ESRCH)
+    if signo:
+        PROCESSES.signal(tid, signo)
+    return 0
 
 
 @syscall("tgkill")
@@ -193,5 +242,5 @@ def sys_tgkill(st: ProcessState, cpu: Any, a: Sequence[int]) -> int:
     if tgid <= 0 or tid <= 0 or not 0 <= signo <= NSIG:
         raise GuestErrno(errno.EINVAL)
     if tgid != st.pid or tid != st.pid:
-        raise GuestErrno(errno.ESRCH)
+        return _kill_other_thread_group(st, tgid, tid, signo)
     return _send_to_self(st, signo, SI_TKILL)
